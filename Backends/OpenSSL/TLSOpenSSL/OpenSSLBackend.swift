@@ -1,0 +1,2 @@
+#if OpenSSL
+#endif

@@ -1,0 +1,98 @@
+// swift-tools-version:6.1
+//
+// TLSKit: one TLS API over the system OpenSSL 3 or the system GnuTLS 3, chosen at
+// build time by a package trait.
+//
+//   swift build                      -> OpenSSL (the default trait)
+//   swift build --traits GnuTLS      -> GnuTLS only
+//   swift build --traits OpenSSL,GnuTLS -> both backends, DefaultTLSBackend = OpenSSL
+//
+// Every target is always compiled; a backend's Swift files are wrapped in `#if OpenSSL`
+// / `#if GnuTLS`, and the C library is linked only when its trait is enabled.
+import PackageDescription
+
+let strictSwift: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "TLSKit",
+    products: [
+        .library(name: "TLSKit", targets: ["TLSKit"]),
+        .executable(name: "tlsctl", targets: ["tlsctl"]),
+    ],
+    traits: [
+        .trait(name: "OpenSSL", description: "Use the system OpenSSL 3 (libssl, libcrypto)."),
+        .trait(name: "GnuTLS", description: "Use the system GnuTLS 3 (libgnutls)."),
+        .default(enabledTraits: ["OpenSSL"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // The contract: protocols, configuration, errors, transports, the state machine.
+        .target(name: "TLSCore", swiftSettings: strictSwift),
+
+        // OpenSSL backend.
+        .systemLibrary(
+            name: "COpenSSL",
+            path: "Backends/OpenSSL/COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        .target(
+            name: "TLSOpenSSL",
+            dependencies: [
+                "TLSCore",
+                .target(name: "COpenSSL", condition: .when(traits: ["OpenSSL"])),
+            ],
+            path: "Backends/OpenSSL/TLSOpenSSL",
+            swiftSettings: strictSwift
+        ),
+
+        // GnuTLS backend.
+        .systemLibrary(
+            name: "CGnuTLS",
+            path: "Backends/GnuTLS/CGnuTLS",
+            pkgConfig: "gnutls",
+            providers: [.apt(["libgnutls28-dev"])]
+        ),
+        .target(
+            name: "TLSGnuTLS",
+            dependencies: [
+                "TLSCore",
+                .target(name: "CGnuTLS", condition: .when(traits: ["GnuTLS"])),
+            ],
+            path: "Backends/GnuTLS/TLSGnuTLS",
+            swiftSettings: strictSwift
+        ),
+
+        // What applications import.
+        .target(
+            name: "TLSKit",
+            dependencies: [
+                "TLSCore",
+                .target(name: "TLSOpenSSL", condition: .when(traits: ["OpenSSL"])),
+                .target(name: "TLSGnuTLS", condition: .when(traits: ["GnuTLS"])),
+            ],
+            swiftSettings: strictSwift
+        ),
+
+        .executableTarget(
+            name: "tlsctl",
+            dependencies: [
+                "TLSKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSwift
+        ),
+
+        .testTarget(
+            name: "TLSKitTests",
+            dependencies: ["TLSKit"],
+            swiftSettings: strictSwift
+        ),
+    ]
+)

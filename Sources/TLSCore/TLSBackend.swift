@@ -1,0 +1,143 @@
+/// A TLS provider: OpenSSL or GnuTLS. Pick one with a package trait; use
+/// `DefaultTLSBackend` from `TLSKit` to write code that does not name it.
+///
+/// A backend makes contexts (`SSL_CTX_new`), which make connections (`SSL_new`).
+public protocol TLSBackend: Sendable {
+    /// The backend's name: `"OpenSSL"` or `"GnuTLS"`.
+    static var name: String { get }
+    /// The version of the C library loaded at run time, e.g. `"OpenSSL 3.0.19 …"`.
+    static var libraryVersion: String { get }
+    /// What this backend can do beyond the common contract.
+    static var capabilities: TLSCapabilities { get }
+
+    /// Creates a context: loads certificates, keys and the trust store once.
+    /// - Throws: ``TLSError`` when the configuration is invalid or cannot be loaded.
+    static func makeContext(_ configuration: TLSConfiguration) throws -> TLSContext
+
+    /// Generates a fresh key (ECDSA P-256) and a self-signed certificate for the given
+    /// DNS names and IP addresses, valid from one hour ago for `validityDays` days.
+    /// For demos and tests; production servers load a CA-issued certificate.
+    static func makeSelfSignedIdentity(
+        commonName: String,
+        subjectAlternativeNames: [String],
+        validityDays: Int
+    ) throws -> TLSIdentity
+}
+
+/// Abilities a backend may or may not have. An option that needs a missing capability
+/// is refused at context creation with ``TLSError/Code/unsupported``.
+public struct TLSCapabilities: OptionSet, Sendable, Hashable, CustomStringConvertible {
+    public let rawValue: UInt64
+    public init(rawValue: UInt64) { self.rawValue = rawValue }
+
+    /// TLS 1.3 (RFC 8446).
+    public static let tls13 = TLSCapabilities(rawValue: 1 << 0)
+    /// ALPN (RFC 7301).
+    public static let alpn = TLSCapabilities(rawValue: 1 << 1)
+    /// Server Name Indication, sent and received (RFC 6066).
+    public static let serverNameIndication = TLSCapabilities(rawValue: 1 << 2)
+    /// Client certificates (mutual TLS).
+    public static let mutualTLS = TLSCapabilities(rawValue: 1 << 3)
+    /// Host-name verification of DNS and IP SANs.
+    public static let hostnameVerification = TLSCapabilities(rawValue: 1 << 4)
+    /// Generating a self-signed identity.
+    public static let selfSignedIdentity = TLSCapabilities(rawValue: 1 << 5)
+
+    /// Every capability with its display name, in a stable order.
+    public static let all: [(TLSCapabilities, String)] = [
+        (.tls13, "TLS 1.3"),
+        (.alpn, "ALPN"),
+        (.serverNameIndication, "SNI"),
+        (.mutualTLS, "mutual TLS"),
+        (.hostnameVerification, "host-name verification"),
+        (.selfSignedIdentity, "self-signed identity"),
+    ]
+
+    public var description: String {
+        Self.all.filter { contains($0.0) }.map(\.1).joined(separator: ", ")
+    }
+}
+
+/// Which end of the handshake a connection plays.
+public enum TLSRole: Sendable, Hashable {
+    /// The connecting side (`SSL_set_connect_state`).
+    case client
+    /// The accepting side (`SSL_set_accept_state`).
+    case server
+}
+
+// MARK: - What a backend implements
+
+/// The result of one call into the C library, already classified by the backend.
+/// ``TLSConnection`` turns it into the contract's `Int32` result and error code.
+package enum TLSEngineStatus {
+    /// Handshake finished (value 1), or this many bytes were read/written, or
+    /// close_notify was sent and flushed (value 1).
+    case success(Int)
+    /// The transport must deliver bytes before the call can progress.
+    case wantRead
+    /// The transport must take bytes before the call can progress.
+    case wantWrite
+    /// The peer's close_notify arrived.
+    case closeNotify
+    /// A fatal failure. The backend describes it as precisely as it can; the
+    /// connection overrides it with `.syscall` / unexpected EOF when the transport
+    /// recorded a failure or end-of-stream.
+    case failure(TLSError)
+}
+
+/// A backend's context: built once from a configuration, shared by many connections,
+/// safe to use from several threads.
+package protocol TLSContextEngine: AnyObject, Sendable {
+    /// Creates the backend session once the role and transport are known.
+    /// `serverName` is the effective name for SNI and host-name checks (client role).
+    func makeSession(role: TLSRole, transport: TLSTransportIO, serverName: String?) throws -> any TLSSessionEngine
+}
+
+/// A backend's session: one C-library session, driven one call at a time.
+/// Implementations are thin: one C call per method, results classified, nothing else.
+/// The state rules of the contract live once in ``TLSConnection``.
+package protocol TLSSessionEngine: AnyObject {
+    /// One handshake step (`SSL_do_handshake` / `gnutls_handshake`).
+    func handshake() -> TLSEngineStatus
+    /// One read (`SSL_read` / `gnutls_record_recv`); `.success(n)` with n ≥ 1.
+    func read(into buffer: UnsafeMutableRawBufferPointer) -> TLSEngineStatus
+    /// One write of at least one byte (may be partial); `.success(n)` with n ≥ 1.
+    func write(_ bytes: UnsafeRawBufferPointer) -> TLSEngineStatus
+    /// Sends close_notify, or flushes a pending one. Never called twice once it succeeded.
+    func sendCloseNotify() -> TLSEngineStatus
+
+    /// Negotiated protocol version.
+    var negotiatedVersion: TLSVersion? { get }
+    /// Negotiated cipher suite, IANA name.
+    var cipherSuite: String? { get }
+    /// Negotiated ALPN protocol.
+    var negotiatedApplicationProtocol: String? { get }
+    /// The peer's certificate chain, leaf first, DER.
+    var peerCertificateChain: [[UInt8]] { get }
+    /// Server role: the SNI name the client sent.
+    var requestedServerName: String? { get }
+}
+
+/// A reusable TLS context: configuration loaded once (certificates, keys, trust store),
+/// shared by every connection made from it, safe to use from many threads.
+/// The `SSL_CTX` of OpenSSL, the credentials and priority cache of GnuTLS.
+public final class TLSContext: Sendable {
+    /// The configuration the context was made from.
+    public let configuration: TLSConfiguration
+    /// The backend that made the context.
+    public let backendName: String
+    package let engine: any TLSContextEngine
+
+    /// Backends create contexts; applications call `Backend.makeContext(_:)`.
+    package init(configuration: TLSConfiguration, backendName: String, engine: any TLSContextEngine) {
+        self.configuration = configuration
+        self.backendName = backendName
+        self.engine = engine
+    }
+
+    /// Creates a connection (`SSL_new`). Attach a transport, set the role, then handshake.
+    public func makeConnection() -> TLSConnection {
+        TLSConnection(context: self)
+    }
+}

@@ -1,0 +1,261 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A TLS protocol version TLSKit can negotiate. Older versions are not offered.
+public enum TLSVersion: Int, Sendable, Hashable, Comparable, CaseIterable, CustomStringConvertible {
+    /// TLS 1.2 (RFC 5246).
+    case tls12 = 0x0303
+    /// TLS 1.3 (RFC 8446).
+    case tls13 = 0x0304
+
+    public static func < (lhs: TLSVersion, rhs: TLSVersion) -> Bool { lhs.rawValue < rhs.rawValue }
+
+    public var description: String {
+        switch self {
+        case .tls12: return "TLSv1.2"
+        case .tls13: return "TLSv1.3"
+        }
+    }
+}
+
+/// Where bytes of a certificate, chain or key come from.
+public enum TLSDataSource: Sendable, Hashable {
+    /// A file on disk, read when the context is created.
+    case file(String)
+    /// Bytes in memory (PEM text as UTF-8).
+    case bytes([UInt8])
+
+    /// PEM text held in a string.
+    public static func pem(_ text: String) -> TLSDataSource { .bytes(Array(text.utf8)) }
+}
+
+/// The certificates a peer's chain is verified against.
+public enum TLSTrustRoots: Sendable, Hashable {
+    /// The operating system's trust store (on Debian `/etc/ssl/certs`).
+    case system
+    /// A PEM file holding one or more CA certificates.
+    case caFile(String)
+    /// A directory of CA certificates in the OpenSSL hashed-name layout (`c_rehash`).
+    case caDirectory(String)
+    /// CA certificates in memory, as PEM.
+    case certificates([TLSDataSource])
+}
+
+/// How the peer's certificate is checked.
+public enum TLSCertificateVerification: Sendable, Hashable {
+    /// Verify the chain against ``TLSConfiguration/trustRoots`` and, on a client, the
+    /// host name against ``TLSConfiguration/serverName``. The default.
+    case fullVerification
+    /// Verify the chain but not the host name. Only for peers identified some other way.
+    case noHostnameVerification
+    /// INSECURE: accept any certificate, from anyone. For debugging only; a man in the
+    /// middle can read and change everything.
+    case insecureNoVerification
+}
+
+/// Whether a server asks the client for a certificate.
+public enum TLSClientAuthentication: Sendable, Hashable {
+    /// Do not ask for a client certificate. The default.
+    case none
+    /// Ask for one; verify it if sent; continue if none is sent.
+    case optional
+    /// Ask for one and fail the handshake when it is missing or invalid.
+    case required
+}
+
+/// Everything a ``TLSContext`` needs to know, as a plain value.
+///
+/// Start from ``makeClientConfiguration()`` or
+/// ``makeServerConfiguration(certificateChain:privateKey:)``, which carry the secure
+/// defaults, then change what you need:
+///
+/// ```swift
+/// var config = TLSConfiguration.makeClientConfiguration()
+/// config.serverName = "example.com"
+/// config.applicationProtocols = ["h2", "http/1.1"]
+/// let context = try DefaultTLSBackend.makeContext(config)
+/// ```
+///
+/// A configuration is validated when the context is created; an invalid one is refused
+/// with a ``TLSError`` of code ``TLSError/Code/invalidConfiguration`` (or a loading error),
+/// never silently adjusted.
+public struct TLSConfiguration: Sendable, Hashable {
+    /// Our certificate followed by any intermediates (PEM). Required on a server; on a
+    /// client it is presented when the server asks for one.
+    public var certificateChain: TLSDataSource?
+    /// The private key for the first certificate of ``certificateChain`` (PEM).
+    public var privateKey: TLSDataSource?
+    /// The roots the peer's chain is verified against. Default: the system store.
+    public var trustRoots: TLSTrustRoots
+    /// How the peer's certificate is checked. Default: full verification.
+    public var certificateVerification: TLSCertificateVerification
+    /// Server role: whether to request a client certificate. Default: ``TLSClientAuthentication/none``.
+    public var clientAuthentication: TLSClientAuthentication
+    /// Client role: the name sent in SNI and checked against the server's certificate.
+    /// An IP address literal is checked against IP SANs and is not sent as SNI.
+    /// Can be overridden per connection with ``TLSConnection/serverName``.
+    public var serverName: String?
+    /// The lowest version offered or accepted. Default: TLS 1.2.
+    public var minimumTLSVersion: TLSVersion
+    /// The highest version offered or accepted. Default: TLS 1.3.
+    public var maximumTLSVersion: TLSVersion
+    /// ALPN protocol names in preference order (client: offered; server: accepted, in
+    /// the server's order of preference). Empty: ALPN not used.
+    public var applicationProtocols: [String]
+
+    /// Creates a configuration with every field given. Prefer the `make…` factories.
+    public init(
+        certificateChain: TLSDataSource? = nil,
+        privateKey: TLSDataSource? = nil,
+        trustRoots: TLSTrustRoots = .system,
+        certificateVerification: TLSCertificateVerification = .fullVerification,
+        clientAuthentication: TLSClientAuthentication = .none,
+        serverName: String? = nil,
+        minimumTLSVersion: TLSVersion = .tls12,
+        maximumTLSVersion: TLSVersion = .tls13,
+        applicationProtocols: [String] = []
+    ) {
+        self.certificateChain = certificateChain
+        self.privateKey = privateKey
+        self.trustRoots = trustRoots
+        self.certificateVerification = certificateVerification
+        self.clientAuthentication = clientAuthentication
+        self.serverName = serverName
+        self.minimumTLSVersion = minimumTLSVersion
+        self.maximumTLSVersion = maximumTLSVersion
+        self.applicationProtocols = applicationProtocols
+    }
+
+    /// A client configuration with the secure defaults: system trust store, chain and
+    /// host-name verification, TLS 1.2 minimum. Set ``serverName`` before connecting.
+    public static func makeClientConfiguration() -> TLSConfiguration {
+        TLSConfiguration()
+    }
+
+    /// A server configuration presenting the given certificate chain and key, TLS 1.2
+    /// minimum, no client certificate requested.
+    public static func makeServerConfiguration(
+        certificateChain: TLSDataSource,
+        privateKey: TLSDataSource
+    ) -> TLSConfiguration {
+        TLSConfiguration(certificateChain: certificateChain, privateKey: privateKey)
+    }
+
+    /// A server configuration presenting a generated or loaded ``TLSIdentity``.
+    public static func makeServerConfiguration(identity: TLSIdentity) -> TLSConfiguration {
+        makeServerConfiguration(
+            certificateChain: .pem(identity.certificateChainPEM),
+            privateKey: .pem(identity.privateKeyPEM)
+        )
+    }
+
+    /// Checks the parts of the configuration that do not depend on the backend.
+    /// Backends call this before touching their library.
+    package func validate() throws {
+        func invalid(_ message: String) -> TLSError {
+            TLSError(.invalidConfiguration, message, backend: "TLSKit")
+        }
+        if minimumTLSVersion > maximumTLSVersion {
+            throw invalid("minimumTLSVersion \(minimumTLSVersion) is above maximumTLSVersion \(maximumTLSVersion)")
+        }
+        if (certificateChain == nil) != (privateKey == nil) {
+            throw invalid(
+                certificateChain == nil
+                    ? "a private key was given without a certificate chain"
+                    : "a certificate chain was given without its private key")
+        }
+        for name in applicationProtocols {
+            let length = name.utf8.count
+            if length == 0 || length > 255 {
+                throw invalid("ALPN protocol names must be 1 to 255 bytes long, got \(length) for \"\(name)\"")
+            }
+        }
+        if Set(applicationProtocols).count != applicationProtocols.count {
+            throw invalid("ALPN protocol list has duplicates: \(applicationProtocols)")
+        }
+        if let serverName, !TLSHostName.isValidServerName(serverName) {
+            throw invalid("serverName \"\(serverName)\" is neither a DNS name nor an IP address")
+        }
+    }
+
+    /// The ALPN list in wire format (length-prefixed names), as both libraries take it.
+    package var alpnWireFormat: [UInt8] {
+        var bytes: [UInt8] = []
+        for name in applicationProtocols {
+            bytes.append(UInt8(name.utf8.count))
+            bytes.append(contentsOf: name.utf8)
+        }
+        return bytes
+    }
+}
+
+/// A certificate chain and its private key, as PEM text.
+public struct TLSIdentity: Sendable, Hashable {
+    /// The leaf certificate followed by any intermediates, PEM.
+    public var certificateChainPEM: String
+    /// The private key, PEM (PKCS#8).
+    public var privateKeyPEM: String
+
+    /// Creates an identity from PEM text.
+    public init(certificateChainPEM: String, privateKeyPEM: String) {
+        self.certificateChainPEM = certificateChainPEM
+        self.privateKeyPEM = privateKeyPEM
+    }
+}
+
+/// Host-name rules that do not depend on the backend.
+package enum TLSHostName {
+    /// True for an IPv4 or IPv6 address literal (IPv6 possibly in brackets).
+    package static func isIPAddress(_ name: String) -> Bool {
+        ipAddressBytes(name) != nil
+    }
+
+    /// The address bytes (4 or 16) of an IP literal, or nil.
+    package static func ipAddressBytes(_ name: String) -> [UInt8]? {
+        var text = name
+        if text.hasPrefix("["), text.hasSuffix("]") { text = String(text.dropFirst().dropLast()) }
+        var v4 = in_addr()
+        if inet_pton(AF_INET, text, &v4) == 1 {
+            return withUnsafeBytes(of: &v4) { Array($0) }
+        }
+        var v6 = in6_addr()
+        if inet_pton(AF_INET6, text, &v6) == 1 {
+            return withUnsafeBytes(of: &v6) { Array($0) }
+        }
+        return nil
+    }
+
+    /// The name as sent in SNI: nil for IP literals (RFC 6066 §3 forbids them), no
+    /// trailing dot.
+    package static func sniName(_ name: String?) -> String? {
+        guard let name, !name.isEmpty, !isIPAddress(name) else { return nil }
+        return name.hasSuffix(".") ? String(name.dropLast()) : name
+    }
+
+    /// The name as given to the certificate checker: brackets and a trailing dot removed.
+    package static func verificationName(_ name: String) -> String {
+        if name.hasPrefix("["), name.hasSuffix("]") { return String(name.dropFirst().dropLast()) }
+        return name.hasSuffix(".") ? String(name.dropLast()) : name
+    }
+
+    /// A DNS name (LDH labels, 1–63 bytes each, 253 in all) or an IP literal.
+    package static func isValidServerName(_ name: String) -> Bool {
+        if isIPAddress(name) { return true }
+        let trimmed = name.hasSuffix(".") ? String(name.dropLast()) : name
+        guard !trimmed.isEmpty, trimmed.utf8.count <= 253 else { return false }
+        for label in trimmed.split(separator: ".", omittingEmptySubsequences: false) {
+            guard !label.isEmpty, label.utf8.count <= 63 else { return false }
+            for byte in label.utf8 {
+                let ok = (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A)
+                    || (byte >= 0x61 && byte <= 0x7A) || byte == 0x2D || byte == 0x5F || byte == 0x2A
+                if !ok { return false }
+            }
+        }
+        return true
+    }
+}

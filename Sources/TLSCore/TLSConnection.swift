@@ -1,0 +1,421 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// How the peer's identity was established by a completed handshake.
+public enum TLSPeerVerification: Sendable, Hashable, CustomStringConvertible {
+    /// The chain was verified against the trust roots, and the host name matched.
+    case verified
+    /// The chain was verified; the host name was not checked (explicitly configured).
+    case verifiedWithoutHostname
+    /// Nothing was verified: ``TLSCertificateVerification/insecureNoVerification``.
+    case notVerified
+    /// Server role: no client certificate was requested, or the optional one was not sent.
+    case noPeerCertificate
+
+    public var description: String {
+        switch self {
+        case .verified: return "verified (chain and host name)"
+        case .verifiedWithoutHostname: return "verified (chain only, host name not checked)"
+        case .notVerified: return "NOT verified (insecureNoVerification)"
+        case .noPeerCertificate: return "no peer certificate"
+        }
+    }
+}
+
+/// One TLS connection: the `SSL` object of OpenSSL, with the same call contract.
+///
+/// Attach a transport (``setTransport(_:)``), then call ``connect()`` or ``accept()``
+/// (or set the role and call ``doHandshake()``) until it returns 1, then ``read(into:)``,
+/// ``write(_:)`` and ``shutdown()``. Every call returns an `Int32` exactly as the
+/// OpenSSL manual says, and ``error(for:)`` explains a result that is not positive:
+///
+/// | result | meaning |
+/// |---|---|
+/// | 1 (handshake) / n > 0 (read, write) | done |
+/// | 0 | the peer closed cleanly (``TLSErrorCode/zeroReturn``), or — for `read` — the peer vanished without close_notify (``TLSErrorCode/ssl``, unexpected EOF); for `shutdown`, our close_notify is sent and the peer's not yet seen |
+/// | -1 | ``TLSErrorCode/wantRead`` / ``TLSErrorCode/wantWrite``: call again once the transport can progress; ``TLSErrorCode/ssl`` / ``TLSErrorCode/syscall``: failure, see ``lastError`` |
+///
+/// The rules are the same for every backend; they are written here once and the
+/// backends only translate single calls onto their C library.
+///
+/// A connection is not thread-safe: use it from one thread at a time.
+public final class TLSConnection {
+    /// The context the connection was made from.
+    public let context: TLSContext
+
+    private enum Phase {
+        case idle
+        case handshaking
+        case established
+        /// The peer sent close_notify before the handshake completed.
+        case closedDuringHandshake
+    }
+
+    private var transport: TLSTransportIO?
+    private var session: (any TLSSessionEngine)?
+    private var phase = Phase.idle
+    private var lastCode = TLSErrorCode.none
+    private var fatalCode: TLSErrorCode?
+    private var closeNotifySent = false
+    private var closeNotifyStarted = false
+    private var closeNotifyReceived = false
+    private var pendingWrite: (length: Int, done: Int)?
+
+    /// The role set by ``setConnectState()`` / ``setAcceptState()`` (or by ``connect()`` / ``accept()``).
+    public private(set) var role: TLSRole?
+
+    /// The error behind the last `.ssl` or `.syscall` result. After a fatal failure it
+    /// keeps the first failure's error for the life of the connection.
+    public private(set) var lastError: TLSError?
+
+    /// Client role: the host name for SNI and verification, overriding
+    /// ``TLSConfiguration/serverName`` for this connection. Set it before the handshake.
+    public var serverName: String?
+
+    init(context: TLSContext) {
+        self.context = context
+    }
+
+    private var backendName: String { context.backendName }
+
+    // MARK: - Set-up
+
+    /// Attaches the transport (`SSL_set_fd` / `SSL_set_bio`). Only once per connection.
+    /// - Throws: ``TLSError/Code/invalidState`` if a transport is already attached.
+    public func setTransport(_ transport: TLSTransport) throws {
+        guard self.transport == nil else {
+            throw TLSError(.invalidState, "a transport is already attached to this connection", backend: backendName)
+        }
+        self.transport = transport.io
+    }
+
+    /// Makes this connection the client (`SSL_set_connect_state`).
+    /// - Throws: ``TLSError/Code/invalidState`` once the handshake has begun with another role.
+    public func setConnectState() throws { try setRole(.client) }
+
+    /// Makes this connection the server (`SSL_set_accept_state`).
+    /// - Throws: ``TLSError/Code/invalidState`` once the handshake has begun with another role.
+    public func setAcceptState() throws { try setRole(.server) }
+
+    private func setRole(_ newRole: TLSRole) throws {
+        if session != nil, role != newRole {
+            throw TLSError(.invalidState, "the role cannot change once the handshake has begun", backend: backendName)
+        }
+        role = newRole
+    }
+
+    // MARK: - Handshake
+
+    /// Starts or resumes the client handshake (`SSL_connect`). Sets the client role if
+    /// no role is set yet.
+    /// - Returns: 1 done; 0 the server closed cleanly; -1 see ``error(for:)``.
+    public func connect() -> Int32 {
+        if role == nil { role = .client }
+        guard role == .client else {
+            return misuse(.invalidState, "connect() on a connection in accept state")
+        }
+        return doHandshake()
+    }
+
+    /// Starts or resumes the server handshake (`SSL_accept`). Sets the server role if
+    /// no role is set yet.
+    /// - Returns: 1 done; 0 the client closed cleanly; -1 see ``error(for:)``.
+    public func accept() -> Int32 {
+        if role == nil { role = .server }
+        guard role == .server else {
+            return misuse(.invalidState, "accept() on a connection in connect state")
+        }
+        return doHandshake()
+    }
+
+    /// Starts or resumes the handshake in the role already set (`SSL_do_handshake`).
+    /// Once it has returned 1, further calls return 1 and send nothing.
+    /// - Returns: 1 done; 0 the peer closed cleanly; -1 see ``error(for:)``.
+    public func doHandshake() -> Int32 {
+        if let fatalCode { return repeatFatal(fatalCode) }
+        switch phase {
+        case .established: return succeed(1)
+        case .closedDuringHandshake: return closedCleanly()
+        case .idle, .handshaking: break
+        }
+        guard let role else {
+            return misuse(.roleNotSet, "the handshake needs a role: call setConnectState() or setAcceptState() first")
+        }
+        guard let transport else {
+            return misuse(.noTransport, "no transport is attached: call setTransport(_:) before the handshake")
+        }
+        guard let session = session ?? startSession(role: role, transport: transport) else { return -1 }
+        phase = .handshaking
+        transport.resetStatus()
+        switch session.handshake() {
+        case .success:
+            phase = .established
+            return succeed(1)
+        case .wantRead: return want(.wantRead)
+        case .wantWrite: return want(.wantWrite)
+        case .closeNotify:
+            phase = .closedDuringHandshake
+            return closedCleanly()
+        case .failure(let error):
+            return fail(error, transport: transport, result: -1)
+        }
+    }
+
+    private func startSession(role: TLSRole, transport: TLSTransportIO) -> (any TLSSessionEngine)? {
+        let name = role == .client ? (serverName ?? context.configuration.serverName) : nil
+        if let name, !TLSHostName.isValidServerName(name) {
+            _ = misuse(.invalidConfiguration, "serverName \"\(name)\" is neither a DNS name nor an IP address")
+            return nil
+        }
+        do {
+            let session = try context.engine.makeSession(role: role, transport: transport, serverName: name)
+            self.session = session
+            return session
+        } catch {
+            let tlsError = error as? TLSError
+                ?? TLSError(.internalError, "\(error)", backend: backendName)
+            _ = fail(tlsError, transport: transport, result: -1)
+            return nil
+        }
+    }
+
+    // MARK: - Application data
+
+    /// Reads decrypted application data (`SSL_read`).
+    /// - Returns: the number of bytes read (> 0); 0 with ``TLSErrorCode/zeroReturn``
+    ///   after the peer's close_notify (sticky; writing still works); 0 with
+    ///   ``TLSErrorCode/ssl`` when the peer vanished without close_notify; 0 with
+    ///   ``TLSErrorCode/none`` for an empty buffer; -1 see ``error(for:)``.
+    public func read(into buffer: UnsafeMutableRawBufferPointer) -> Int32 {
+        if let fatalCode { return repeatFatal(fatalCode) }
+        switch phase {
+        case .established: break
+        case .closedDuringHandshake: return closedCleanly()
+        case .idle, .handshaking:
+            return misuse(.handshakeNotComplete, "read before the handshake completed")
+        }
+        if closeNotifyReceived { return closedCleanly() }
+        if buffer.count == 0 { return succeed(0) }
+        let transport = transport!
+        transport.resetStatus()
+        switch session!.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer.prefix(Int(Int32.max)))) {
+        case .success(let count): return succeed(Int32(count))
+        case .wantRead: return want(.wantRead)
+        case .wantWrite: return want(.wantWrite)
+        case .closeNotify:
+            closeNotifyReceived = true
+            return closedCleanly()
+        case .failure(let error):
+            return fail(error, transport: transport, result: -1, eofResult: 0)
+        }
+    }
+
+    /// Reads into the start of `buffer`; see ``read(into:)-(UnsafeMutableRawBufferPointer)``.
+    public func read(into buffer: inout [UInt8]) -> Int32 {
+        buffer.withUnsafeMutableBytes { read(into: $0) }
+    }
+
+    /// Writes application data (`SSL_write`), all or nothing.
+    ///
+    /// Returns `bytes.count` once every byte is encrypted and handed to the transport.
+    /// If the transport blocks, returns -1 with ``TLSErrorCode/wantWrite`` (or
+    /// ``TLSErrorCode/wantRead``); call again with the same bytes (they may live at
+    /// another address) and the write resumes where it stopped.
+    /// - Returns: `bytes.count`; 0 with ``TLSErrorCode/none`` for an empty write;
+    ///   -1 see ``error(for:)`` (``TLSErrorCode/ssl`` after our own ``shutdown()``).
+    public func write(_ bytes: UnsafeRawBufferPointer) -> Int32 {
+        if let fatalCode { return repeatFatal(fatalCode) }
+        switch phase {
+        case .established: break
+        case .closedDuringHandshake, .idle, .handshaking:
+            return misuse(.handshakeNotComplete, "write before the handshake completed")
+        }
+        if closeNotifyStarted {
+            return misuse(.alreadyShutDown, "write after shutdown(): close_notify was already sent")
+        }
+        guard bytes.count <= Int(Int32.max) else {
+            return misuse(.invalidState, "a single write is limited to \(Int32.max) bytes")
+        }
+        var done = 0
+        if let pendingWrite {
+            guard pendingWrite.length == bytes.count else {
+                return misuse(.badWriteRetry,
+                    "write retried with \(bytes.count) bytes; the interrupted write had \(pendingWrite.length)")
+            }
+            done = pendingWrite.done
+        }
+        if bytes.count == 0 { return succeed(0) }
+        let transport = transport!
+        let session = session!
+        transport.resetStatus()
+        while done < bytes.count {
+            switch session.write(UnsafeRawBufferPointer(rebasing: bytes[done...])) {
+            case .success(let count):
+                done += count
+            case .wantRead:
+                pendingWrite = (bytes.count, done)
+                return want(.wantRead)
+            case .wantWrite:
+                pendingWrite = (bytes.count, done)
+                return want(.wantWrite)
+            case .closeNotify:
+                pendingWrite = nil
+                return fail(TLSError(.internalError, "close_notify reported by a write", backend: backendName),
+                            transport: transport, result: -1)
+            case .failure(let error):
+                pendingWrite = nil
+                return fail(error, transport: transport, result: -1)
+            }
+        }
+        pendingWrite = nil
+        return succeed(Int32(bytes.count))
+    }
+
+    /// Writes `bytes`; see ``write(_:)-(UnsafeRawBufferPointer)``.
+    public func write(_ bytes: [UInt8]) -> Int32 {
+        bytes.withUnsafeBytes { write($0) }
+    }
+
+    // MARK: - Shutdown
+
+    /// Closes the TLS session (`SSL_shutdown`). close_notify is sent exactly once.
+    /// - Returns: 0 once ours is sent and the peer's not yet seen; 1 once both are;
+    ///   -1 with ``TLSErrorCode/wantRead`` / ``TLSErrorCode/wantWrite`` while waiting on
+    ///   a non-blocking transport; -1 with ``TLSErrorCode/ssl`` during the handshake
+    ///   (nothing is sent) or on failure.
+    ///
+    /// Call it once to send close_notify (returns 0 or 1); call it again to wait for the
+    /// peer's (application data arriving meanwhile is discarded) until it returns 1.
+    public func shutdown() -> Int32 {
+        if let fatalCode { return repeatFatal(fatalCode) }
+        guard phase == .established else {
+            return misuse(.shutdownDuringHandshake,
+                "shutdown() before the handshake completed: nothing was sent")
+        }
+        let transport = transport!
+        let session = session!
+        transport.resetStatus()
+        if !closeNotifySent {
+            closeNotifyStarted = true
+            switch session.sendCloseNotify() {
+            case .success, .closeNotify:
+                closeNotifySent = true
+                return succeed(closeNotifyReceived ? 1 : 0)
+            case .wantRead: return want(.wantRead)
+            case .wantWrite: return want(.wantWrite)
+            case .failure(let error): return fail(error, transport: transport, result: -1)
+            }
+        }
+        if closeNotifyReceived { return succeed(1) }
+        var scratch = [UInt8](repeating: 0, count: 16_384)
+        while true {
+            let status = scratch.withUnsafeMutableBytes { session.read(into: $0) }
+            switch status {
+            case .success: continue
+            case .closeNotify:
+                closeNotifyReceived = true
+                return succeed(1)
+            case .wantRead: return want(.wantRead)
+            case .wantWrite: return want(.wantWrite)
+            case .failure(let error): return fail(error, transport: transport, result: -1)
+            }
+        }
+    }
+
+    // MARK: - Results
+
+    /// Explains a result (`SSL_get_error`): ``TLSErrorCode/none`` for a positive result,
+    /// otherwise what the last call on this connection ended with.
+    public func error(for result: Int32) -> TLSErrorCode {
+        result > 0 ? .none : lastCode
+    }
+
+    private func succeed(_ result: Int32) -> Int32 {
+        lastCode = .none
+        return result
+    }
+
+    private func want(_ code: TLSErrorCode) -> Int32 {
+        lastCode = code
+        return -1
+    }
+
+    private func closedCleanly() -> Int32 {
+        lastCode = .zeroReturn
+        return 0
+    }
+
+    /// A call that does not fit the state: -1 `.ssl`, the connection stays usable.
+    private func misuse(_ code: TLSError.Code, _ message: String) -> Int32 {
+        lastCode = .ssl
+        lastError = TLSError(code, message, backend: backendName)
+        return -1
+    }
+
+    private func repeatFatal(_ code: TLSErrorCode) -> Int32 {
+        lastCode = code
+        return -1
+    }
+
+    /// A fatal failure: the transport's record wins over the backend's description,
+    /// so `.syscall` and unexpected EOF are reported identically on every backend.
+    private func fail(_ error: TLSError, transport: TLSTransportIO, result: Int32, eofResult: Int32 = -1) -> Int32 {
+        var code = TLSErrorCode.ssl
+        var final = error
+        var value = result
+        if let errno = transport.failureErrno {
+            code = .syscall
+            final = TLSError(.transportFailure, "the transport failed: \(String(cString: strerror(errno)))",
+                             backend: backendName, errno: errno)
+        } else if transport.reachedEndOfStream && error.code != .alertReceived {
+            final = TLSError(.unexpectedEOF,
+                             "the peer closed the transport without close_notify (unexpected EOF); backend said: \(error.message)",
+                             backend: backendName)
+            value = eofResult
+        }
+        fatalCode = code
+        lastCode = code
+        lastError = final
+        pendingWrite = nil
+        return value
+    }
+
+    // MARK: - After the handshake
+
+    /// True once the handshake returned 1.
+    public var isHandshakeComplete: Bool { phase == .established }
+
+    private var establishedSession: (any TLSSessionEngine)? {
+        phase == .established ? session : nil
+    }
+
+    /// The negotiated protocol version.
+    public var negotiatedVersion: TLSVersion? { establishedSession?.negotiatedVersion }
+    /// The negotiated cipher suite by its IANA name, e.g. `TLS_AES_128_GCM_SHA256`.
+    public var cipherSuite: String? { establishedSession?.cipherSuite }
+    /// The ALPN protocol both sides agreed on, if any.
+    public var negotiatedApplicationProtocol: String? { establishedSession?.negotiatedApplicationProtocol }
+    /// The peer's certificate chain as sent, leaf first, DER-encoded.
+    public var peerCertificateChain: [[UInt8]] { establishedSession?.peerCertificateChain ?? [] }
+    /// Server role: the host name the client asked for with SNI.
+    public var requestedServerName: String? { establishedSession?.requestedServerName }
+
+    /// How the peer was verified by the completed handshake; nil before that.
+    public var peerVerification: TLSPeerVerification? {
+        guard phase == .established, let role else { return nil }
+        let configuration = context.configuration
+        if role == .server {
+            if configuration.clientAuthentication == .none || peerCertificateChain.isEmpty {
+                return .noPeerCertificate
+            }
+        }
+        switch configuration.certificateVerification {
+        case .insecureNoVerification: return .notVerified
+        case .noHostnameVerification: return .verifiedWithoutHostname
+        case .fullVerification: return role == .client ? .verified : .verifiedWithoutHostname
+        }
+    }
+}

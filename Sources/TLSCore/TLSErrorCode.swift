@@ -1,0 +1,31 @@
+/// What the result of the last TLS call means: the `SSL_get_error(3)` equivalent.
+///
+/// The raw values are OpenSSL's `SSL_ERROR_*` numbers, so logs read the same as
+/// OpenSSL's. Obtain one with ``TLSConnection/error(for:)``.
+public enum TLSErrorCode: Int32, Sendable, Hashable, CustomStringConvertible {
+    /// The operation succeeded (`SSL_ERROR_NONE`).
+    case none = 0
+    /// A protocol, verification or usage failure (`SSL_ERROR_SSL`); ``TLSConnection/lastError`` says which.
+    case ssl = 1
+    /// The transport must deliver more bytes before the call can progress (`SSL_ERROR_WANT_READ`).
+    /// Call again once the socket is readable, or once you have fed the in-memory transport.
+    case wantRead = 2
+    /// The transport must accept more bytes before the call can progress (`SSL_ERROR_WANT_WRITE`).
+    /// Call again once the socket is writable, or once you have drained the in-memory transport.
+    case wantWrite = 3
+    /// The transport failed (`SSL_ERROR_SYSCALL`); ``TLSConnection/lastError`` keeps the `errno`.
+    case syscall = 5
+    /// The peer closed the TLS session cleanly with close_notify (`SSL_ERROR_ZERO_RETURN`).
+    case zeroReturn = 6
+
+    public var description: String {
+        switch self {
+        case .none: return "none"
+        case .ssl: return "ssl"
+        case .wantRead: return "wantRead"
+        case .wantWrite: return "wantWrite"
+        case .syscall: return "syscall"
+        case .zeroReturn: return "zeroReturn"
+        }
+    }
+}

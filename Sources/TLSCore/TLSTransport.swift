@@ -1,0 +1,272 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The outcome of one transport read or write.
+public enum TLSIOResult: Sendable, Hashable {
+    /// This many bytes were read or written (at least 1).
+    case transferred(Int)
+    /// Nothing can be done now; the TLS call returns -1 with want-read/want-write.
+    case wouldBlock
+    /// The stream ended (reads only): no more bytes will ever arrive.
+    case endOfStream
+    /// The transport failed with this `errno`; the TLS call returns -1 with `.syscall`.
+    case failed(errno: Int32)
+}
+
+/// A transport you implement: TLSKit calls these to move ciphertext.
+///
+/// Return ``TLSIOResult/wouldBlock`` when no progress is possible now; the TLS call then
+/// returns -1 and ``TLSConnection/error(for:)`` says ``TLSErrorCode/wantRead`` or
+/// ``TLSErrorCode/wantWrite``. Call the TLS function again once progress is possible.
+public protocol TLSCustomTransport: AnyObject {
+    /// Reads up to `buffer.count` bytes into `buffer`.
+    func read(into buffer: UnsafeMutableRawBufferPointer) -> TLSIOResult
+    /// Writes some of `bytes` (at least one byte on success).
+    func write(_ bytes: UnsafeRawBufferPointer) -> TLSIOResult
+}
+
+/// What carries a connection's ciphertext: the underlying BIO of the OpenSSL manual.
+///
+/// - ``socket(_:)``: a connected socket (or pipe) descriptor. Blocking or non-blocking
+///   as the descriptor is; the descriptor stays owned by the caller.
+/// - ``memory(_:)``: one end of a ``TLSMemoryPair``; the caller moves the bytes.
+/// - ``custom(_:)``: your own read and write functions.
+public struct TLSTransport {
+    package let io: TLSTransportIO
+
+    /// A connected socket descriptor. TLSKit never closes it and never changes its
+    /// blocking mode; `SIGPIPE` is never raised (writes use `MSG_NOSIGNAL`).
+    public static func socket(_ descriptor: Int32) -> TLSTransport {
+        TLSTransport(io: TLSTransportIO(SocketStream(descriptor: descriptor)))
+    }
+
+    /// The TLS side of an in-memory pair; the caller moves bytes on the other side.
+    public static func memory(_ pair: TLSMemoryPair) -> TLSTransport {
+        TLSTransport(io: TLSTransportIO(pair))
+    }
+
+    /// Your own read and write functions.
+    public static func custom(_ transport: any TLSCustomTransport) -> TLSTransport {
+        TLSTransport(io: TLSTransportIO(transport))
+    }
+}
+
+/// The in-memory transport: the `BIO_new_bio_pair` equivalent.
+///
+/// The TLS connection writes its outgoing records into the pair and reads incoming
+/// records from it; the application moves those bytes to the peer however it likes
+/// (another in-memory pair, a socket, an event loop). Nothing is ever read or written
+/// behind the caller's back: when the pair has no incoming bytes the TLS call returns
+/// -1 with ``TLSErrorCode/wantRead``; when the outgoing buffer is full it returns -1
+/// with ``TLSErrorCode/wantWrite``.
+///
+/// ```swift
+/// let clientWire = TLSMemoryPair(), serverWire = TLSMemoryPair()
+/// client.setTransport(.memory(clientWire)); server.setTransport(.memory(serverWire))
+/// // after each call: move bytes both ways
+/// TLSMemoryPair.exchange(clientWire, serverWire)
+/// ```
+///
+/// A pair is used by one connection on one thread at a time, like the connection itself.
+public final class TLSMemoryPair: TLSCustomTransport {
+    private var incoming = ByteQueue()
+    private var outgoing = ByteQueue()
+    private var incomingClosed = false
+    /// The most bytes the outgoing buffer holds before the connection gets want-write.
+    public let capacity: Int
+
+    /// Creates a pair whose outgoing buffer holds at most `capacity` bytes (the BIO
+    /// pair's write buffer size; `Int.max` for unbounded).
+    public init(capacity: Int = 64 * 1024) {
+        precondition(capacity > 0, "TLSMemoryPair capacity must be positive")
+        self.capacity = capacity
+    }
+
+    // MARK: the application's side
+
+    /// Bytes the connection has written and nobody has taken yet.
+    public var pendingOutgoing: Int { outgoing.count }
+    /// Bytes given with ``deliverIncoming(_:)`` that the connection has not read yet.
+    public var pendingIncoming: Int { incoming.count }
+
+    /// Takes up to `maxBytes` of the connection's outgoing ciphertext.
+    public func takeOutgoing(maxBytes: Int = .max) -> [UInt8] {
+        outgoing.take(maxBytes)
+    }
+
+    /// Gives the connection ciphertext that arrived from the peer.
+    public func deliverIncoming<Bytes: Sequence>(_ bytes: Bytes) where Bytes.Element == UInt8 {
+        incoming.append(contentsOf: bytes)
+    }
+
+    /// Marks the incoming stream as ended: once the buffered bytes are read, the
+    /// connection sees end-of-stream (the peer vanished, or closed its socket).
+    public func closeIncoming() { incomingClosed = true }
+
+    /// Moves every pending outgoing byte of `a` to `b` and of `b` to `a`. Returns the
+    /// number of bytes moved; 0 means the two connections have nothing to say.
+    @discardableResult
+    public static func exchange(_ a: TLSMemoryPair, _ b: TLSMemoryPair) -> Int {
+        let ab = a.outgoing.count, ba = b.outgoing.count
+        if ab > 0 { b.incoming.append(contentsOf: a.outgoing.take(.max)) }
+        if ba > 0 { a.incoming.append(contentsOf: b.outgoing.take(.max)) }
+        return ab + ba
+    }
+
+    // MARK: the connection's side
+
+    /// Called by the connection: reads incoming ciphertext.
+    public func read(into buffer: UnsafeMutableRawBufferPointer) -> TLSIOResult {
+        if incoming.count == 0 { return incomingClosed ? .endOfStream : .wouldBlock }
+        return .transferred(incoming.read(into: buffer))
+    }
+
+    /// Called by the connection: writes outgoing ciphertext, up to the capacity.
+    public func write(_ bytes: UnsafeRawBufferPointer) -> TLSIOResult {
+        let room = capacity - outgoing.count
+        if room <= 0 { return .wouldBlock }
+        let count = min(room, bytes.count)
+        outgoing.append(UnsafeRawBufferPointer(rebasing: bytes[0..<count]))
+        return .transferred(count)
+    }
+}
+
+/// A FIFO of bytes with amortised O(1) append and consume.
+struct ByteQueue {
+    private var storage: [UInt8] = []
+    private var head = 0
+
+    var count: Int { storage.count - head }
+
+    mutating func append<Bytes: Sequence>(contentsOf bytes: Bytes) where Bytes.Element == UInt8 {
+        storage.append(contentsOf: bytes)
+    }
+
+    mutating func append(_ bytes: UnsafeRawBufferPointer) {
+        storage.append(contentsOf: bytes)
+    }
+
+    mutating func read(into buffer: UnsafeMutableRawBufferPointer) -> Int {
+        let n = min(buffer.count, count)
+        storage.withUnsafeBytes { source in
+            buffer.baseAddress!.copyMemory(from: source.baseAddress! + head, byteCount: n)
+        }
+        consume(n)
+        return n
+    }
+
+    mutating func take(_ maxBytes: Int) -> [UInt8] {
+        let n = min(maxBytes, count)
+        if n == 0 { return [] }
+        if head == 0 && n == storage.count {
+            defer { storage = [] }
+            return storage
+        }
+        let result = Array(storage[head..<head + n])
+        consume(n)
+        return result
+    }
+
+    private mutating func consume(_ n: Int) {
+        head += n
+        if head == storage.count {
+            storage.removeAll(keepingCapacity: true)
+            head = 0
+        } else if head > 4096 && head * 2 > storage.count {
+            storage.removeFirst(head)
+            head = 0
+        }
+    }
+}
+
+/// A socket (or pipe) descriptor as a byte stream. `recv`/`send` with `MSG_NOSIGNAL`,
+/// falling back to `read`/`write` for descriptors that are not sockets.
+final class SocketStream: TLSCustomTransport {
+    let descriptor: Int32
+    private var isSocket = true
+
+    init(descriptor: Int32) { self.descriptor = descriptor }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) -> TLSIOResult {
+        while true {
+            let n = isSocket
+                ? recv(descriptor, buffer.baseAddress, buffer.count, 0)
+                : Glibc.read(descriptor, buffer.baseAddress, buffer.count)
+            if n > 0 { return .transferred(n) }
+            if n == 0 { return .endOfStream }
+            let error = errno
+            switch error {
+            case EINTR: continue
+            case EAGAIN, EWOULDBLOCK: return .wouldBlock
+            case ENOTSOCK where isSocket: isSocket = false; continue
+            default: return .failed(errno: error)
+            }
+        }
+    }
+
+    func write(_ bytes: UnsafeRawBufferPointer) -> TLSIOResult {
+        while true {
+            let n = isSocket
+                ? send(descriptor, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL))
+                : Glibc.write(descriptor, bytes.baseAddress, bytes.count)
+            if n >= 0 { return n == 0 && bytes.count > 0 ? .wouldBlock : .transferred(n) }
+            let error = errno
+            switch error {
+            case EINTR: continue
+            case EAGAIN, EWOULDBLOCK: return .wouldBlock
+            case ENOTSOCK where isSocket: isSocket = false; continue
+            default: return .failed(errno: error)
+            }
+        }
+    }
+}
+
+/// The transport as the backends see it: one read and one write entry point for the C
+/// library's callbacks (an OpenSSL `BIO_METHOD`, GnuTLS push/pull functions), and a
+/// record of how the transport last failed so that the connection can report
+/// `.syscall` with its `errno`, or unexpected EOF, the same way on every backend.
+package final class TLSTransportIO {
+    private let stream: any TLSCustomTransport
+    /// The `errno` of the last failed transport call, if any since ``resetStatus()``.
+    package private(set) var failureErrno: Int32?
+    /// True once a read saw end-of-stream.
+    package private(set) var reachedEndOfStream = false
+    /// The direction of the last call that would have blocked.
+    package private(set) var lastBlockedOnWrite = false
+
+    init(_ stream: any TLSCustomTransport) { self.stream = stream }
+
+    /// Clears the failure record; the connection calls this before each TLS call.
+    package func resetStatus() { failureErrno = nil }
+
+    /// Reads for the backend; the result is recorded.
+    package func read(into buffer: UnsafeMutableRawBufferPointer) -> TLSIOResult {
+        if buffer.count == 0 { return .transferred(0) }
+        let result = stream.read(into: buffer)
+        switch result {
+        case .transferred: break
+        case .wouldBlock: lastBlockedOnWrite = false
+        case .endOfStream: reachedEndOfStream = true
+        case .failed(let error): failureErrno = error
+        }
+        return result
+    }
+
+    /// Writes for the backend; the result is recorded.
+    package func write(_ bytes: UnsafeRawBufferPointer) -> TLSIOResult {
+        if bytes.count == 0 { return .transferred(0) }
+        let result = stream.write(bytes)
+        switch result {
+        case .transferred: break
+        case .wouldBlock: lastBlockedOnWrite = true
+        case .endOfStream: failureErrno = EPIPE
+        case .failed(let error): failureErrno = error
+        }
+        return result
+    }
+}
