@@ -259,3 +259,37 @@ package enum TLSHostName {
         return true
     }
 }
+
+extension TLSDataSource {
+    /// The bytes, reading the file if needed. A missing or unreadable file is a
+    /// ``TLSError`` with the given code, naming the path.
+    package func load(backend: String, code: TLSError.Code, what: String) throws -> [UInt8] {
+        switch self {
+        case .bytes(let bytes):
+            return bytes
+        case .file(let path):
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else {
+                let reason = String(cString: strerror(errno))
+                throw TLSError(code, "cannot open \(what) file \(path): \(reason)", backend: backend)
+            }
+            defer { close(fd) }
+            var result: [UInt8] = []
+            var chunk = [UInt8](repeating: 0, count: 65_536)
+            while true {
+                let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+                if n == 0 { break }
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    let reason = String(cString: strerror(errno))
+                    throw TLSError(code, "cannot read \(what) file \(path): \(reason)", backend: backend)
+                }
+                result.append(contentsOf: chunk[0..<n])
+                if result.count > 16 << 20 {
+                    throw TLSError(code, "\(what) file \(path) is larger than 16 MiB", backend: backend)
+                }
+            }
+            return result
+        }
+    }
+}

@@ -44,6 +44,11 @@ public struct TLSError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let badWriteRetry = Code("badWriteRetry")
         /// The transport ended without the peer's close_notify.
         public static let unexpectedEOF = Code("unexpectedEOF")
+        /// The peer closed the TLS session with close_notify (reported by the throwing
+        /// helpers where the raw calls return 0 with ``TLSErrorCode/zeroReturn``).
+        public static let closedByPeer = Code("closedByPeer")
+        /// A blocking helper gave up waiting for the peer.
+        public static let timedOut = Code("timedOut")
         /// The peer sent a fatal alert; ``TLSError/alert`` names it.
         public static let alertReceived = Code("alertReceived")
         /// A protocol failure detected locally: no shared version or cipher, malformed
@@ -203,7 +208,8 @@ extension TLSError.VerificationFailure {
     /// (OpenSSL's `ssl_x509err2alert` choices).
     public var alert: TLSAlert {
         switch self {
-        case .expired, .notYetValid: return .certificateExpired
+        case .expired: return .certificateExpired
+        case .notYetValid: return .badCertificate
         case .unknownIssuer, .selfSigned: return .unknownCA
         case .revoked: return .certificateRevoked
         case .badSignature: return .decryptError

@@ -1,1 +1,70 @@
+/* COpenSSL: the parts of libssl/libcrypto TLSKit uses, with `static inline` wrappers
+ * for the macros Swift cannot import. Nothing here adds behaviour. */
+#ifndef TLSKIT_COPENSSL_SHIM_H
+#define TLSKIT_COPENSSL_SHIM_H
+
 #include <openssl/ssl.h>
+#include <openssl/err.h>
+#include <openssl/bio.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <openssl/evp.h>
+#include <openssl/ec.h>
+#include <openssl/rand.h>
+#include <openssl/crypto.h>
+#include <openssl/opensslv.h>
+
+static inline long tlskit_SSL_CTX_set_min_proto_version(SSL_CTX *ctx, int version) {
+    return SSL_CTX_set_min_proto_version(ctx, version);
+}
+static inline long tlskit_SSL_CTX_set_max_proto_version(SSL_CTX *ctx, int version) {
+    return SSL_CTX_set_max_proto_version(ctx, version);
+}
+static inline long tlskit_SSL_CTX_set_mode(SSL_CTX *ctx, long mode) {
+    return SSL_CTX_set_mode(ctx, mode);
+}
+static inline long tlskit_SSL_CTX_add1_chain_cert(SSL_CTX *ctx, X509 *cert) {
+    return SSL_CTX_add1_chain_cert(ctx, cert);
+}
+static inline long tlskit_SSL_set_tlsext_host_name(SSL *ssl, const char *name) {
+    return SSL_set_tlsext_host_name(ssl, name);
+}
+static inline long tlskit_SSL_CTX_set_session_cache_mode(SSL_CTX *ctx, long mode) {
+    return SSL_CTX_set_session_cache_mode(ctx, mode);
+}
+
+static inline void tlskit_BIO_set_retry_read(BIO *bio) { BIO_set_retry_read(bio); }
+static inline void tlskit_BIO_set_retry_write(BIO *bio) { BIO_set_retry_write(bio); }
+static inline void tlskit_BIO_clear_retry_flags(BIO *bio) { BIO_clear_retry_flags(bio); }
+
+static inline int tlskit_ERR_GET_LIB(unsigned long e) { return ERR_GET_LIB(e); }
+static inline int tlskit_ERR_GET_REASON(unsigned long e) { return ERR_GET_REASON(e); }
+
+static inline uint64_t tlskit_SSL_OP_NO_COMPRESSION(void) { return SSL_OP_NO_COMPRESSION; }
+static inline uint64_t tlskit_SSL_OP_NO_RENEGOTIATION(void) { return SSL_OP_NO_RENEGOTIATION; }
+
+/* EVP_EC_gen is a macro over the variadic EVP_PKEY_Q_keygen. */
+static inline EVP_PKEY *tlskit_EVP_EC_gen(const char *curve) { return EVP_EC_gen(curve); }
+
+static inline void tlskit_OPENSSL_free(void *p) { OPENSSL_free(p); }
+
+static inline int tlskit_sk_X509_num(const STACK_OF(X509) *sk) { return sk_X509_num(sk); }
+static inline X509 *tlskit_sk_X509_value(const STACK_OF(X509) *sk, int i) { return sk_X509_value(sk, i); }
+
+static inline const char *tlskit_OpenSSL_version_text(void) { return OpenSSL_version(OPENSSL_VERSION); }
+
+/* Adds a subjectAltName / other v3 extension given in config syntax
+ * ("DNS:example.com,IP:127.0.0.1"). Returns 1 on success. */
+static inline int tlskit_X509_add_ext_text(X509 *cert, int nid, const char *value) {
+    X509V3_CTX ctx;
+    X509V3_set_ctx_nodb(&ctx);
+    X509V3_set_ctx(&ctx, cert, cert, NULL, NULL, 0);
+    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
+    if (ext == NULL) return 0;
+    int ok = X509_add_ext(cert, ext, -1);
+    X509_EXTENSION_free(ext);
+    return ok;
+}
+
+#endif

@@ -1,2 +1,139 @@
 #if OpenSSL
+internal import COpenSSL
+public import TLSCore
+
+/// The OpenSSL 3 backend (libssl). Enabled by the `OpenSSL` trait (the default).
+///
+/// ```swift
+/// let context = try OpenSSLBackend.makeContext(.makeClientConfiguration())
+/// ```
+public enum OpenSSLBackend: TLSBackend {
+    /// `"OpenSSL"`.
+    public static let name = "OpenSSL"
+
+    /// The run-time library version, e.g. `OpenSSL 3.0.19 …`.
+    public static var libraryVersion: String {
+        String(cString: tlskit_OpenSSL_version_text())
+    }
+
+    /// Everything TLSKit's configuration can ask for.
+    public static let capabilities: TLSCapabilities = [
+        .tls13, .alpn, .serverNameIndication, .mutualTLS, .hostnameVerification, .selfSignedIdentity,
+    ]
+
+    /// Creates an `SSL_CTX` from the configuration.
+    public static func makeContext(_ configuration: TLSConfiguration) throws -> TLSContext {
+        try configuration.validate()
+        let engine = try OpenSSLContextEngine(configuration: configuration)
+        return TLSContext(configuration: configuration, backendName: name, engine: engine)
+    }
+
+    /// Generates an ECDSA P-256 key and a self-signed certificate with OpenSSL.
+    public static func makeSelfSignedIdentity(
+        commonName: String,
+        subjectAlternativeNames: [String],
+        validityDays: Int
+    ) throws -> TLSIdentity {
+        try OpenSSLIdentityFactory.makeSelfSigned(
+            commonName: commonName, subjectAlternativeNames: subjectAlternativeNames, validityDays: validityDays)
+    }
+}
+
+/// Self-signed identities through libcrypto.
+enum OpenSSLIdentityFactory {
+    static func makeSelfSigned(commonName: String, subjectAlternativeNames: [String], validityDays: Int) throws -> TLSIdentity {
+        func failure(_ what: String) -> TLSError {
+            TLSError(.internalError, "\(what): \(OpenSSLErrorQueue.drainText())", backend: OpenSSLBackend.name)
+        }
+        guard validityDays > 0 else {
+            throw TLSError(.invalidConfiguration, "validityDays must be positive", backend: OpenSSLBackend.name)
+        }
+        ERR_clear_error()
+        guard let key = tlskit_EVP_EC_gen("P-256") else { throw failure("EC key generation failed") }
+        defer { EVP_PKEY_free(key) }
+        guard let cert = X509_new() else { throw failure("X509_new failed") }
+        defer { X509_free(cert) }
+
+        X509_set_version(cert, 2)
+        var serial = [UInt8](repeating: 0, count: 16)
+        guard RAND_bytes(&serial, 16) == 1 else { throw failure("RAND_bytes failed") }
+        serial[0] &= 0x7F
+        guard let serialBN = BN_bin2bn(serial, 16, nil) else { throw failure("BN_bin2bn failed") }
+        defer { BN_free(serialBN) }
+        BN_to_ASN1_INTEGER(serialBN, X509_get_serialNumber(cert))
+        X509_gmtime_adj(X509_getm_notBefore(cert), -3600)
+        X509_gmtime_adj(X509_getm_notAfter(cert), Int(validityDays) * 86_400)
+
+        guard let name = X509_get_subject_name(cert),
+              X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, commonName, -1, -1, 0) == 1,
+              X509_set_issuer_name(cert, name) == 1,
+              X509_set_pubkey(cert, key) == 1
+        else { throw failure("cannot set the certificate's names or key") }
+
+        var extensions: [(Int32, String)] = [
+            (NID_basic_constraints, "critical,CA:FALSE"),
+            (NID_key_usage, "critical,digitalSignature"),
+            (NID_ext_key_usage, "serverAuth,clientAuth"),
+            (NID_subject_key_identifier, "hash"),
+        ]
+        if !subjectAlternativeNames.isEmpty {
+            let sans = subjectAlternativeNames.map { name in
+                TLSHostName.isIPAddress(name) ? "IP:" + TLSHostName.verificationName(name) : "DNS:" + name
+            }
+            extensions.append((NID_subject_alt_name, sans.joined(separator: ",")))
+        }
+        for (nid, value) in extensions where tlskit_X509_add_ext_text(cert, nid, value) != 1 {
+            throw failure("cannot add extension \(value)")
+        }
+        guard X509_sign(cert, key, EVP_sha256()) > 0 else { throw failure("X509_sign failed") }
+
+        let certificatePEM = try OpenSSLPEM.write { PEM_write_bio_X509($0, cert) }
+        let keyPEM = try OpenSSLPEM.write { PEM_write_bio_PrivateKey($0, key, nil, nil, 0, nil, nil) }
+        return TLSIdentity(certificateChainPEM: certificatePEM, privateKeyPEM: keyPEM)
+    }
+}
+
+/// PEM and DER through memory BIOs.
+enum OpenSSLPEM {
+    /// Runs a `PEM_write_bio_*` call into a memory BIO and returns the text.
+    static func write(_ body: (OpaquePointer) -> Int32) throws -> String {
+        guard let bio = BIO_new(BIO_s_mem()) else {
+            throw TLSError(.internalError, "BIO_new failed", backend: OpenSSLBackend.name)
+        }
+        defer { BIO_free(bio) }
+        guard body(bio) == 1 else {
+            throw TLSError(.internalError, "PEM write failed: \(OpenSSLErrorQueue.drainText())", backend: OpenSSLBackend.name)
+        }
+        var pointer: UnsafeMutablePointer<CChar>?
+        let length = BIO_ctrl(bio, BIO_CTRL_INFO, 0, &pointer)
+        guard let pointer, length > 0 else { return "" }
+        return String(decoding: UnsafeRawBufferPointer(start: pointer, count: length), as: UTF8.self)
+    }
+
+    /// Every certificate in a PEM text, in order.
+    static func readCertificates(_ bytes: [UInt8]) -> [OpaquePointer] {
+        bytes.withUnsafeBytes { raw -> [OpaquePointer] in
+            guard let bio = BIO_new_mem_buf(raw.baseAddress, Int32(raw.count)) else { return [] }
+            defer { BIO_free(bio) }
+            var certificates: [OpaquePointer] = []
+            while let cert = PEM_read_bio_X509(bio, nil, nil, nil) {
+                certificates.append(cert)
+            }
+            ERR_clear_error()  // the loop always ends on "no start line"
+            return certificates
+        }
+    }
+
+    /// The DER encoding of a certificate.
+    static func der(_ cert: OpaquePointer) -> [UInt8] {
+        let length = i2d_X509(cert, nil)
+        guard length > 0 else { return [] }
+        var bytes = [UInt8](repeating: 0, count: Int(length))
+        bytes.withUnsafeMutableBufferPointer { buffer in
+            var cursor: UnsafeMutablePointer<UInt8>? = buffer.baseAddress
+            _ = i2d_X509(cert, &cursor)
+        }
+        return bytes
+    }
+}
 #endif

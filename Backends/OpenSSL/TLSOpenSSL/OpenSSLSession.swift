@@ -1,0 +1,275 @@
+#if OpenSSL
+internal import COpenSSL
+import TLSCore
+
+/// One `SSL` object. Each method is one libssl call with the error queue cleared before
+/// it and the result classified after it; the contract's state rules are TLSConnection's.
+final class OpenSSLSession: TLSSessionEngine {
+    private let ssl: OpaquePointer
+    private let transport: TLSTransportIO
+    private let context: OpenSSLContextEngine
+    private let role: TLSRole
+
+    init(context: OpenSSLContextEngine, role: TLSRole, transport: TLSTransportIO, serverName: String?) throws {
+        let backend = OpenSSLBackend.name
+        let configuration = context.configuration
+        if role == .server && !context.hasIdentity {
+            throw TLSError(.invalidConfiguration, "a server needs a certificate chain and private key", backend: backend)
+        }
+        if role == .client && configuration.certificateVerification == .fullVerification && serverName == nil {
+            throw TLSError(.invalidConfiguration,
+                "host-name verification needs a serverName (set TLSConfiguration.serverName or TLSConnection.serverName, or use .noHostnameVerification explicitly)",
+                backend: backend)
+        }
+        ERR_clear_error()
+        guard let ssl = SSL_new(context.ctx) else {
+            throw TLSError(.internalError, "SSL_new: \(OpenSSLErrorQueue.drainText())", backend: backend)
+        }
+        self.ssl = ssl
+        self.transport = transport
+        self.context = context
+        self.role = role
+
+        guard let bio = BIO_new(OpenSSLTransportBIO.method) else {
+            SSL_free(ssl)
+            throw TLSError(.internalError, "BIO_new: \(OpenSSLErrorQueue.drainText())", backend: backend)
+        }
+        BIO_set_data(bio, Unmanaged.passUnretained(transport).toOpaque())
+        BIO_set_init(bio, 1)
+        SSL_set_bio(ssl, bio, bio)  // the SSL owns the BIO (one reference for both directions)
+
+        switch role {
+        case .client:
+            SSL_set_connect_state(ssl)
+            try configureClient(configuration, serverName: serverName)
+        case .server:
+            SSL_set_accept_state(ssl)
+            configureServer(configuration)
+        }
+    }
+
+    deinit { SSL_free(ssl) }
+
+    private func configureClient(_ configuration: TLSConfiguration, serverName: String?) throws {
+        let backend = OpenSSLBackend.name
+        if let sni = TLSHostName.sniName(serverName), tlskit_SSL_set_tlsext_host_name(ssl, sni) != 1 {
+            throw TLSError(.invalidConfiguration, "cannot set SNI \(sni): \(OpenSSLErrorQueue.drainText())", backend: backend)
+        }
+        switch configuration.certificateVerification {
+        case .insecureNoVerification:
+            SSL_set_verify(ssl, SSL_VERIFY_NONE, nil)
+        case .noHostnameVerification:
+            SSL_set_verify(ssl, SSL_VERIFY_PEER, nil)
+        case .fullVerification:
+            SSL_set_verify(ssl, SSL_VERIFY_PEER, nil)
+            let name = TLSHostName.verificationName(serverName!)
+            let param = SSL_get0_param(ssl)
+            let ok: Int32
+            if TLSHostName.isIPAddress(name) {
+                ok = X509_VERIFY_PARAM_set1_ip_asc(param, name)
+            } else {
+                SSL_set_hostflags(ssl, UInt32(X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS))
+                ok = SSL_set1_host(ssl, name)
+            }
+            guard ok == 1 else {
+                throw TLSError(.invalidConfiguration, "cannot verify against host name \(name): \(OpenSSLErrorQueue.drainText())", backend: backend)
+            }
+        }
+        let alpn = configuration.alpnWireFormat
+        if !alpn.isEmpty, SSL_set_alpn_protos(ssl, alpn, UInt32(alpn.count)) != 0 {
+            throw TLSError(.invalidConfiguration, "cannot set ALPN: \(OpenSSLErrorQueue.drainText())", backend: backend)
+        }
+    }
+
+    private func configureServer(_ configuration: TLSConfiguration) {
+        let request: Int32
+        switch configuration.clientAuthentication {
+        case .none: request = SSL_VERIFY_NONE
+        case .optional: request = SSL_VERIFY_PEER
+        case .required: request = SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT
+        }
+        let callback: SSL_verify_cb? = configuration.certificateVerification == .insecureNoVerification
+            ? { _, _ in 1 } : nil
+        SSL_set_verify(ssl, request, callback)
+    }
+
+    // MARK: - One libssl call each
+
+    func handshake() -> TLSEngineStatus {
+        ERR_clear_error()
+        let result = SSL_do_handshake(ssl)
+        if result == 1 { return .success(1) }
+        // OpenSSL 3.0 reports a close_notify received mid-handshake as a failure; the
+        // manual (and TLSKit) call it a controlled shutdown.
+        if (SSL_get_shutdown(ssl) & SSL_RECEIVED_SHUTDOWN) != 0 {
+            ERR_clear_error()
+            return .closeNotify
+        }
+        return classify(result)
+    }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) -> TLSEngineStatus {
+        ERR_clear_error()
+        let result = SSL_read(ssl, buffer.baseAddress, Int32(clamping: buffer.count))
+        return result > 0 ? .success(Int(result)) : classify(result)
+    }
+
+    func write(_ bytes: UnsafeRawBufferPointer) -> TLSEngineStatus {
+        ERR_clear_error()
+        let result = SSL_write(ssl, bytes.baseAddress, Int32(clamping: bytes.count))
+        return result > 0 ? .success(Int(result)) : classify(result)
+    }
+
+    func sendCloseNotify() -> TLSEngineStatus {
+        ERR_clear_error()
+        let result = SSL_shutdown(ssl)
+        return result >= 0 ? .success(1) : classify(result)
+    }
+
+    /// `SSL_get_error` and the error queue, as a TLSKit status.
+    private func classify(_ result: Int32) -> TLSEngineStatus {
+        let backend = OpenSSLBackend.name
+        switch SSL_get_error(ssl, result) {
+        case SSL_ERROR_WANT_READ: return .wantRead
+        case SSL_ERROR_WANT_WRITE: return .wantWrite
+        case SSL_ERROR_ZERO_RETURN: return .closeNotify
+        case SSL_ERROR_SYSCALL:
+            return .failure(TLSError(.transportFailure, "transport failure: \(OpenSSLErrorQueue.drainText())", backend: backend))
+        default:
+            break
+        }
+        let reason = OpenSSLErrorQueue.firstReason
+        let verifyResult = SSL_get_verify_result(ssl)
+        if reason == SSL_R_CERTIFICATE_VERIFY_FAILED, verifyResult != X509_V_OK {
+            let text = String(cString: X509_verify_cert_error_string(verifyResult))
+            _ = OpenSSLErrorQueue.drainText()
+            return .failure(TLSError(
+                .certificateVerificationFailed, "certificate verify failed: \(text)", backend: backend,
+                verificationFailure: Self.verificationFailure(Int32(verifyResult)),
+                alert: Self.verificationFailure(Int32(verifyResult)).alert))
+        }
+        if reason == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE {
+            return .failure(TLSError(
+                .certificateVerificationFailed, "the client sent no certificate: \(OpenSSLErrorQueue.drainText())",
+                backend: backend, verificationFailure: .noCertificate, alert: .certificateRequired))
+        }
+        if reason > SSL_AD_REASON_OFFSET, reason < SSL_AD_REASON_OFFSET + 256 {
+            let alert = TLSAlert(UInt8(reason - SSL_AD_REASON_OFFSET))
+            return .failure(TLSError(
+                .alertReceived, "the peer sent the fatal alert \(alert): \(OpenSSLErrorQueue.drainText())",
+                backend: backend, alert: alert))
+        }
+        if reason == SSL_R_UNEXPECTED_EOF_WHILE_READING {
+            return .failure(TLSError(.unexpectedEOF, OpenSSLErrorQueue.drainText(), backend: backend))
+        }
+        return .failure(TLSError(.protocolFailure, OpenSSLErrorQueue.drainText(), backend: backend))
+    }
+
+    /// The category of an `X509_V_ERR_*` code, the same on both backends.
+    static func verificationFailure(_ code: Int32) -> TLSError.VerificationFailure {
+        switch code {
+        case X509_V_ERR_CERT_HAS_EXPIRED: return .expired
+        case X509_V_ERR_CERT_NOT_YET_VALID: return .notYetValid
+        case X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH: return .hostnameMismatch
+        case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT: return .selfSigned
+        case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT, X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY,
+             X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE, X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN,
+             X509_V_ERR_CERT_UNTRUSTED:
+            return .unknownIssuer
+        case X509_V_ERR_CERT_SIGNATURE_FAILURE, X509_V_ERR_UNABLE_TO_DECRYPT_CERT_SIGNATURE,
+             X509_V_ERR_EE_KEY_TOO_SMALL, X509_V_ERR_CA_KEY_TOO_SMALL, X509_V_ERR_CA_MD_TOO_WEAK:
+            return .badSignature
+        case X509_V_ERR_INVALID_PURPOSE, X509_V_ERR_INVALID_CA: return .invalidPurpose
+        case X509_V_ERR_CERT_REVOKED: return .revoked
+        default: return .other
+        }
+    }
+
+    // MARK: - After the handshake
+
+    var negotiatedVersion: TLSVersion? {
+        switch SSL_version(ssl) {
+        case TLS1_3_VERSION: return .tls13
+        case TLS1_2_VERSION: return .tls12
+        default: return nil
+        }
+    }
+
+    var cipherSuite: String? {
+        guard let cipher = SSL_get_current_cipher(ssl), let name = SSL_CIPHER_standard_name(cipher) else { return nil }
+        return String(cString: name)
+    }
+
+    var negotiatedApplicationProtocol: String? {
+        var data: UnsafePointer<UInt8>?
+        var length: UInt32 = 0
+        SSL_get0_alpn_selected(ssl, &data, &length)
+        guard let data, length > 0 else { return nil }
+        return String(decoding: UnsafeBufferPointer(start: data, count: Int(length)), as: UTF8.self)
+    }
+
+    var peerCertificateChain: [[UInt8]] {
+        var result: [[UInt8]] = []
+        // On a server the chain OpenSSL keeps excludes the leaf; on a client it includes it.
+        if role == .server, let leaf = SSL_get0_peer_certificate(ssl) {
+            result.append(OpenSSLPEM.der(leaf))
+        }
+        if let chain = SSL_get_peer_cert_chain(ssl) {
+            for index in 0..<tlskit_sk_X509_num(chain) {
+                if let cert = tlskit_sk_X509_value(chain, index) { result.append(OpenSSLPEM.der(cert)) }
+            }
+        }
+        return result
+    }
+
+    var requestedServerName: String? {
+        guard role == .server, let name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) else { return nil }
+        return String(cString: name)
+    }
+}
+
+/// The `BIO_METHOD` that carries every transport: reads and writes go to the
+/// connection's ``TLSTransportIO`` (socket, in-memory pair or custom callbacks).
+enum OpenSSLTransportBIO {
+    nonisolated(unsafe) static let method: OpaquePointer = {
+        let method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "TLSKit transport")!
+        BIO_meth_set_write(method) { bio, data, length in
+            guard let bio, let io = transport(bio) else { return -1 }
+            tlskit_BIO_clear_retry_flags(bio)
+            switch io.write(UnsafeRawBufferPointer(start: data, count: Int(length))) {
+            case .transferred(let count): return Int32(count)
+            case .wouldBlock: tlskit_BIO_set_retry_write(bio); return -1
+            case .endOfStream, .failed: return -1
+            }
+        }
+        BIO_meth_set_read(method) { bio, data, length in
+            guard let bio, let io = transport(bio) else { return -1 }
+            tlskit_BIO_clear_retry_flags(bio)
+            switch io.read(into: UnsafeMutableRawBufferPointer(start: data, count: Int(length))) {
+            case .transferred(let count): return Int32(count)
+            case .wouldBlock: tlskit_BIO_set_retry_read(bio); return -1
+            case .endOfStream: return 0
+            case .failed: return -1
+            }
+        }
+        BIO_meth_set_ctrl(method) { _, command, _, _ in
+            // libssl flushes after each flight; the transport has no buffer of its own.
+            command == BIO_CTRL_FLUSH ? 1 : 0
+        }
+        BIO_meth_set_create(method) { bio in
+            BIO_set_init(bio, 0)
+            return 1
+        }
+        BIO_meth_set_destroy(method) { bio in
+            BIO_set_data(bio, nil)
+            return 1
+        }
+        return method
+    }()
+
+    private static func transport(_ bio: OpaquePointer) -> TLSTransportIO? {
+        guard let data = BIO_get_data(bio) else { return nil }
+        return Unmanaged<TLSTransportIO>.fromOpaque(data).takeUnretainedValue()
+    }
+}
+#endif

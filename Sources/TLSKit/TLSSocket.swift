@@ -1,0 +1,282 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+public import TLSCore
+
+/// A TLS connection over a TCP socket, driven to completion for the caller: the
+/// blocking helpers, written once over the ``TLSConnection`` contract.
+///
+/// Every operation waits with `poll(2)` on the want-read / want-write results, so the
+/// helpers work whether the descriptor is blocking or not, and honour ``timeout``.
+///
+/// ```swift
+/// let socket = try TLSSocket.connect(host: "example.com", port: 443, context: context)
+/// try socket.write(Array("GET / HTTP/1.0\r\n\r\n".utf8))
+/// let reply = try socket.read()
+/// ```
+public final class TLSSocket {
+    /// The TLS connection, for its negotiated parameters.
+    public let connection: TLSConnection
+    /// The socket descriptor. Owned by this object and closed by ``close()`` / deinit.
+    public let descriptor: Int32
+    /// The longest wait for the peer in any one operation; nil waits forever.
+    public var timeout: Duration?
+    private var closed = false
+
+    private init(connection: TLSConnection, descriptor: Int32, timeout: Duration?) {
+        self.connection = connection
+        self.descriptor = descriptor
+        self.timeout = timeout
+    }
+
+    deinit { close() }
+
+    /// Connects to `host:port` over TCP and completes the client handshake.
+    /// - Parameters:
+    ///   - host: a DNS name, an IPv4 address, or an IPv6 address (with or without brackets).
+    ///   - serverName: the name for SNI and verification; defaults to the context's
+    ///     ``TLSConfiguration/serverName``, then to `host`.
+    ///   - timeout: the longest wait in the TCP connect, the handshake, and later reads
+    ///     and writes.
+    public static func connect(
+        host: String, port: UInt16, context: TLSContext, serverName: String? = nil, timeout: Duration? = nil
+    ) throws -> TLSSocket {
+        let fd = try TCP.connect(host: host, port: port, timeout: timeout, backend: context.backendName)
+        let connection = context.makeConnection()
+        connection.serverName = serverName ?? context.configuration.serverName ?? host
+        let socket = TLSSocket(connection: connection, descriptor: fd, timeout: timeout)
+        try connection.setTransport(.socket(fd))
+        _ = try socket.drive("handshake") { connection.connect() }
+        return socket
+    }
+
+    /// Completes the server handshake on an accepted socket, taking ownership of it.
+    public static func accept(
+        descriptor: Int32, context: TLSContext, timeout: Duration? = nil
+    ) throws -> TLSSocket {
+        let connection = context.makeConnection()
+        let socket = TLSSocket(connection: connection, descriptor: descriptor, timeout: timeout)
+        try connection.setTransport(.socket(descriptor))
+        _ = try socket.drive("handshake") { connection.accept() }
+        return socket
+    }
+
+    /// Reads up to `maxBytes` of application data, waiting until some arrive.
+    /// - Returns: the bytes; an empty array once the peer has sent close_notify.
+    /// - Throws: ``TLSError`` (unexpected EOF when the peer vanished without close_notify).
+    public func read(maxBytes: Int = 16_384) throws -> [UInt8] {
+        var buffer = [UInt8](repeating: 0, count: max(1, maxBytes))
+        let count = try drive("read") { connection.read(into: &buffer) }
+        return Array(buffer[0..<Int(count)])
+    }
+
+    /// Writes all of `bytes`, waiting as needed.
+    public func write(_ bytes: [UInt8]) throws {
+        if bytes.isEmpty { return }
+        _ = try drive("write") { connection.write(bytes) }
+    }
+
+    /// Sends close_notify; with `waitForPeer`, also waits for the peer's.
+    public func shutdown(waitForPeer: Bool = false) throws {
+        var result = try drive("shutdown") { connection.shutdown() }
+        if waitForPeer && result == 0 {
+            result = try drive("shutdown") { connection.shutdown() }
+        }
+    }
+
+    /// Closes the descriptor (without close_notify; call ``shutdown(waitForPeer:)`` first).
+    public func close() {
+        if closed { return }
+        closed = true
+        Glibc.close(descriptor)
+    }
+
+    /// Calls `operation` until it stops asking for I/O, polling in between.
+    /// A 0 result with ``TLSErrorCode/zeroReturn`` is returned as 0 (clean close).
+    private func drive(_ what: String, _ operation: () -> Int32) throws -> Int32 {
+        let deadline = timeout.map { ContinuousClock.now + $0 }
+        while true {
+            let result = operation()
+            let code = connection.error(for: result)
+            switch code {
+            case .none, .zeroReturn:
+                if code == .zeroReturn && what == "handshake" {
+                    throw TLSError(.closedByPeer, "the peer closed the session during the handshake",
+                                   backend: connection.context.backendName)
+                }
+                return max(result, 0)
+            case .wantRead, .wantWrite:
+                try TCP.wait(descriptor, forWriting: code == .wantWrite, until: deadline,
+                             what: what, backend: connection.context.backendName)
+            case .ssl, .syscall:
+                throw connection.lastError
+                    ?? TLSError(.internalError, "\(what) failed", backend: connection.context.backendName)
+            }
+        }
+    }
+}
+
+/// A listening TCP socket whose accepted connections become ``TLSSocket``s.
+public final class TLSListener: Sendable {
+    /// The listening descriptor.
+    public let descriptor: Int32
+    /// The bound port (useful after binding port 0).
+    public let port: UInt16
+    /// The bound address.
+    public let host: String
+
+    /// Binds and listens. Port 0 picks a free port.
+    public init(host: String = "127.0.0.1", port: UInt16 = 0, backlog: Int32 = 512) throws {
+        (descriptor, self.port) = try TCP.listen(host: host, port: port, backlog: backlog, backend: "TLSKit")
+        self.host = host
+    }
+
+    deinit { Glibc.close(descriptor) }
+
+    /// Accepts one TCP connection and completes the server handshake on it.
+    public func accept(context: TLSContext, timeout: Duration? = nil) throws -> TLSSocket {
+        let fd = try acceptDescriptor(timeout: timeout)
+        do {
+            return try TLSSocket.accept(descriptor: fd, context: context, timeout: timeout)
+        } catch {
+            // TLSSocket owns fd once created; if creation failed before that, close it here.
+            throw error
+        }
+    }
+
+    /// Accepts one TCP connection without TLS (for callers that drive the handshake
+    /// themselves). The descriptor is non-blocking.
+    public func acceptDescriptor(timeout: Duration? = nil) throws -> Int32 {
+        let deadline = timeout.map { ContinuousClock.now + $0 }
+        while true {
+            let fd = Glibc.accept(descriptor, nil, nil)
+            if fd >= 0 {
+                _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+                _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+                var one: Int32 = 1
+                setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+                return fd
+            }
+            let error = errno
+            switch error {
+            case EINTR, ECONNABORTED: continue
+            case EAGAIN, EWOULDBLOCK:
+                try TCP.wait(descriptor, forWriting: false, until: deadline, what: "accept", backend: "TLSKit")
+            default:
+                throw TLSError(.transportFailure, "accept: \(String(cString: strerror(error)))", backend: "TLSKit", errno: error)
+            }
+        }
+    }
+}
+
+/// TCP plumbing for the helpers.
+enum TCP {
+    static func failure(_ what: String, _ error: Int32, backend: String) -> TLSError {
+        TLSError(.transportFailure, "\(what): \(String(cString: strerror(error)))", backend: backend, errno: error)
+    }
+
+    /// Waits until `fd` is readable or writable, or the deadline passes.
+    static func wait(_ fd: Int32, forWriting: Bool, until deadline: ContinuousClock.Instant?,
+                     what: String, backend: String) throws {
+        var entry = pollfd(fd: fd, events: Int16(forWriting ? POLLOUT : POLLIN), revents: 0)
+        while true {
+            var milliseconds: Int32 = -1
+            if let deadline {
+                let left = deadline - ContinuousClock.now
+                if left <= .zero {
+                    throw TLSError(.timedOut, "\(what) timed out waiting for the peer", backend: backend)
+                }
+                let (seconds, attoseconds) = left.components
+                milliseconds = Int32(clamping: seconds * 1000 + attoseconds / 1_000_000_000_000_000 + 1)
+            }
+            let ready = poll(&entry, 1, milliseconds)
+            if ready > 0 { return }
+            if ready == 0 { continue }  // the deadline check above throws
+            if errno == EINTR { continue }
+            throw failure("poll", errno, backend: backend)
+        }
+    }
+
+    /// Resolves and connects, non-blocking, honouring the timeout.
+    static func connect(host: String, port: UInt16, timeout: Duration?, backend: String) throws -> Int32 {
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_family = AF_UNSPEC
+        var list: UnsafeMutablePointer<addrinfo>?
+        let name = TLSHostName.verificationName(host)
+        let status = getaddrinfo(name, String(port), &hints, &list)
+        guard status == 0, let list else {
+            throw TLSError(.transportFailure, "cannot resolve \(host): \(String(cString: gai_strerror(status)))", backend: backend)
+        }
+        defer { freeaddrinfo(list) }
+        let deadline = timeout.map { ContinuousClock.now + $0 }
+        var lastError = TLSError(.transportFailure, "no address for \(host)", backend: backend)
+        var cursor: UnsafeMutablePointer<addrinfo>? = list
+        while let info = cursor {
+            cursor = info.pointee.ai_next
+            let fd = socket(info.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue | SOCK_NONBLOCK.rawValue), 0)
+            if fd < 0 { lastError = failure("socket", errno, backend: backend); continue }
+            var one: Int32 = 1
+            setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+            if Glibc.connect(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 { return fd }
+            guard errno == EINPROGRESS else {
+                lastError = failure("connect to \(host):\(port)", errno, backend: backend)
+                Glibc.close(fd)
+                continue
+            }
+            do {
+                try wait(fd, forWriting: true, until: deadline, what: "connect to \(host):\(port)", backend: backend)
+                var error: Int32 = 0
+                var length = socklen_t(MemoryLayout<Int32>.size)
+                getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length)
+                if error == 0 { return fd }
+                lastError = failure("connect to \(host):\(port)", error, backend: backend)
+            } catch let error as TLSError {
+                lastError = error
+            }
+            Glibc.close(fd)
+        }
+        throw lastError
+    }
+
+    /// Binds a listening socket (IPv4 or IPv6 literal, or a name resolved to its first address).
+    static func listen(host: String, port: UInt16, backlog: Int32, backend: String) throws -> (Int32, UInt16) {
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_flags = AI_PASSIVE
+        var list: UnsafeMutablePointer<addrinfo>?
+        let status = getaddrinfo(TLSHostName.verificationName(host), String(port), &hints, &list)
+        guard status == 0, let list else {
+            throw TLSError(.transportFailure, "cannot resolve \(host): \(String(cString: gai_strerror(status)))", backend: backend)
+        }
+        defer { freeaddrinfo(list) }
+        let info = list.pointee
+        let fd = socket(info.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue | SOCK_NONBLOCK.rawValue), 0)
+        guard fd >= 0 else { throw failure("socket", errno, backend: backend) }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        guard bind(fd, info.ai_addr, info.ai_addrlen) == 0 else {
+            let error = errno
+            Glibc.close(fd)
+            throw failure("bind \(host):\(port)", error, backend: backend)
+        }
+        guard Glibc.listen(fd, backlog) == 0 else {
+            let error = errno
+            Glibc.close(fd)
+            throw failure("listen", error, backend: backend)
+        }
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        _ = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        let family = Int32(storage.ss_family)
+        let boundPort: UInt16 = withUnsafePointer(to: &storage) { pointer in
+            if family == AF_INET6 {
+                return pointer.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { UInt16(bigEndian: $0.pointee.sin6_port) }
+            }
+            return pointer.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { UInt16(bigEndian: $0.pointee.sin_port) }
+        }
+        return (fd, boundPort)
+    }
+}
