@@ -9,6 +9,10 @@ final class OpenSSLSession: TLSSessionEngine {
     private let transport: TLSTransportIO
     private let context: OpenSSLContextEngine
     private let role: TLSRole
+    /// The last alert the peer sent (level, description), seen through the info callback.
+    fileprivate var receivedAlert: (level: UInt8, description: UInt8)?
+    /// Whether libssl wrote an alert of its own.
+    fileprivate var sentAlert = false
 
     init(context: OpenSSLContextEngine, role: TLSRole, transport: TLSTransportIO, serverName: String?) throws {
         let backend = OpenSSLBackend.name
@@ -37,6 +41,8 @@ final class OpenSSLSession: TLSSessionEngine {
         BIO_set_data(bio, Unmanaged.passUnretained(transport).toOpaque())
         BIO_set_init(bio, 1)
         SSL_set_bio(ssl, bio, bio)  // the SSL owns the BIO (one reference for both directions)
+        SSL_set_ex_data(ssl, 0, Unmanaged.passUnretained(self).toOpaque())
+        SSL_set_info_callback(ssl, openSSLInfoCallback)
 
         switch role {
         case .client:
@@ -99,13 +105,27 @@ final class OpenSSLSession: TLSSessionEngine {
         ERR_clear_error()
         let result = SSL_do_handshake(ssl)
         if result == 1 { return .success(1) }
-        // OpenSSL 3.0 reports a close_notify received mid-handshake as a failure; the
-        // manual (and TLSKit) call it a controlled shutdown.
-        if (SSL_get_shutdown(ssl) & SSL_RECEIVED_SHUTDOWN) != 0 {
+        // OpenSSL 3.0 reports a close_notify received mid-handshake as a failure (-1,
+        // SSL_ERROR_SSL); the manual, and TLSKit, call it a controlled shutdown.
+        if let alert = receivedAlert, alert.description == 0 {
             ERR_clear_error()
             return .closeNotify
         }
-        return classify(result)
+        let status = classify(result)
+        if case .failure(let error) = status, error.code == .protocolFailure, !sentAlert {
+            sendPlaintextAlert(.unexpectedMessage)
+        }
+        return status
+    }
+
+    /// OpenSSL sends no alert for input that is not TLS at all (`SSL_AD_NO_ALERT`, e.g. an
+    /// HTTP request). TLSKit's contract sends a fatal alert on every detected protocol
+    /// failure, so the peer never waits: write one unencrypted alert record. This only
+    /// happens before any key is established, where alerts are plaintext.
+    private func sendPlaintextAlert(_ alert: TLSAlert) {
+        let record: [UInt8] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, alert.rawValue]
+        record.withUnsafeBytes { _ = transport.write($0) }
+        sentAlert = true
     }
 
     func read(into buffer: UnsafeMutableRawBufferPointer) -> TLSEngineStatus {
@@ -137,6 +157,12 @@ final class OpenSSLSession: TLSSessionEngine {
             return .failure(TLSError(.transportFailure, "transport failure: \(OpenSSLErrorQueue.drainText())", backend: backend))
         default:
             break
+        }
+        if let alert = receivedAlert, alert.level == 2 {
+            let tlsAlert = TLSAlert(alert.description)
+            return .failure(TLSError(
+                .alertReceived, "the peer sent the fatal alert \(tlsAlert): \(OpenSSLErrorQueue.drainText())",
+                backend: backend, alert: tlsAlert))
         }
         let reason = OpenSSLErrorQueue.firstReason
         let verifyResult = SSL_get_verify_result(ssl)
@@ -225,6 +251,18 @@ final class OpenSSLSession: TLSSessionEngine {
     var requestedServerName: String? {
         guard role == .server, let name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) else { return nil }
         return String(cString: name)
+    }
+}
+
+/// Records alerts read and written, so results are classified from what happened on
+/// the wire rather than from the shutdown flags (which a fatal alert sets too).
+private func openSSLInfoCallback(_ ssl: OpaquePointer?, _ where: Int32, _ value: Int32) {
+    guard let ssl, let data = SSL_get_ex_data(ssl, 0) else { return }
+    let session = Unmanaged<OpenSSLSession>.fromOpaque(data).takeUnretainedValue()
+    if (`where` & SSL_CB_READ_ALERT) == SSL_CB_READ_ALERT {
+        session.receivedAlert = (UInt8(truncatingIfNeeded: value >> 8), UInt8(truncatingIfNeeded: value))
+    } else if (`where` & SSL_CB_WRITE_ALERT) == SSL_CB_WRITE_ALERT {
+        session.sentAlert = true
     }
 }
 

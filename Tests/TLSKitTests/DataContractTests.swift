@@ -1,0 +1,172 @@
+import Testing
+import TLSKit
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// read / write / shutdown rows of DESIGN.md §1, in memory.
+@Suite("Data and shutdown contract")
+struct DataContractTests {
+    private func established(_ backend: Backend, capacity: Int = 1 << 20) throws -> MemoryLink {
+        let link = try MemoryLink(Fixture(backend), capacity: capacity)
+        let (client, server) = link.handshake()
+        try #require(client.last == Step(1, .none) && server.last == Step(1, .none))
+        return link
+    }
+
+    @Test("read and write before the handshake: -1 .ssl handshakeNotComplete, nothing sent", arguments: allBackends)
+    func beforeHandshake(backend: Backend) throws {
+        let link = try MemoryLink(Fixture(backend))
+        #expect(link.client.readStep().0 == Step(-1, .ssl))
+        #expect(link.client.lastError?.code == .handshakeNotComplete)
+        #expect(link.client.step { $0.write(Array("early".utf8)) } == Step(-1, .ssl))
+        #expect(link.client.lastError?.code == .handshakeNotComplete)
+        #expect(link.clientWire.pendingOutgoing == 0)
+        // Not fatal: the handshake still works.
+        #expect(link.handshake().client.last == Step(1, .none))
+    }
+
+    @Test("application data both ways; read with nothing pending: -1 .wantRead", arguments: allBackends)
+    func readWrite(backend: Backend) throws {
+        let link = try established(backend)
+        // Drain anything post-handshake (TLS 1.3 tickets) first.
+        _ = link.client.readStep()
+        link.exchange()
+        #expect(link.client.readStep().0 == Step(-1, .wantRead))
+        #expect(link.server.readStep().0 == Step(-1, .wantRead))
+
+        let ping = Array("ping".utf8)
+        #expect(link.client.step { $0.write(ping) } == Step(4, .none))
+        link.exchange()
+        let (step, bytes) = link.server.readStep()
+        #expect(step == Step(4, .none))
+        #expect(bytes == ping)
+
+        let pong = [UInt8](repeating: 0x5A, count: 40_000)
+        #expect(link.server.step { $0.write(pong) } == Step(40_000, .none))
+        link.exchange()
+        var received: [UInt8] = []
+        while received.count < pong.count {
+            let (step, chunk) = link.client.readStep()
+            try #require(step.result > 0, "read returned \(step)")
+            received += chunk
+        }
+        #expect(received == pong)
+    }
+
+    @Test("zero-length read and write: 0 .none, nothing sent", arguments: allBackends)
+    func zeroLength(backend: Backend) throws {
+        let link = try established(backend)
+        link.exchange()
+        var empty: [UInt8] = []
+        #expect(link.client.step { $0.read(into: &empty) } == Step(0, .none))
+        #expect(link.client.step { $0.write([]) } == Step(0, .none))
+        #expect(link.clientWire.pendingOutgoing == 0)
+    }
+
+    @Test("write is all-or-nothing: -1 .wantWrite, then a retry with the same bytes from another buffer completes",
+          arguments: allBackends)
+    func writeResumes(backend: Backend) throws {
+        let link = try established(backend, capacity: 4096)
+        link.exchange()
+        let payload = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        var received: [UInt8] = []
+        var wants = 0
+        var result = link.client.step { $0.write(payload) }
+        while result.result < 0 {
+            #expect(result == Step(-1, .wantWrite))
+            wants += 1
+            link.exchange()
+            while case let (step, chunk) = link.server.readStep(), step.result > 0 { received += chunk }
+            let copy = Array(payload)  // the same bytes at another address
+            result = link.client.step { $0.write(copy) }
+        }
+        #expect(result == Step(300_000, .none))
+        #expect(wants > 0)
+        link.exchange()
+        while case let (step, chunk) = link.server.readStep(), step.result > 0 { received += chunk }
+        #expect(received == payload)
+    }
+
+    @Test("a write retry with a different length is refused: -1 .ssl badWriteRetry", arguments: allBackends)
+    func badWriteRetry(backend: Backend) throws {
+        let link = try established(backend, capacity: 1024)
+        link.exchange()
+        let payload = [UInt8](repeating: 1, count: 100_000)
+        #expect(link.client.step { $0.write(payload) } == Step(-1, .wantWrite))
+        #expect(link.client.step { $0.write(Array(payload.prefix(10))) } == Step(-1, .ssl))
+        #expect(link.client.lastError?.code == .badWriteRetry)
+    }
+
+    @Test("shutdown: 0 then 1; close_notify exactly once; peer reads 0 .zeroReturn (sticky) and can still write",
+          arguments: allBackends)
+    func shutdown(backend: Backend) throws {
+        let link = try established(backend)
+        link.exchange()
+        _ = link.client.readStep()  // consume tickets
+        link.exchange()
+
+        #expect(link.client.step { $0.shutdown() } == Step(0, .none))
+        let closeNotify = link.clientWire.pendingOutgoing
+        #expect(closeNotify > 0)
+        // Waiting for the peer's close_notify on a non-blocking transport.
+        #expect(link.client.step { $0.shutdown() } == Step(-1, .wantRead))
+        #expect(link.clientWire.pendingOutgoing == closeNotify)  // nothing more sent
+        // Writing after our own shutdown is refused.
+        #expect(link.client.step { $0.write(Array("late".utf8)) } == Step(-1, .ssl))
+        #expect(link.client.lastError?.code == .alreadyShutDown)
+        link.exchange()
+
+        // The server sees the close: 0 .zeroReturn, again and again.
+        #expect(link.server.readStep().0 == Step(0, .zeroReturn))
+        #expect(link.server.readStep().0 == Step(0, .zeroReturn))
+        // Half-close: the server can still write, and the client can still read.
+        #expect(link.server.step { $0.write(Array("bye".utf8)) } == Step(3, .none))
+        link.exchange()
+        let (step, bytes) = link.client.readStep()
+        #expect(step == Step(3, .none))
+        #expect(bytes == Array("bye".utf8))
+        // The server answers: both close_notify seen, so 1 at once.
+        #expect(link.server.step { $0.shutdown() } == Step(1, .none))
+        link.exchange()
+        #expect(link.client.step { $0.shutdown() } == Step(1, .none))
+        // Further calls: 1, nothing sent.
+        #expect(link.client.step { $0.shutdown() } == Step(1, .none))
+        #expect(link.server.step { $0.shutdown() } == Step(1, .none))
+        #expect(link.exchange() == 0)
+    }
+
+    @Test("the peer vanishes without close_notify: read gives 0 .ssl unexpectedEOF, then -1 .ssl", arguments: allBackends)
+    func peerVanishes(backend: Backend) throws {
+        let link = try established(backend)
+        link.exchange()
+        _ = link.client.readStep()
+        link.clientWire.closeIncoming()
+        #expect(link.client.readStep().0 == Step(0, .ssl))
+        #expect(link.client.lastError?.code == .unexpectedEOF)
+        #expect(link.client.readStep().0 == Step(-1, .ssl))
+        #expect(link.client.step { $0.write([1]) } == Step(-1, .ssl))
+        #expect(link.client.lastError?.code == .unexpectedEOF)
+    }
+
+    @Test("a corrupted record: -1 .ssl and the peer is told with an alert", arguments: allBackends)
+    func corruptedRecord(backend: Backend) throws {
+        let link = try established(backend)
+        link.exchange()
+        _ = link.client.readStep()
+        link.exchange()
+        #expect(link.client.step { $0.write(Array("integrity".utf8)) } == Step(9, .none))
+        var record = link.clientWire.takeOutgoing()
+        record[record.count - 3] ^= 0xFF
+        link.serverWire.deliverIncoming(record)
+        #expect(link.server.readStep().0 == Step(-1, .ssl))
+        #expect(link.server.lastError?.code == .protocolFailure)
+        let alert = link.serverWire.takeOutgoing()
+        #expect(!alert.isEmpty)
+        link.clientWire.deliverIncoming(alert)
+        #expect(link.client.readStep().0 == Step(-1, .ssl))
+        #expect(link.client.lastError?.code == .alertReceived)
+        #expect(link.client.lastError?.alert == .badRecordMAC)
+    }
+}

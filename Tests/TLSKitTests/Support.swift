@@ -1,0 +1,262 @@
+import Foundation
+import Testing
+import TLSKit
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One backend as a test argument, named in the test report.
+struct Backend: CustomTestStringConvertible, Sendable {
+    let type: any TLSBackend.Type
+    var name: String { type.name }
+    var testDescription: String { type.name }
+}
+
+/// Every backend compiled into this build: the suite runs once per backend.
+let allBackends: [Backend] = TLSBackends.available.map { Backend(type: $0) }
+
+/// A result and its `error(for:)` code: what every contract assertion compares.
+struct Step: Equatable, CustomStringConvertible {
+    var result: Int32
+    var code: TLSErrorCode
+    init(_ result: Int32, _ code: TLSErrorCode) {
+        self.result = result
+        self.code = code
+    }
+    var description: String { "(\(result), .\(code))" }
+}
+
+extension TLSConnection {
+    /// Runs one call and pairs its result with `error(for:)`.
+    func step(_ call: (TLSConnection) -> Int32) -> Step {
+        let result = call(self)
+        return Step(result, error(for: result))
+    }
+
+    /// Reads into a fresh buffer; returns the step and the bytes read.
+    func readStep(maxBytes: Int = 65_536) -> (Step, [UInt8]) {
+        var buffer = [UInt8](repeating: 0, count: maxBytes)
+        let result = read(into: &buffer)
+        return (Step(result, error(for: result)), result > 0 ? Array(buffer[0..<Int(result)]) : [])
+    }
+}
+
+/// Certificates and contexts for one backend, generated at run time.
+struct Fixture {
+    let backend: any TLSBackend.Type
+    let identity: TLSIdentity
+
+    init(_ backend: Backend, names: [String] = ["localhost", "127.0.0.1", "::1"]) throws {
+        self.backend = backend.type
+        identity = try backend.type.makeSelfSignedIdentity(
+            commonName: "localhost", subjectAlternativeNames: names, validityDays: 2)
+    }
+
+    var serverConfiguration: TLSConfiguration { .makeServerConfiguration(identity: identity) }
+
+    /// A client that trusts exactly this fixture's certificate and expects `localhost`.
+    var clientConfiguration: TLSConfiguration {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.trustRoots = .certificates([.pem(identity.certificateChainPEM)])
+        configuration.serverName = "localhost"
+        return configuration
+    }
+
+    func serverContext(_ change: (inout TLSConfiguration) -> Void = { _ in }) throws -> TLSContext {
+        var configuration = serverConfiguration
+        change(&configuration)
+        return try backend.makeContext(configuration)
+    }
+
+    func clientContext(_ change: (inout TLSConfiguration) -> Void = { _ in }) throws -> TLSContext {
+        var configuration = clientConfiguration
+        change(&configuration)
+        return try backend.makeContext(configuration)
+    }
+}
+
+/// A client and a server connected by two in-memory pairs; the test moves the bytes.
+final class MemoryLink {
+    let client: TLSConnection
+    let server: TLSConnection
+    let clientWire: TLSMemoryPair
+    let serverWire: TLSMemoryPair
+
+    init(client clientContext: TLSContext, server serverContext: TLSContext, capacity: Int = 1 << 20) throws {
+        client = clientContext.makeConnection()
+        server = serverContext.makeConnection()
+        clientWire = TLSMemoryPair(capacity: capacity)
+        serverWire = TLSMemoryPair(capacity: capacity)
+        try client.setTransport(.memory(clientWire))
+        try server.setTransport(.memory(serverWire))
+        try client.setConnectState()
+        try server.setAcceptState()
+    }
+
+    convenience init(_ fixture: Fixture, capacity: Int = 1 << 20,
+                     client: (inout TLSConfiguration) -> Void = { _ in },
+                     server: (inout TLSConfiguration) -> Void = { _ in }) throws {
+        try self.init(client: fixture.clientContext(client), server: fixture.serverContext(server), capacity: capacity)
+    }
+
+    @discardableResult
+    func exchange() -> Int { TLSMemoryPair.exchange(clientWire, serverWire) }
+
+    /// Drives both handshakes, moving bytes between calls, until both finish or one
+    /// fails. Returns every step of each side in order.
+    @discardableResult
+    func handshake(maxRounds: Int = 100) -> (client: [Step], server: [Step]) {
+        var clientSteps: [Step] = [], serverSteps: [Step] = []
+        for _ in 0..<maxRounds {
+            let clientDone = clientSteps.last.map { $0.result >= 0 || ($0.code != .wantRead && $0.code != .wantWrite) } ?? false
+            let serverDone = serverSteps.last.map { $0.result >= 0 || ($0.code != .wantRead && $0.code != .wantWrite) } ?? false
+            if clientDone && serverDone { break }
+            if !clientDone { clientSteps.append(client.step { $0.doHandshake() }) }
+            exchange()
+            if !serverDone { serverSteps.append(server.step { $0.doHandshake() }) }
+            exchange()
+        }
+        return (clientSteps, serverSteps)
+    }
+}
+
+/// A value behind a lock, shareable between threads.
+final class Locked<Value>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Value
+    init(_ value: Value) { self.value = value }
+    func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(&value)
+    }
+}
+
+/// Runs `body` on a new thread; `join()` returns its result.
+final class Background<Value: Sendable>: Sendable {
+    private let outcome = Locked<Result<Value, any Error>?>(nil)
+    private let done = DispatchSemaphore(value: 0)
+
+    init(_ body: @escaping @Sendable () throws -> Value) {
+        let thread = Thread { [outcome, done] in
+            let result = Result { try body() }
+            outcome.withLock { $0 = result }
+            done.signal()
+        }
+        thread.stackSize = 8 << 20
+        thread.start()
+    }
+
+    func join(timeout: TimeInterval = 60) throws -> Value {
+        guard done.wait(timeout: .now() + timeout) == .success else {
+            throw TLSError(.timedOut, "background thread did not finish in \(timeout) s", backend: "tests")
+        }
+        return try outcome.withLock { $0! }.get()
+    }
+}
+
+/// A connected pair of UNIX stream sockets.
+func socketPair(nonBlocking: Bool = false) throws -> (Int32, Int32) {
+    var fds: [Int32] = [0, 0]
+    let type = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | (nonBlocking ? Int32(SOCK_NONBLOCK.rawValue) : 0)
+    guard socketpair(AF_UNIX, type, 0, &fds) == 0 else {
+        throw TLSError(.transportFailure, "socketpair failed", backend: "tests", errno: errno)
+    }
+    return (fds[0], fds[1])
+}
+
+/// A scratch directory for files handed to external tools.
+func temporaryDirectory() throws -> URL {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("tlskit-tests-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released; the tools then bind it).
+func freePort() throws -> UInt16 {
+    let listener = try TLSListener(host: "127.0.0.1", port: 0)
+    return listener.port
+}
+
+/// The absolute path of a tool the suite needs; a missing tool fails the test.
+func tool(_ name: String) throws -> String {
+    for directory in ["/usr/bin", "/usr/local/bin", "/bin"] {
+        let path = "\(directory)/\(name)"
+        if FileManager.default.isExecutableFile(atPath: path) { return path }
+    }
+    throw TLSError(.invalidConfiguration,
+                   "\(name) is not installed: the real-peer tests need it (apt-get install openssl gnutls-bin)",
+                   backend: "tests")
+}
+
+/// An external process (a real TLS peer) with captured output.
+final class Peer {
+    let process = Process()
+    private let stdinPipe = Pipe(), stdoutPipe = Pipe(), stderrPipe = Pipe()
+    private let outputBox = Locked(Data()), errorBox = Locked(Data())
+
+    init(_ executable: String, _ arguments: [String]) throws {
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.standardInput = stdinPipe
+        process.standardOutput = stdoutPipe
+        process.standardError = stderrPipe
+        stdoutPipe.fileHandleForReading.readabilityHandler = { [outputBox] handle in
+            let data = handle.availableData
+            outputBox.withLock { $0.append(data) }
+        }
+        stderrPipe.fileHandleForReading.readabilityHandler = { [errorBox] handle in
+            let data = handle.availableData
+            errorBox.withLock { $0.append(data) }
+        }
+        try process.run()
+    }
+
+    var output: String { String(decoding: outputBox.withLock { $0 }, as: UTF8.self) }
+    var errorOutput: String { String(decoding: errorBox.withLock { $0 }, as: UTF8.self) }
+
+    func send(_ text: String) { stdinPipe.fileHandleForWriting.write(Data(text.utf8)) }
+    func closeInput() { try? stdinPipe.fileHandleForWriting.close() }
+
+    /// Waits for the process to exit; kills it after `timeout` seconds.
+    @discardableResult
+    func wait(timeout: TimeInterval = 30) -> Int32 {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        if process.isRunning { process.terminate() }
+        process.waitUntilExit()
+        usleep(50_000)  // let the output handlers drain
+        return process.terminationStatus
+    }
+
+    func stop() {
+        if process.isRunning { process.terminate() }
+        process.waitUntilExit()
+    }
+
+    deinit { stop() }
+}
+
+/// Connects to a server a tool is starting, retrying until it listens.
+func connectWhenReady(port: UInt16, context: TLSContext, serverName: String = "localhost",
+                      attempts: Int = 100) throws -> TLSSocket {
+    var lastError: any Error = TLSError(.timedOut, "server never listened", backend: "tests")
+    for _ in 0..<attempts {
+        do {
+            return try TLSSocket.connect(host: "127.0.0.1", port: port, context: context,
+                                         serverName: serverName, timeout: .seconds(10))
+        } catch let error as TLSError where error.code == .transportFailure && error.errno == ECONNREFUSED {
+            lastError = error
+            usleep(50_000)
+        }
+    }
+    throw lastError
+}
+
+/// Writes text to a file in `directory` and returns its path.
+func write(_ text: String, to name: String, in directory: URL) throws -> String {
+    let url = directory.appendingPathComponent(name)
+    try Data(text.utf8).write(to: url)
+    return url.path
+}
