@@ -224,14 +224,17 @@ final class Peer {
     func wait(timeout: TimeInterval = 30) -> Int32 {
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning && Date() < deadline { usleep(20_000) }
-        if process.isRunning { process.terminate() }
-        process.waitUntilExit()
+        stop()
         usleep(50_000)  // let the output handlers drain
         return process.terminationStatus
     }
 
+    /// Ends the process: SIGTERM, then SIGKILL (gnutls-serv ignores SIGTERM).
     func stop() {
         if process.isRunning { process.terminate() }
+        let deadline = Date().addingTimeInterval(2)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
     }
 

@@ -1,0 +1,152 @@
+import Foundation
+import Testing
+import TLSKit
+
+/// Interoperability with TLS implementations nobody here wrote: `openssl s_server` /
+/// `s_client` and `gnutls-serv` / `gnutls-cli`, started on free loopback ports. A missing
+/// tool is a failure, never a skip (`.ci/run` installs them).
+@Suite("Real peers", .serialized)
+struct RealPeerTests {
+    static let versions: [TLSVersion] = [.tls13, .tls12]
+
+    /// Writes the fixture's identity where the tools can read it.
+    private func files(_ fixture: Fixture) throws -> (directory: URL, cert: String, key: String) {
+        let directory = try temporaryDirectory()
+        let cert = try write(fixture.identity.certificateChainPEM, to: "cert.pem", in: directory)
+        let key = try write(fixture.identity.privateKeyPEM, to: "key.pem", in: directory)
+        return (directory, cert, key)
+    }
+
+    /// Our client: GET / over TLS; the server answers with an HTTP page.
+    private func fetch(port: UInt16, context: TLSContext) throws -> (TLSSocket, String) {
+        let socket = try connectWhenReady(port: port, context: context)
+        try socket.write(Array("GET / HTTP/1.0\r\n\r\n".utf8))
+        var reply: [UInt8] = []
+        while reply.count < 1_000_000 {
+            do {
+                let chunk = try socket.read()
+                if chunk.isEmpty { break }
+                reply += chunk
+            } catch let error as TLSError where error.code == .unexpectedEOF {
+                break  // HTTP/1.0 servers may close the socket without close_notify
+            }
+        }
+        return (socket, String(decoding: reply, as: UTF8.self))
+    }
+
+    @Test("our client against openssl s_server", arguments: allBackends, versions)
+    func clientAgainstOpenSSLServer(backend: Backend, version: TLSVersion) throws {
+        let fixture = try Fixture(backend)
+        let (directory, cert, key) = try files(fixture)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let port = try freePort()
+        let server = try Peer(try tool("openssl"), [
+            "s_server", "-accept", "127.0.0.1:\(port)", "-cert", cert, "-key", key, "-www", "-naccept", "1",
+            version == .tls13 ? "-tls1_3" : "-tls1_2", "-alpn", "http/1.1",
+        ])
+        defer { server.stop() }
+        let context = try fixture.clientContext { $0.applicationProtocols = ["h2", "http/1.1"] }
+        let (socket, page) = try fetch(port: port, context: context)
+        #expect(socket.connection.negotiatedVersion == version)
+        #expect(socket.connection.negotiatedApplicationProtocol == "http/1.1")
+        #expect(socket.connection.peerVerification == .verified)
+        #expect(page.hasPrefix("HTTP/1.0 200 ok"), "\(page.prefix(200))")
+        #expect(page.contains(socket.connection.cipherSuite ?? "?") || page.contains("Cipher"))
+    }
+
+    @Test("our client against gnutls-serv", arguments: allBackends, versions)
+    func clientAgainstGnuTLSServer(backend: Backend, version: TLSVersion) throws {
+        let fixture = try Fixture(backend)
+        let (directory, cert, key) = try files(fixture)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let port = try freePort()
+        let server = try Peer(try tool("gnutls-serv"), [
+            "--port", "\(port)", "--x509certfile", cert, "--x509keyfile", key, "--http",
+            "--priority", "NORMAL:-VERS-ALL:+VERS-TLS\(version == .tls13 ? "1.3" : "1.2")",
+        ])
+        defer { server.stop() }
+        let context = try fixture.clientContext()
+        let (socket, page) = try fetch(port: port, context: context)
+        #expect(socket.connection.negotiatedVersion == version)
+        #expect(socket.connection.peerVerification == .verified)
+        #expect(page.contains("HTTP/1.0 200 OK"), "\(page.prefix(200))")
+    }
+
+    @Test("our client refuses openssl s_server presenting a certificate for another host", arguments: allBackends)
+    func clientRejectsWrongHost(backend: Backend) throws {
+        let fixture = try Fixture(backend, names: ["other.example"])
+        let (directory, cert, key) = try files(fixture)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let port = try freePort()
+        let server = try Peer(try tool("openssl"), [
+            "s_server", "-accept", "127.0.0.1:\(port)", "-cert", cert, "-key", key, "-www", "-naccept", "1",
+        ])
+        defer { server.stop() }
+        let error = try #require(throws: TLSError.self) { try connectWhenReady(port: port, context: fixture.clientContext()) }
+        #expect(error.code == .certificateVerificationFailed)
+        #expect(error.verificationFailure == .hostnameMismatch)
+        server.wait(timeout: 10)
+        #expect(server.errorOutput.contains("bad certificate") || server.output.contains("bad certificate"),
+                "s_server should report our bad_certificate alert: \(server.errorOutput)")
+    }
+
+    /// Runs our server for one connection: reads a line, answers "pong: <line>", closes.
+    private func serveOnce(context: TLSContext) throws -> (TLSListener, Background<String?>) {
+        let listener = try TLSListener(host: "127.0.0.1", port: 0)
+        let server = Background { () -> String? in
+            let socket = try listener.accept(context: context, timeout: .seconds(30))
+            var line: [UInt8] = []
+            while !line.contains(UInt8(ascii: "\n")) {
+                let chunk = try socket.read()
+                if chunk.isEmpty { break }
+                line += chunk
+            }
+            try socket.write(Array("pong: ".utf8) + line)
+            try socket.shutdown()
+            return "\(socket.connection.negotiatedVersion.map { "\($0)" } ?? "?") \(socket.connection.negotiatedApplicationProtocol ?? "-")"
+        }
+        return (listener, server)
+    }
+
+    @Test("openssl s_client against our server", arguments: allBackends, versions)
+    func openSSLClientAgainstServer(backend: Backend, version: TLSVersion) throws {
+        let fixture = try Fixture(backend)
+        let (directory, cert, _) = try files(fixture)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let context = try fixture.serverContext { $0.applicationProtocols = ["h2"] }
+        let (listener, server) = try serveOnce(context: context)
+        let client = try Peer(try tool("openssl"), [
+            "s_client", "-connect", "127.0.0.1:\(listener.port)", "-servername", "localhost",
+            "-CAfile", cert, "-verify_return_error", "-verify_hostname", "localhost",
+            version == .tls13 ? "-tls1_3" : "-tls1_2", "-alpn", "h2", "-brief",
+        ])
+        client.send("ping\n")
+        let status = client.wait(timeout: 30)
+        #expect(try server.join() == "\(version) h2")
+        #expect(client.output.contains("pong: ping"), "stdout: \(client.output) stderr: \(client.errorOutput)")
+        #expect(client.errorOutput.contains("Verification: OK"), "\(client.errorOutput)")
+        #expect(client.errorOutput.contains("Protocol version: \(version)"), "\(client.errorOutput)")
+        #expect(status == 0)
+    }
+
+    @Test("gnutls-cli against our server", arguments: allBackends, versions)
+    func gnuTLSClientAgainstServer(backend: Backend, version: TLSVersion) throws {
+        let fixture = try Fixture(backend)
+        let (directory, cert, _) = try files(fixture)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let context = try fixture.serverContext { $0.applicationProtocols = ["h2"] }
+        let (listener, server) = try serveOnce(context: context)
+        let client = try Peer(try tool("gnutls-cli"), [
+            "127.0.0.1", "--port", "\(listener.port)", "--sni-hostname", "localhost",
+            "--verify-hostname", "localhost", "--x509cafile", cert, "--alpn", "h2",
+            "--priority", "NORMAL:-VERS-ALL:+VERS-TLS\(version == .tls13 ? "1.3" : "1.2")",
+        ])
+        client.send("ping\n")
+        let status = client.wait(timeout: 30)
+        #expect(try server.join() == "\(version) h2")
+        #expect(client.output.contains("pong: ping"), "stdout: \(client.output) stderr: \(client.errorOutput)")
+        #expect(client.output.contains("certificate is trusted") || client.errorOutput.contains("certificate is trusted"),
+                "\(client.output)")
+        #expect(status == 0 || status == 1, "gnutls-cli exit \(status)")  // 1 when the server closes first
+    }
+}
