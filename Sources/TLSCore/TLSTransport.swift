@@ -236,8 +236,6 @@ package final class TLSTransportIO {
     package private(set) var failureErrno: Int32?
     /// True once a read saw end-of-stream.
     package private(set) var reachedEndOfStream = false
-    /// The direction of the last call that would have blocked.
-    package private(set) var lastBlockedOnWrite = false
 
     init(_ stream: any TLSCustomTransport) { self.stream = stream }
 
@@ -250,7 +248,7 @@ package final class TLSTransportIO {
         let result = stream.read(into: buffer)
         switch result {
         case .transferred: break
-        case .wouldBlock: lastBlockedOnWrite = false
+        case .wouldBlock: break
         case .endOfStream: reachedEndOfStream = true
         case .failed(let error): failureErrno = error
         }
@@ -263,7 +261,7 @@ package final class TLSTransportIO {
         let result = stream.write(bytes)
         switch result {
         case .transferred: break
-        case .wouldBlock: lastBlockedOnWrite = true
+        case .wouldBlock: break
         case .endOfStream: failureErrno = EPIPE
         case .failed(let error): failureErrno = error
         }

@@ -1,0 +1,665 @@
+#if GnuTLS
+internal import CGnuTLS
+internal import TLSCore
+
+#if canImport(Glibc)
+internal import Glibc
+#elseif canImport(Musl)
+internal import Musl
+#endif
+
+/// One `gnutls_session_t`, driven one call at a time by ``TLSConnection``.
+///
+/// The GnuTLS transport pointer is this object (unretained: the session owns the
+/// `gnutls_session_t`, so it outlives every callback); the push/pull callbacks forward
+/// to the ``TLSTransportIO`` and report would-block and errors with
+/// `gnutls_transport_set_errno`.
+final class GnuTLSSession: TLSSessionEngine {
+    private let context: GnuTLSContextEngine
+    private let role: TLSRole
+    private let transport: TLSTransportIO
+    private let session: gnutls_session_t
+    /// C strings and typed data handed to GnuTLS, which keeps the pointers.
+    private var verifyHostname: UnsafeMutablePointer<CChar>?
+    private var verifyData: UnsafeMutablePointer<gnutls_typed_vdata_st>?
+    private var verifyDataCount: UInt32 = 0
+    /// The status bits of the last chain verification (`gnutls_certificate_verify_peers`).
+    private var verifyStatus: UInt32?
+    /// The error of `gnutls_certificate_verify_peers` itself (unparsable chain…), if any.
+    private var verifyError: Int32?
+    /// Which transport call returned would-block during the current GnuTLS call
+    /// (`.wantRead` / `.wantWrite`), nil if none did. Reset before each GnuTLS call.
+    private var blockedDirection: TLSEngineStatus?
+    /// Follows the record framing of the bytes pulled during the handshake, to recognise
+    /// a plaintext alert GnuTLS itself cannot read (see ``peerPlaintextAlert``).
+    private var records = RecordTracker()
+    private var handshakeDone = false
+    /// A no_renegotiation warning whose sending was interrupted by the transport.
+    private var pendingNoRenegotiation = false
+
+    init(context: GnuTLSContextEngine, role: TLSRole, transport: TLSTransportIO, serverName: String?) throws {
+        self.context = context
+        self.role = role
+        self.transport = transport
+        let configuration = context.configuration
+
+        var sessionOrNil: gnutls_session_t?
+        let flags = UInt32(role == .client ? GNUTLS_CLIENT : GNUTLS_SERVER)
+        let initialised = gnutls_init(&sessionOrNil, flags)
+        guard initialised >= 0, let session = sessionOrNil else {
+            throw GnuTLS.error(.internalError, "gnutls_init", initialised)
+        }
+        self.session = session
+        // From here on, deinit calls gnutls_deinit.
+
+        func check(_ result: Int32, _ what: String) throws {
+            if result < 0 { throw GnuTLS.error(.internalError, what, result) }
+        }
+        try check(gnutls_priority_set(session, context.priorities), "gnutls_priority_set")
+        try check(gnutls_credentials_set(session, GNUTLS_CRD_CERTIFICATE, UnsafeMutableRawPointer(context.credentials)),
+                  "gnutls_credentials_set")
+
+        // Transport: callbacks into TLSTransportIO, never a file descriptor.
+        gnutls_transport_set_ptr(session, Unmanaged.passUnretained(self).toOpaque())
+        gnutls_session_set_ptr(session, Unmanaged.passUnretained(self).toOpaque())
+        gnutls_transport_set_push_function(session, gnuTLSPush)
+        gnutls_transport_set_pull_function(session, gnuTLSPull)
+        // GnuTLS calls the pull-timeout function before a pull only when a timeout is
+        // set (handshake or record timeout, both disabled here). Its default would
+        // select() on the transport pointer as if it were a descriptor, so install one
+        // that says "data may be available" and let pull decide (EAGAIN → want-read).
+        gnutls_transport_set_pull_timeout_function(session, gnuTLSPullTimeout)
+        // No wall-clock handshake deadline: the caller drives a non-blocking handshake
+        // at its own pace, as with OpenSSL.
+        gnutls_handshake_set_timeout(session, 0)
+
+        let verify = configuration.certificateVerification
+        switch role {
+        case .client:
+            if let sni = TLSHostName.sniName(serverName) {
+                let bytes = Array(sni.utf8)
+                try check(bytes.withUnsafeBytes {
+                    gnutls_server_name_set(session, GNUTLS_NAME_DNS, $0.baseAddress, $0.count)
+                }, "gnutls_server_name_set")
+            }
+            switch verify {
+            case .fullVerification:
+                // makeSession refuses a nil serverName with full verification.
+                setVerification(hostname: serverName.map(TLSHostName.verificationName), purpose: tlskit_gnutls_kp_tls_www_server())
+            case .noHostnameVerification:
+                setVerification(hostname: nil, purpose: tlskit_gnutls_kp_tls_www_server())
+            case .insecureNoVerification:
+                break
+            }
+        case .server:
+            // Like OpenSSL's default: do not list our trusted CAs in CertificateRequest.
+            gnutls_certificate_send_x509_rdn_sequence(session, 1)
+            switch configuration.clientAuthentication {
+            case .none:
+                gnutls_certificate_server_set_request(session, GNUTLS_CERT_IGNORE)
+            case .optional:
+                gnutls_certificate_server_set_request(session, GNUTLS_CERT_REQUEST)
+            case .required:
+                gnutls_certificate_server_set_request(session, GNUTLS_CERT_REQUIRE)
+            }
+            if configuration.clientAuthentication != .none && verify != .insecureNoVerification {
+                setVerification(hostname: nil, purpose: tlskit_gnutls_kp_tls_www_client())
+            }
+            // GnuTLS reports "no version in common" as "no cipher suites in common"
+            // (handshake_failure); look at the ClientHello first so that the client gets
+            // protocol_version, as from OpenSSL.
+            gnutls_handshake_set_hook_function(session, UInt32(GNUTLS_HANDSHAKE_CLIENT_HELLO.rawValue),
+                                               GNUTLS_HOOK_PRE, gnuTLSClientHelloHook)
+        }
+
+        if !configuration.applicationProtocols.isEmpty {
+            let names = configuration.applicationProtocols.map { Array($0.utf8) }
+            var datums = names.map { name in
+                name.withUnsafeBufferPointer {
+                    gnutls_datum_t(data: UnsafeMutablePointer(mutating: $0.baseAddress), size: UInt32($0.count))
+                }
+            }
+            // The datums point into `names`; keep them alive across the call (GnuTLS copies).
+            // Server: our order wins; MANDATORY turns "the client offered ALPN and we share
+            // no protocol" into a fatal no_application_protocol alert, as OpenSSL's
+            // selection callback does (a client that offers no ALPN is still accepted).
+            let alpnFlags = role == .server
+                ? UInt32(GNUTLS_ALPN_SERVER_PRECEDENCE.rawValue | GNUTLS_ALPN_MANDATORY.rawValue) : 0
+            let result = withExtendedLifetime(names) {
+                gnutls_alpn_set_protocols(session, &datums, UInt32(datums.count), alpnFlags)
+            }
+            try check(result, "gnutls_alpn_set_protocols")
+        }
+    }
+
+    deinit {
+        gnutls_deinit(session)
+        if let verifyData { verifyData.deallocate() }
+        if let verifyHostname { free(verifyHostname) }
+    }
+
+    /// Verifies the peer's chain against the context's trust roots during the handshake,
+    /// with its extended key usage, and the host name when one is given (a DNS name or
+    /// an IP literal, which GnuTLS matches against IP SANs).
+    ///
+    /// Our own callback rather than `gnutls_session_set_verify_cert`: that one fails an
+    /// optional client authentication when the client sends no certificate, and it
+    /// keeps the status where a failure in `gnutls_certificate_verify_peers` is lost.
+    private func setVerification(hostname: String?, purpose: UnsafePointer<CChar>) {
+        let count = hostname == nil ? 1 : 2
+        let data = UnsafeMutablePointer<gnutls_typed_vdata_st>.allocate(capacity: count)
+        data[0] = gnutls_typed_vdata_st(
+            type: GNUTLS_DT_KEY_PURPOSE_OID,
+            data: UnsafeMutablePointer(mutating: UnsafeRawPointer(purpose).assumingMemoryBound(to: UInt8.self)),
+            size: 0)
+        if let hostname {
+            let copy = strdup(hostname)
+            verifyHostname = copy
+            data[1] = gnutls_typed_vdata_st(
+                type: GNUTLS_DT_DNS_HOSTNAME,
+                data: UnsafeMutableRawPointer(copy)?.assumingMemoryBound(to: UInt8.self),
+                size: 0)
+        }
+        verifyData = data
+        verifyDataCount = UInt32(count)
+        gnutls_session_set_verify_function(session, gnuTLSVerifyPeer)
+    }
+
+    /// Called by GnuTLS once the peer's Certificate message is in.
+    fileprivate func verifyPeer() -> Int32 {
+        var count: UInt32 = 0
+        if gnutls_certificate_get_peers(session, &count) == nil || count == 0 {
+            // No certificate: fine when the client certificate is optional. When it is
+            // required GnuTLS has already refused the handshake before calling us.
+            if role == .server && context.configuration.clientAuthentication != .required { return 0 }
+            verifyStatus = nil
+            return GNUTLS_E_NO_CERTIFICATE_FOUND
+        }
+        var status: UInt32 = 0
+        let result = gnutls_certificate_verify_peers(session, verifyData, verifyDataCount, &status)
+        if result < 0 {
+            verifyStatus = nil
+            verifyError = result
+            return GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR
+        }
+        verifyStatus = status
+        return status == 0 ? 0 : GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR
+    }
+
+    /// Versions the client offered in `supported_versions` (TLS 1.3 style), if it sent one.
+    fileprivate var offeredVersions: [UInt16]?
+
+    /// Server: called with the ClientHello body before GnuTLS processes it. Refuses a
+    /// client that offers no version in our range with GNUTLS_E_UNSUPPORTED_VERSION_PACKET
+    /// (alert protocol_version).
+    fileprivate func checkClientHello(_ message: gnutls_datum_t) -> Int32 {
+        guard let data = message.data, message.size >= 2 else { return 0 }
+        let legacyVersion = UInt16(data[0]) << 8 | UInt16(data[1])
+        offeredVersions = nil
+        var datum = message
+        let parsed = gnutls_ext_raw_parse(Unmanaged.passUnretained(self).toOpaque(), gnuTLSClientHelloExtension,
+                                          &datum, UInt32(GNUTLS_EXT_RAW_FLAG_TLS_CLIENT_HELLO))
+        if parsed < 0 { return 0 } // malformed: let GnuTLS report it
+        let configuration = context.configuration
+        let range = UInt16(configuration.minimumTLSVersion.rawValue)...UInt16(configuration.maximumTLSVersion.rawValue)
+        let common: Bool
+        if let offeredVersions {
+            common = offeredVersions.contains { range.contains($0) }
+        } else {
+            // No supported_versions: the client speaks every version up to legacy_version.
+            common = legacyVersion >= range.lowerBound
+        }
+        return common ? 0 : GNUTLS_E_UNSUPPORTED_VERSION_PACKET
+    }
+
+    /// One ClientHello extension, from `gnutls_ext_raw_parse`.
+    fileprivate func clientHelloExtension(_ id: UInt32, _ data: UnsafePointer<UInt8>?, _ size: UInt32) {
+        guard id == 43, let data, size >= 1 else { return } // supported_versions
+        // One length byte, then 2-byte versions in data[1 ..< 1 + listLength].
+        let listLength = min(Int(data[0]), Int(size) - 1)
+        var versions: [UInt16] = []
+        var index = 1
+        while index + 1 <= listLength {
+            versions.append(UInt16(data[index]) << 8 | UInt16(data[index + 1]))
+            index += 2
+        }
+        offeredVersions = versions
+    }
+
+    // MARK: - Transport callbacks
+
+    fileprivate func push(_ bytes: UnsafeRawPointer?, _ count: Int) -> Int {
+        guard count > 0 else { return 0 }
+        guard let bytes else { return fail(EINVAL) }
+        switch transport.write(UnsafeRawBufferPointer(start: bytes, count: count)) {
+        case .transferred(let written): return written
+        case .wouldBlock:
+            blockedDirection = .wantWrite
+            return fail(EAGAIN)
+        case .endOfStream: return fail(EPIPE)
+        case .failed(let error): return fail(error)
+        }
+    }
+
+    fileprivate func pull(_ buffer: UnsafeMutableRawPointer?, _ count: Int) -> Int {
+        guard count > 0 else { return 0 }
+        guard let buffer else { return fail(EINVAL) }
+        switch transport.read(into: UnsafeMutableRawBufferPointer(start: buffer, count: count)) {
+        case .transferred(let read):
+            if !handshakeDone { records.consume(UnsafeRawBufferPointer(start: buffer, count: min(read, count))) }
+            return read
+        case .wouldBlock:
+            blockedDirection = .wantRead
+            return fail(EAGAIN)
+        case .endOfStream: return 0
+        case .failed(let error): return fail(error)
+        }
+    }
+
+    private func fail(_ error: Int32) -> Int {
+        gnutls_transport_set_errno(session, error)
+        return -1
+    }
+
+    // MARK: - Calls
+
+    /// The direction GnuTLS was blocked in after `GNUTLS_E_AGAIN` / `GNUTLS_E_INTERRUPTED`.
+    private func blocked() -> TLSEngineStatus {
+        switch blockedDirection {
+        case .wantWrite?: return .wantWrite
+        case .wantRead?: return .wantRead
+        default: return gnutls_record_get_direction(session) == 1 ? .wantWrite : .wantRead
+        }
+    }
+
+    /// True when GnuTLS said "again" although the transport never blocked. GnuTLS does
+    /// that after processing a TLS 1.3 post-handshake message (NewSessionTicket,
+    /// KeyUpdate) in `gnutls_record_recv`, even on a blocking socket, and after a short
+    /// read that ended with end-of-stream inside a record (the EOF is reported by the
+    /// next call). OpenSSL carries on by itself in both cases (`SSL_MODE_AUTO_RETRY`),
+    /// so the call is repeated at once.
+    private var spuriousAgain: Bool { blockedDirection == nil }
+
+    private static let maxNonFatalRetries = 64
+
+    func handshake() -> TLSEngineStatus {
+        var retries = 0
+        while true {
+            blockedDirection = nil
+            let result = gnutls_handshake(session)
+            if result == GNUTLS_E_SUCCESS {
+                handshakeDone = true
+                return .success(1)
+            }
+            if result < 0, gnutls_error_is_fatal(result) != 0, let alert = peerPlaintextAlert(after: result) {
+                if alert == .closeNotify { return .closeNotify }
+                return .failure(TLSError(.alertReceived,
+                    "the peer sent a fatal alert during the handshake: \(alert) (unprotected; GnuTLS said: \(GnuTLS.describe(result)))",
+                    backend: GnuTLS.backendName, alert: alert))
+            }
+            switch result {
+            case GNUTLS_E_AGAIN, GNUTLS_E_INTERRUPTED:
+                if !spuriousAgain { return blocked() }
+            case GNUTLS_E_WARNING_ALERT_RECEIVED:
+                if gnutls_alert_get(session) == GNUTLS_A_CLOSE_NOTIFY { return .closeNotify }
+            case GNUTLS_E_SESSION_EOF:
+                // The peer's close_notify arrived before the handshake completed.
+                return .closeNotify
+            case GNUTLS_E_FATAL_ALERT_RECEIVED:
+                return .failure(alertReceived(during: "the handshake"))
+            case GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR:
+                return .failure(verificationFailed(result))
+            case GNUTLS_E_NO_CERTIFICATE_FOUND, GNUTLS_E_CERTIFICATE_REQUIRED:
+                return .failure(noCertificate(result))
+            default:
+                if gnutls_error_is_fatal(result) != 0 {
+                    return .failure(fatal(result, during: "the handshake"))
+                }
+            }
+            // A non-fatal warning (a warning alert, a TLS 1.2 no_renegotiation…): go on.
+            retries += 1
+            if retries > Self.maxNonFatalRetries {
+                return .failure(fatal(result, during: "the handshake (too many non-fatal errors)"))
+            }
+        }
+    }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) -> TLSEngineStatus {
+        guard let base = buffer.baseAddress, buffer.count > 0 else { return .success(0) }
+        if pendingNoRenegotiation, let status = flushNoRenegotiation() { return status }
+        var retries = 0
+        while true {
+            blockedDirection = nil
+            let result = gnutls_record_recv(session, base, buffer.count)
+            if result > 0 { return .success(result) }
+            if result == 0 { return .closeNotify }
+            let code = Int32(clamping: result)
+            switch code {
+            case GNUTLS_E_AGAIN, GNUTLS_E_INTERRUPTED:
+                if !spuriousAgain { return blocked() }
+            case GNUTLS_E_REHANDSHAKE:
+                // The peer asks for a renegotiation (TLS 1.2): refuse politely, keep reading.
+                pendingNoRenegotiation = true
+                if let status = flushNoRenegotiation() { return status }
+            case GNUTLS_E_WARNING_ALERT_RECEIVED:
+                if gnutls_alert_get(session) == GNUTLS_A_CLOSE_NOTIFY { return .closeNotify }
+            case GNUTLS_E_SESSION_EOF:
+                return .closeNotify
+            case GNUTLS_E_FATAL_ALERT_RECEIVED:
+                return .failure(alertReceived(during: "a read"))
+            case GNUTLS_E_PREMATURE_TERMINATION:
+                return .failure(GnuTLS.error(.unexpectedEOF, "the peer closed the transport without close_notify", code))
+            default:
+                if gnutls_error_is_fatal(code) != 0 {
+                    return .failure(fatal(code, during: "a read"))
+                }
+            }
+            retries += 1
+            if retries > Self.maxNonFatalRetries {
+                return .failure(fatal(code, during: "a read (too many non-fatal errors)"))
+            }
+        }
+    }
+
+    /// Sends (or finishes sending) the no_renegotiation warning. Returns a status to
+    /// return when the transport blocks or fails, nil once it is sent.
+    private func flushNoRenegotiation() -> TLSEngineStatus? {
+        blockedDirection = nil
+        let sent = gnutls_alert_send(session, GNUTLS_AL_WARNING, GNUTLS_A_NO_RENEGOTIATION)
+        switch sent {
+        case GNUTLS_E_SUCCESS:
+            pendingNoRenegotiation = false
+            return nil
+        case GNUTLS_E_AGAIN, GNUTLS_E_INTERRUPTED:
+            return blocked()
+        default:
+            pendingNoRenegotiation = false
+            return .failure(GnuTLS.error(.protocolFailure, "sending the no_renegotiation alert", sent))
+        }
+    }
+
+    func write(_ bytes: UnsafeRawBufferPointer) -> TLSEngineStatus {
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return .success(0) }
+        var retries = 0
+        while true {
+            blockedDirection = nil
+            let result = gnutls_record_send(session, base, bytes.count)
+            if result > 0 { return .success(result) }
+            let code = Int32(clamping: result)
+            switch code {
+            case GNUTLS_E_AGAIN, GNUTLS_E_INTERRUPTED:
+                if !spuriousAgain { return blocked() }
+            default:
+                if result == 0 || gnutls_error_is_fatal(code) != 0 {
+                    return .failure(fatal(code, during: "a write"))
+                }
+            }
+            retries += 1
+            if retries > Self.maxNonFatalRetries {
+                return .failure(fatal(code, during: "a write (too many non-fatal errors)"))
+            }
+        }
+    }
+
+    func sendCloseNotify() -> TLSEngineStatus {
+        for _ in 0...Self.maxNonFatalRetries {
+            blockedDirection = nil
+            let result = gnutls_bye(session, GNUTLS_SHUT_WR)
+            switch result {
+            case GNUTLS_E_SUCCESS: return .success(1)
+            case GNUTLS_E_AGAIN, GNUTLS_E_INTERRUPTED:
+                if !spuriousAgain { return blocked() }
+            default: return .failure(fatal(result, during: "sending close_notify"))
+            }
+        }
+        return .failure(GnuTLS.error(.internalError, "gnutls_bye kept returning GNUTLS_E_AGAIN without blocking"))
+    }
+
+    // MARK: - Failures
+
+    /// The alert in the last record read, when it was an unprotected alert and GnuTLS
+    /// failed on it with a record-layer error.
+    ///
+    /// In TLS 1.3 OpenSSL sends an alert that interrupts its handshake (a client that
+    /// rejects the server's certificate) before it has handshake keys, so unprotected;
+    /// OpenSSL's own server accepts such an alert in that window. GnuTLS tries to decrypt
+    /// it and fails with GNUTLS_E_DECRYPTION_FAILED (and would send bad_record_mac).
+    /// The peer has already given up: report its alert, send nothing back.
+    private func peerPlaintextAlert(after error: Int32) -> TLSAlert? {
+        switch error {
+        case GNUTLS_E_DECRYPTION_FAILED, GNUTLS_E_UNEXPECTED_PACKET, GNUTLS_E_UNEXPECTED_PACKET_LENGTH,
+             GNUTLS_E_RECORD_OVERFLOW, GNUTLS_E_ERROR_IN_FINISHED_PACKET:
+            break
+        default:
+            return nil
+        }
+        guard let (level, description) = records.lastPlaintextAlert else { return nil }
+        if description == 0 || level == UInt8(GNUTLS_AL_FATAL.rawValue) { return TLSAlert(description) }
+        return nil
+    }
+
+    /// The peer's fatal alert.
+    private func alertReceived(during what: String) -> TLSError {
+        let alert = gnutls_alert_get(session)
+        let name = gnutls_alert_get_name(alert).map { String(cString: $0) } ?? "alert \(alert.rawValue)"
+        return TLSError(.alertReceived, "the peer sent a fatal alert during \(what): \(name)",
+                        backend: GnuTLS.backendName, alert: TLSAlert(UInt8(truncatingIfNeeded: alert.rawValue)))
+    }
+
+    /// Sends a fatal alert (GnuTLS sends none of its own) unless the transport is broken.
+    /// TLS 1.2 has no certificate_required alert: handshake_failure is sent instead, as
+    /// OpenSSL does. - Returns: the alert sent, or nil.
+    @discardableResult
+    private func sendFatalAlert(_ alert: TLSAlert) -> TLSAlert? {
+        if transport.failureErrno != nil || transport.reachedEndOfStream { return nil }
+        var alert = alert
+        if alert == .certificateRequired && gnutls_protocol_get_version(session) != GNUTLS_TLS1_3 {
+            alert = .handshakeFailure
+        }
+        let description = gnutls_alert_description_t(rawValue: UInt32(alert.rawValue))
+        return gnutls_alert_send(session, GNUTLS_AL_FATAL, description) == GNUTLS_E_SUCCESS ? alert : nil
+    }
+
+    /// A fatal local error: protocol failure, with the alert GnuTLS would pick sent to the peer.
+    private func fatal(_ code: Int32, during what: String) -> TLSError {
+        switch code {
+        case GNUTLS_E_PUSH_ERROR, GNUTLS_E_PULL_ERROR:
+            return GnuTLS.error(.transportFailure, "the transport failed during \(what)", code)
+        case GNUTLS_E_PREMATURE_TERMINATION:
+            return GnuTLS.error(.unexpectedEOF, "the peer closed the transport without close_notify during \(what)", code)
+        default:
+            break
+        }
+        var level: Int32 = 0
+        let alertCode = gnutls_error_to_alert(code, &level)
+        var alert: TLSAlert?
+        if alertCode >= 0 {
+            alert = sendFatalAlert(TLSAlert(UInt8(truncatingIfNeeded: alertCode)))
+        }
+        var message = "\(what) failed: \(GnuTLS.describe(code))"
+        if let alert { message += " (alert \(alert) sent)" }
+        return TLSError(.protocolFailure, message, backend: GnuTLS.backendName, alert: alert)
+    }
+
+    /// No certificate from the peer although one is required.
+    private func noCertificate(_ code: Int32) -> TLSError {
+        let failure = TLSError.VerificationFailure.noCertificate
+        let sent = sendFatalAlert(failure.alert)
+        return GnuTLS.error(.certificateVerificationFailed, "the peer sent no certificate", code,
+                            verificationFailure: failure, alert: sent ?? failure.alert)
+    }
+
+    /// The peer's certificate was rejected: category, GnuTLS's own explanation, alert sent.
+    private func verificationFailed(_ code: Int32) -> TLSError {
+        guard let status = verifyStatus else {
+            let failure = TLSError.VerificationFailure.other
+            let sent = sendFatalAlert(failure.alert)
+            return GnuTLS.error(.certificateVerificationFailed, "the peer's certificate chain could not be verified",
+                                verifyError ?? code, verificationFailure: failure, alert: sent ?? failure.alert)
+        }
+        var failure = Self.category(of: status)
+        if status & Self.untrustedBits != 0 && peerChainIsSingleSelfIssued() { failure = .selfSigned }
+
+        var text = "certificate verification failed"
+        var printed = gnutls_datum_t(data: nil, size: 0)
+        if gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &printed, 0) >= 0 {
+            let bytes = GnuTLS.consume(&printed)
+            if !bytes.isEmpty { text = String(decoding: bytes, as: UTF8.self) }
+        }
+        let sent = sendFatalAlert(failure.alert)
+        return TLSError(.certificateVerificationFailed, text, backend: GnuTLS.backendName,
+                        verificationFailure: failure, alert: sent ?? failure.alert)
+    }
+
+    /// One category for GnuTLS's status bits, picked in the order OpenSSL's verifier
+    /// meets them: chain building, purpose, host name, revocation, signatures, times.
+    static func category(of status: UInt32) -> TLSError.VerificationFailure {
+        func has(_ flag: gnutls_certificate_status_t) -> Bool { status & flag.rawValue != 0 }
+        if has(GNUTLS_CERT_SIGNER_NOT_FOUND) { return .unknownIssuer }
+        if has(GNUTLS_CERT_PURPOSE_MISMATCH) { return .invalidPurpose }
+        if has(GNUTLS_CERT_UNEXPECTED_OWNER) { return .hostnameMismatch }
+        if has(GNUTLS_CERT_REVOKED) { return .revoked }
+        if has(GNUTLS_CERT_SIGNATURE_FAILURE) || has(GNUTLS_CERT_INSECURE_ALGORITHM) { return .badSignature }
+        if has(GNUTLS_CERT_EXPIRED) { return .expired }
+        if has(GNUTLS_CERT_NOT_ACTIVATED) { return .notYetValid }
+        return .other
+    }
+
+    /// Status bits that mean "no trusted issuer": for a lone self-issued certificate they
+    /// all say "self-signed and not trusted" (GnuTLS finds a trusted certificate with the
+    /// same subject and reports a signature or CA failure instead of "signer not found").
+    static let untrustedBits = GNUTLS_CERT_SIGNER_NOT_FOUND.rawValue | GNUTLS_CERT_SIGNER_NOT_CA.rawValue
+        | GNUTLS_CERT_SIGNER_CONSTRAINTS_FAILURE.rawValue | GNUTLS_CERT_SIGNATURE_FAILURE.rawValue
+
+    /// True when the peer sent exactly one certificate and it is its own issuer.
+    private func peerChainIsSingleSelfIssued() -> Bool {
+        var count: UInt32 = 0
+        guard let list = gnutls_certificate_get_peers(session, &count), count == 1 else { return false }
+        var certificate: gnutls_x509_crt_t?
+        guard gnutls_x509_crt_init(&certificate) >= 0, let certificate else { return false }
+        defer { gnutls_x509_crt_deinit(certificate) }
+        guard gnutls_x509_crt_import(certificate, list, GNUTLS_X509_FMT_DER) >= 0 else { return false }
+        return gnutls_x509_crt_check_issuer(certificate, certificate) != 0
+    }
+
+    // MARK: - Negotiated parameters
+
+    var negotiatedVersion: TLSVersion? {
+        switch gnutls_protocol_get_version(session) {
+        case GNUTLS_TLS1_3: return .tls13
+        case GNUTLS_TLS1_2: return .tls12
+        default: return nil
+        }
+    }
+
+    var cipherSuite: String? {
+        gnutls_ciphersuite_get(session).map { String(cString: $0) }
+    }
+
+    var negotiatedApplicationProtocol: String? {
+        var selected = gnutls_datum_t(data: nil, size: 0)
+        guard gnutls_alpn_get_selected_protocol(session, &selected) >= 0 else { return nil }
+        let bytes = GnuTLS.copy(selected)
+        return bytes.isEmpty ? nil : String(decoding: bytes, as: UTF8.self)
+    }
+
+    var peerCertificateChain: [[UInt8]] {
+        var count: UInt32 = 0
+        guard let list = gnutls_certificate_get_peers(session, &count) else { return [] }
+        return (0..<Int(count)).map { GnuTLS.copy(list[$0]) }
+    }
+
+    var requestedServerName: String? {
+        guard role == .server else { return nil }
+        var buffer = [UInt8](repeating: 0, count: 256)
+        var size = buffer.count
+        var type: UInt32 = 0
+        let result = gnutls_server_name_get(session, &buffer, &size, &type, 0)
+        guard result >= 0, type == GNUTLS_NAME_DNS.rawValue, size > 0 else { return nil }
+        let length = buffer[0..<min(size, buffer.count)].firstIndex(of: 0) ?? min(size, buffer.count)
+        return String(decoding: buffer[0..<length], as: UTF8.self)
+    }
+}
+
+// MARK: - Record framing
+
+/// Follows TLS record boundaries in a byte stream (header: type, version, 16-bit length)
+/// and remembers whether the last complete record was a 2-byte alert record, i.e. an
+/// unprotected alert (a protected one is longer, and in TLS 1.3 has type 23).
+struct RecordTracker {
+    private var header: [UInt8] = []
+    private var remaining = 0
+    private var isPlainAlert = false
+    private var body: [UInt8] = []
+    /// (level, description) of the last complete record if it was an unprotected alert.
+    private(set) var lastPlaintextAlert: (UInt8, UInt8)?
+
+    mutating func consume(_ bytes: UnsafeRawBufferPointer) {
+        var index = 0
+        while index < bytes.count {
+            if remaining == 0 {
+                header.append(bytes[index])
+                index += 1
+                if header.count == 5 {
+                    remaining = Int(header[3]) << 8 | Int(header[4])
+                    isPlainAlert = header[0] == 21 && remaining == 2
+                    body.removeAll(keepingCapacity: true)
+                    header.removeAll(keepingCapacity: true)
+                    if remaining == 0 { lastPlaintextAlert = nil }
+                }
+                continue
+            }
+            let take = min(remaining, bytes.count - index)
+            if isPlainAlert { body.append(contentsOf: bytes[index..<index + take]) }
+            index += take
+            remaining -= take
+            if remaining == 0 {
+                lastPlaintextAlert = isPlainAlert && body.count == 2 ? (body[0], body[1]) : nil
+            }
+        }
+    }
+}
+
+// MARK: - C callbacks
+
+
+private func session(from pointer: UnsafeMutableRawPointer?) -> GnuTLSSession? {
+    guard let pointer else { return nil }
+    return Unmanaged<GnuTLSSession>.fromOpaque(pointer).takeUnretainedValue()
+}
+
+private func gnuTLSPush(_ pointer: UnsafeMutableRawPointer?, _ bytes: UnsafeRawPointer?, _ count: Int) -> Int {
+    guard let owner = session(from: pointer) else { return -1 }
+    return owner.push(bytes, count)
+}
+
+private func gnuTLSPull(_ pointer: UnsafeMutableRawPointer?, _ buffer: UnsafeMutableRawPointer?, _ count: Int) -> Int {
+    guard let owner = session(from: pointer) else { return -1 }
+    return owner.pull(buffer, count)
+}
+
+private func gnuTLSVerifyPeer(_ session: gnutls_session_t?) -> Int32 {
+    guard let session, let pointer = gnutls_session_get_ptr(session) else { return GNUTLS_E_INTERNAL_ERROR }
+    return Unmanaged<GnuTLSSession>.fromOpaque(pointer).takeUnretainedValue().verifyPeer()
+}
+
+private func gnuTLSClientHelloHook(
+    _ session: gnutls_session_t?, _ type: UInt32, _ when: UInt32, _ incoming: UInt32,
+    _ message: UnsafePointer<gnutls_datum_t>?
+) -> Int32 {
+    guard let session, let message, incoming != 0, let pointer = gnutls_session_get_ptr(session) else { return 0 }
+    return Unmanaged<GnuTLSSession>.fromOpaque(pointer).takeUnretainedValue().checkClientHello(message.pointee)
+}
+
+private func gnuTLSClientHelloExtension(
+    _ context: UnsafeMutableRawPointer?, _ id: UInt32, _ data: UnsafePointer<UInt8>?, _ size: UInt32
+) -> Int32 {
+    guard let context else { return 0 }
+    Unmanaged<GnuTLSSession>.fromOpaque(context).takeUnretainedValue().clientHelloExtension(id, data, size)
+    return 0
+}
+
+private func gnuTLSPullTimeout(_ pointer: UnsafeMutableRawPointer?, _ milliseconds: UInt32) -> Int32 {
+    1
+}
+#endif

@@ -1,0 +1,97 @@
+#if GnuTLS
+internal import CGnuTLS
+internal import TLSCore
+
+#if canImport(Glibc)
+internal import Glibc
+#elseif canImport(Musl)
+internal import Musl
+#endif
+
+/// Small helpers shared by the GnuTLS backend's files.
+enum GnuTLS {
+    /// The backend's name, as put in every ``TLSError`` it produces.
+    static let backendName = "GnuTLS"
+
+    /// `gnutls_strerror(code)` as a Swift string.
+    static func describe(_ code: Int32) -> String {
+        guard let text = gnutls_strerror(code) else { return "GnuTLS error \(code)" }
+        return String(cString: text)
+    }
+
+    /// A ``TLSError`` whose message is `context: gnutls_strerror(code)`.
+    static func error(_ code: TLSError.Code, _ context: String, _ result: Int32,
+                      verificationFailure: TLSError.VerificationFailure? = nil,
+                      alert: TLSAlert? = nil) -> TLSError {
+        TLSError(code, "\(context): \(describe(result))", backend: backendName,
+                 verificationFailure: verificationFailure, alert: alert)
+    }
+
+    /// A ``TLSError`` with a message of our own.
+    static func error(_ code: TLSError.Code, _ message: String) -> TLSError {
+        TLSError(code, message, backend: backendName)
+    }
+
+    /// Frees memory that GnuTLS allocated (`gnutls_free`).
+    static func free(_ pointer: UnsafeMutableRawPointer?) {
+        guard let pointer else { return }
+        tlskit_gnutls_free(pointer)
+    }
+
+    /// Copies a GnuTLS datum's bytes and frees the datum's buffer.
+    static func consume(_ datum: inout gnutls_datum_t) -> [UInt8] {
+        defer {
+            free(datum.data)
+            datum.data = nil
+            datum.size = 0
+        }
+        guard let data = datum.data, datum.size > 0 else { return [] }
+        return Array(UnsafeBufferPointer(start: data, count: Int(datum.size)))
+    }
+
+    /// Copies a GnuTLS datum's bytes without freeing them.
+    static func copy(_ datum: gnutls_datum_t) -> [UInt8] {
+        guard let data = datum.data, datum.size > 0 else { return [] }
+        return Array(UnsafeBufferPointer(start: data, count: Int(datum.size)))
+    }
+
+    /// Calls `body` with a datum that points at `bytes` (valid only inside `body`).
+    static func withDatum<R>(_ bytes: [UInt8], _ body: (UnsafePointer<gnutls_datum_t>) -> R) -> R {
+        bytes.withUnsafeBufferPointer { buffer in
+            var datum = gnutls_datum_t(
+                data: UnsafeMutablePointer(mutating: buffer.baseAddress),
+                size: UInt32(clamping: buffer.count))
+            return withUnsafePointer(to: &datum) { body($0) }
+        }
+    }
+
+    /// Reads a whole file with POSIX calls.
+    /// - Returns: the bytes, or the `errno` of the failed call.
+    static func readFile(_ path: String) -> Result<[UInt8], FileError> {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { return .failure(FileError(errno: errno)) }
+        defer { close(descriptor) }
+        var result: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }
+            if count > 0 {
+                result.append(contentsOf: chunk[0..<count])
+                if result.count > 64 * 1024 * 1024 {
+                    return .failure(FileError(errno: EFBIG))
+                }
+            } else if count == 0 {
+                return .success(result)
+            } else if errno != EINTR {
+                return .failure(FileError(errno: errno))
+            }
+        }
+    }
+
+    /// The `errno` of a failed file read.
+    struct FileError: Error {
+        var errno: Int32
+        var description: String { String(cString: strerror(errno)) }
+    }
+}
+#endif

@@ -1,0 +1,118 @@
+#if OpenSSL && GnuTLS
+import Testing
+import TLSKit
+
+/// With both traits: an OpenSSL client against a GnuTLS server and the reverse, in one
+/// process, in memory and over loopback TCP, TLS 1.2 and 1.3.
+@Suite("Cross-backend")
+struct CrossBackendTests {
+    struct Pairing: CustomTestStringConvertible, Sendable {
+        let client: any TLSBackend.Type
+        let server: any TLSBackend.Type
+        var testDescription: String { "\(client.name) client → \(server.name) server" }
+    }
+
+    static let pairings = [
+        Pairing(client: OpenSSLBackend.self, server: GnuTLSBackend.self),
+        Pairing(client: GnuTLSBackend.self, server: OpenSSLBackend.self),
+    ]
+
+    private func contexts(_ pairing: Pairing, version: TLSVersion,
+                          client change: (inout TLSConfiguration) -> Void = { _ in })
+        throws -> (client: TLSContext, server: TLSContext, identity: TLSIdentity) {
+        let identity = try pairing.server.makeSelfSignedIdentity(
+            commonName: "localhost", subjectAlternativeNames: ["localhost", "127.0.0.1"], validityDays: 1)
+        var server = TLSConfiguration.makeServerConfiguration(identity: identity)
+        server.maximumTLSVersion = version
+        server.applicationProtocols = ["h2", "http/1.1"]
+        var client = TLSConfiguration.makeClientConfiguration()
+        client.trustRoots = .certificates([.pem(identity.certificateChainPEM)])
+        client.serverName = "localhost"
+        client.applicationProtocols = ["http/1.1"]
+        change(&client)
+        return (try pairing.client.makeContext(client), try pairing.server.makeContext(server), identity)
+    }
+
+    @Test("in memory: handshake, data both ways, shutdown 0 then 1", arguments: pairings, [TLSVersion.tls13, .tls12])
+    func inMemory(pairing: Pairing, version: TLSVersion) throws {
+        let (clientContext, serverContext, identity) = try contexts(pairing, version: version)
+        let link = try MemoryLink(client: clientContext, server: serverContext)
+        let (client, server) = link.handshake()
+        #expect(client.last == Step(1, .none))
+        #expect(server.last == Step(1, .none))
+        #expect(client.dropLast().allSatisfy { $0 == Step(-1, .wantRead) })
+        #expect(server.dropLast().allSatisfy { $0 == Step(-1, .wantRead) })
+        #expect(link.client.negotiatedVersion == version)
+        #expect(link.server.negotiatedVersion == version)
+        #expect(link.client.cipherSuite == link.server.cipherSuite)
+        #expect(link.client.negotiatedApplicationProtocol == "http/1.1")
+        #expect(link.server.negotiatedApplicationProtocol == "http/1.1")
+        #expect(link.server.requestedServerName == "localhost")
+        #expect(link.client.peerCertificateChain == [firstDER(ofPEM: identity.certificateChainPEM)])
+
+        let message = (0..<100_000).map { UInt8(truncatingIfNeeded: $0) }
+        #expect(link.client.step { $0.write(message) } == Step(100_000, .none))
+        link.exchange()
+        var received: [UInt8] = []
+        while case let (step, chunk) = link.server.readStep(), step.result > 0 { received += chunk }
+        #expect(received == message)
+        #expect(link.server.step { $0.write(Array("ok".utf8)) } == Step(2, .none))
+        link.exchange()
+        #expect(link.client.readStep().1 == Array("ok".utf8))
+
+        #expect(link.client.step { $0.shutdown() } == Step(0, .none))
+        link.exchange()
+        #expect(link.server.readStep().0 == Step(0, .zeroReturn))
+        #expect(link.server.step { $0.shutdown() } == Step(1, .none))
+        link.exchange()
+        #expect(link.client.step { $0.shutdown() } == Step(1, .none))
+    }
+
+    @Test("over loopback TCP with the blocking helpers", arguments: pairings, [TLSVersion.tls13, .tls12])
+    func loopback(pairing: Pairing, version: TLSVersion) throws {
+        let (clientContext, serverContext, _) = try contexts(pairing, version: version)
+        let listener = try TLSListener(host: "127.0.0.1", port: 0)
+        let server = Background { () -> [UInt8] in
+            let socket = try listener.accept(context: serverContext, timeout: .seconds(20))
+            let bytes = try socket.read()
+            try socket.write(bytes.reversed())
+            try socket.shutdown(waitForPeer: true)
+            return bytes
+        }
+        let socket = try TLSSocket.connect(host: "127.0.0.1", port: listener.port, context: clientContext,
+                                           serverName: "localhost", timeout: .seconds(20))
+        #expect(socket.connection.negotiatedVersion == version)
+        try socket.write(Array("abc".utf8))
+        #expect(try socket.read() == Array("cba".utf8))
+        #expect(try socket.read() == [])
+        try socket.shutdown()
+        #expect(try server.join() == Array("abc".utf8))
+    }
+
+    @Test("the same verification verdict and alert across backends", arguments: pairings)
+    func verificationParity(pairing: Pairing) throws {
+        let (clientContext, serverContext, _) = try contexts(pairing, version: .tls13) { $0.serverName = "wrong.example" }
+        let link = try MemoryLink(client: clientContext, server: serverContext)
+        let (client, server) = link.handshake()
+        #expect(client.last == Step(-1, .ssl))
+        #expect(link.client.lastError?.verificationFailure == .hostnameMismatch)
+        #expect(server.last == Step(-1, .ssl))
+        #expect(link.server.lastError?.code == .alertReceived)
+        #expect(link.server.lastError?.alert == .badCertificate)
+    }
+
+    @Test("garbage and the alert sent back are understood by the other backend", arguments: pairings)
+    func garbageAlertParity(pairing: Pairing) throws {
+        let (clientContext, serverContext, _) = try contexts(pairing, version: .tls13)
+        let link = try MemoryLink(client: clientContext, server: serverContext)
+        #expect(link.client.step { $0.connect() } == Step(-1, .wantRead))
+        _ = link.clientWire.takeOutgoing()
+        link.serverWire.deliverIncoming(Array("GET / HTTP/1.1\r\n\r\n".utf8))
+        #expect(link.server.step { $0.accept() } == Step(-1, .ssl))
+        #expect(link.server.lastError?.code == .protocolFailure)
+        link.exchange()
+        #expect(link.client.step { $0.connect() } == Step(-1, .ssl))
+        #expect(link.client.lastError?.code == .alertReceived)
+    }
+}
+#endif
