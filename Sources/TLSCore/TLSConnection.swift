@@ -153,6 +153,7 @@ public final class TLSConnection {
         switch session.handshake() {
         case .success:
             phase = .established
+            transport.tracksRecords = false
             return succeed(1)
         case .wantRead: return want(.wantRead)
         case .wantWrite: return want(.wantWrite)
@@ -160,6 +161,13 @@ public final class TLSConnection {
             phase = .closedDuringHandshake
             return closedCleanly()
         case .failure(let error):
+            // A close_notify can arrive unprotected before any handshake message (the
+            // very first record): OpenSSL 3.0 calls that "unexpected message". It is
+            // still the peer's controlled shutdown: 0, as when it arrives later.
+            if let (_, description) = transport.lastPlaintextAlert, description == TLSAlert.closeNotify.rawValue {
+                phase = .closedDuringHandshake
+                return closedCleanly()
+            }
             return fail(error, transport: transport, result: -1)
         }
     }

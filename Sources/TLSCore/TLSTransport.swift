@@ -237,7 +237,17 @@ package final class TLSTransportIO {
     /// True once a read saw end-of-stream.
     package private(set) var reachedEndOfStream = false
 
+    /// Record framing of the incoming bytes, followed while ``tracksRecords`` is on.
+    private var records = RecordTracker()
+    /// Whether incoming bytes are followed record by record. ``TLSConnection`` turns
+    /// it on for the handshake only (before keys exist an alert can arrive unprotected).
+    package var tracksRecords = true
+
     init(_ stream: any TLSCustomTransport) { self.stream = stream }
+
+    /// (level, description) of the last complete incoming record if it was an
+    /// unprotected 2-byte alert, read while ``tracksRecords`` was on.
+    package var lastPlaintextAlert: (UInt8, UInt8)? { records.lastPlaintextAlert }
 
     /// Clears the failure record; the connection calls this before each TLS call.
     package func resetStatus() { failureErrno = nil }
@@ -247,7 +257,8 @@ package final class TLSTransportIO {
         if buffer.count == 0 { return .transferred(0) }
         let result = stream.read(into: buffer)
         switch result {
-        case .transferred: break
+        case .transferred(let count):
+            if tracksRecords { records.consume(UnsafeRawBufferPointer(rebasing: buffer.prefix(count))) }
         case .wouldBlock: break
         case .endOfStream: reachedEndOfStream = true
         case .failed(let error): failureErrno = error
@@ -266,5 +277,42 @@ package final class TLSTransportIO {
         case .failed(let error): failureErrno = error
         }
         return result
+    }
+}
+
+/// Follows TLS record boundaries in a byte stream (header: type, version, 16-bit length)
+/// and remembers whether the last complete record was a 2-byte alert record, i.e. an
+/// unprotected alert (a protected one is longer, and in TLS 1.3 has type 23).
+struct RecordTracker {
+    private var header: [UInt8] = []
+    private var remaining = 0
+    private var isPlainAlert = false
+    private var body: [UInt8] = []
+    /// (level, description) of the last complete record if it was an unprotected alert.
+    private(set) var lastPlaintextAlert: (UInt8, UInt8)?
+
+    mutating func consume(_ bytes: UnsafeRawBufferPointer) {
+        var index = 0
+        while index < bytes.count {
+            if remaining == 0 {
+                header.append(bytes[index])
+                index += 1
+                if header.count == 5 {
+                    remaining = Int(header[3]) << 8 | Int(header[4])
+                    isPlainAlert = header[0] == 21 && remaining == 2
+                    body.removeAll(keepingCapacity: true)
+                    header.removeAll(keepingCapacity: true)
+                    if remaining == 0 { lastPlaintextAlert = nil }
+                }
+                continue
+            }
+            let take = min(remaining, bytes.count - index)
+            if isPlainAlert { body.append(contentsOf: bytes[index..<index + take]) }
+            index += take
+            remaining -= take
+            if remaining == 0 {
+                lastPlaintextAlert = isPlainAlert && body.count == 2 ? (body[0], body[1]) : nil
+            }
+        }
     }
 }

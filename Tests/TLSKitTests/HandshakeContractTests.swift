@@ -138,6 +138,16 @@ struct HandshakeContractTests {
         #expect(link.server.step { $0.write([1]) } == Step(-1, .ssl))
     }
 
+    @Test("close_notify as the very first record, before any ClientHello: 0 .zeroReturn", arguments: allBackends)
+    func closeNotifyBeforeClientHello(backend: Backend) throws {
+        let server = try Fixture(backend).serverContext().makeConnection()
+        let wire = TLSMemoryPair()
+        try server.setTransport(.memory(wire))
+        wire.deliverIncoming([0x15, 0x03, 0x01, 0x00, 0x02, 0x01, 0x00])
+        #expect(server.step { $0.accept() } == Step(0, .zeroReturn), "\(String(describing: server.lastError))")
+        #expect(server.step { $0.accept() } == Step(0, .zeroReturn))
+    }
+
     @Test("transport EOF during the handshake: -1 .ssl unexpectedEOF, also inside a partial record",
           arguments: allBackends)
     func eofDuringHandshake(backend: Backend) throws {

@@ -30,10 +30,6 @@ final class GnuTLSSession: TLSSessionEngine {
     /// Which transport call returned would-block during the current GnuTLS call
     /// (`.wantRead` / `.wantWrite`), nil if none did. Reset before each GnuTLS call.
     private var blockedDirection: TLSEngineStatus?
-    /// Follows the record framing of the bytes pulled during the handshake, to recognise
-    /// a plaintext alert GnuTLS itself cannot read (see ``peerPlaintextAlert``).
-    private var records = RecordTracker()
-    private var handshakeDone = false
     /// A no_renegotiation warning whose sending was interrupted by the transport.
     private var pendingNoRenegotiation = false
 
@@ -246,7 +242,6 @@ final class GnuTLSSession: TLSSessionEngine {
         guard let buffer else { return fail(EINVAL) }
         switch transport.read(into: UnsafeMutableRawBufferPointer(start: buffer, count: count)) {
         case .transferred(let read):
-            if !handshakeDone { records.consume(UnsafeRawBufferPointer(start: buffer, count: min(read, count))) }
             return read
         case .wouldBlock:
             blockedDirection = .wantRead
@@ -288,7 +283,6 @@ final class GnuTLSSession: TLSSessionEngine {
             blockedDirection = nil
             let result = gnutls_handshake(session)
             if result == GNUTLS_E_SUCCESS {
-                handshakeDone = true
                 return .success(1)
             }
             if result < 0, gnutls_error_is_fatal(result) != 0, let alert = peerPlaintextAlert(after: result) {
@@ -433,7 +427,7 @@ final class GnuTLSSession: TLSSessionEngine {
         default:
             return nil
         }
-        guard let (level, description) = records.lastPlaintextAlert else { return nil }
+        guard let (level, description) = transport.lastPlaintextAlert else { return nil }
         if description == 0 || level == UInt8(GNUTLS_AL_FATAL.rawValue) { return TLSAlert(description) }
         return nil
     }
@@ -578,45 +572,6 @@ final class GnuTLSSession: TLSSessionEngine {
         guard result >= 0, type == GNUTLS_NAME_DNS.rawValue, size > 0 else { return nil }
         let length = buffer[0..<min(size, buffer.count)].firstIndex(of: 0) ?? min(size, buffer.count)
         return String(decoding: buffer[0..<length], as: UTF8.self)
-    }
-}
-
-// MARK: - Record framing
-
-/// Follows TLS record boundaries in a byte stream (header: type, version, 16-bit length)
-/// and remembers whether the last complete record was a 2-byte alert record, i.e. an
-/// unprotected alert (a protected one is longer, and in TLS 1.3 has type 23).
-struct RecordTracker {
-    private var header: [UInt8] = []
-    private var remaining = 0
-    private var isPlainAlert = false
-    private var body: [UInt8] = []
-    /// (level, description) of the last complete record if it was an unprotected alert.
-    private(set) var lastPlaintextAlert: (UInt8, UInt8)?
-
-    mutating func consume(_ bytes: UnsafeRawBufferPointer) {
-        var index = 0
-        while index < bytes.count {
-            if remaining == 0 {
-                header.append(bytes[index])
-                index += 1
-                if header.count == 5 {
-                    remaining = Int(header[3]) << 8 | Int(header[4])
-                    isPlainAlert = header[0] == 21 && remaining == 2
-                    body.removeAll(keepingCapacity: true)
-                    header.removeAll(keepingCapacity: true)
-                    if remaining == 0 { lastPlaintextAlert = nil }
-                }
-                continue
-            }
-            let take = min(remaining, bytes.count - index)
-            if isPlainAlert { body.append(contentsOf: bytes[index..<index + take]) }
-            index += take
-            remaining -= take
-            if remaining == 0 {
-                lastPlaintextAlert = isPlainAlert && body.count == 2 ? (body[0], body[1]) : nil
-            }
-        }
     }
 }
 
