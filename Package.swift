@@ -94,5 +94,12 @@ let package = Package(
             dependencies: ["TLSKit"],
             swiftSettings: strictSwift
         ),
+
+        // End-to-end tests that run the built `tlsctl` binary against real peers.
+        .testTarget(
+            name: "TLSCtlTests",
+            dependencies: ["TLSKit", "tlsctl"],
+            swiftSettings: strictSwift
+        ),
     ]
 )
