@@ -14,6 +14,10 @@ public protocol TLSBackend: Sendable {
     /// - Throws: ``TLSError`` when the configuration is invalid or cannot be loaded.
     static func makeContext(_ configuration: TLSConfiguration) throws -> TLSContext
 
+    /// Parses a DER certificate: subject, issuer, SANs, validity, fingerprints.
+    /// - Throws: ``TLSError/Code/badCertificate`` for bytes that are not a certificate.
+    static func certificateInfo(der: [UInt8]) throws -> TLSCertificateInfo
+
     /// Generates a fresh key (ECDSA P-256) and a self-signed certificate for the given
     /// DNS names and IP addresses, valid from one hour ago for `validityDays` days.
     /// For demos and tests; production servers load a CA-issued certificate.
@@ -92,6 +96,51 @@ package protocol TLSContextEngine: AnyObject, Sendable {
     /// Creates the backend session once the role and transport are known.
     /// `serverName` is the effective name for SNI and host-name checks (client role).
     func makeSession(role: TLSRole, transport: TLSTransportIO, serverName: String?) throws -> any TLSSessionEngine
+    /// Parses a DER certificate (the backend's `certificateInfo(der:)`).
+    func certificateInfo(der: [UInt8]) throws -> TLSCertificateInfo
+}
+
+/// The checks on the peer's leaf certificate that TLSKit makes itself, identically on
+/// both backends, from inside each library's verification callback (so a failure still
+/// fails the handshake and sends the alert): the RFC 6125 host-name rules and
+/// public-key pinning. Chain building, signatures, validity times, purposes and CRLs
+/// are the library's.
+package struct TLSPeerPolicy: Sendable {
+    /// The name the leaf must carry; nil when host names are not checked.
+    package let hostname: String?
+    /// Accepted SPKI SHA-256 digests; empty when not pinning.
+    package let pins: Set<[UInt8]>
+    /// True when pins replace chain verification.
+    package let pinsOnly: Bool
+
+    /// The policy for one session.
+    package init(configuration: TLSConfiguration, role: TLSRole, serverName: String?) {
+        let checkHost = role == .client && configuration.certificateVerification == .fullVerification
+            && configuration.pinningMode == .inAdditionToChainVerification
+        hostname = checkHost ? serverName : nil
+        pins = Set(configuration.pinnedPublicKeys)
+        pinsOnly = configuration.pinningMode == .insteadOfChainVerification
+    }
+
+    /// The first failure for this leaf, or nil when it passes.
+    package func check(leaf: TLSCertificateInfo) -> TLSError.VerificationFailure? {
+        if let hostname, !TLSHostName.matches(hostname, certificate: leaf) { return .hostnameMismatch }
+        if !pins.isEmpty && !pins.contains(leaf.spkiSHA256) { return .pinMismatch }
+        return nil
+    }
+
+    /// A human-readable reason for a failure of ``check(leaf:)``.
+    package func explain(_ failure: TLSError.VerificationFailure, leaf: TLSCertificateInfo) -> String {
+        switch failure {
+        case .hostnameMismatch:
+            let names = leaf.dnsNames + leaf.ipAddresses
+            return "the certificate is not valid for \(hostname ?? "?"): it names \(names.isEmpty ? "CN=\(leaf.commonName ?? "")" : names.joined(separator: ", "))"
+        case .pinMismatch:
+            return "the peer's public key (SPKI SHA-256 \(leaf.spkiSHA256.map { String(format2: $0) }.joined())) is not pinned"
+        default:
+            return "\(failure)"
+        }
+    }
 }
 
 /// A backend's session: one C-library session, driven one call at a time.

@@ -88,8 +88,27 @@ public struct TLSConfiguration: Sendable, Hashable {
     /// Our certificate followed by any intermediates (PEM). Required on a server; on a
     /// client it is presented when the server asks for one.
     public var certificateChain: TLSDataSource?
-    /// The private key for the first certificate of ``certificateChain`` (PEM).
+    /// The private key for the first certificate of ``certificateChain``: PEM (PKCS#8 or
+    /// traditional RSA/EC, possibly encrypted) or DER (PKCS#8).
     public var privateKey: TLSDataSource?
+    /// The passphrase of an encrypted ``privateKey``.
+    public var privateKeyPassphrase: String?
+    /// More certificates and keys offered with the primary one, e.g. an RSA and an ECDSA
+    /// identity: the handshake picks the one the client's signature algorithms accept.
+    public var additionalCredentials: [TLSCredential]
+    /// Server role: identities chosen by the name the client sends in SNI. A client whose
+    /// name matches none (or who sends none) gets the primary credentials.
+    public var serverNameCredentials: [TLSServerNameCredentials]
+    /// Certificate revocation lists (PEM or DER). When given, the peer's chain is checked
+    /// against them: a listed certificate fails with ``TLSError/VerificationFailure/revoked``;
+    /// a certificate whose issuer has no CRL here is not failed for that.
+    public var certificateRevocationLists: [TLSDataSource]
+    /// SHA-256 digests of SubjectPublicKeyInfo (32 bytes each, RFC 7469) the peer's leaf key
+    /// must match. Empty: no pinning.
+    public var pinnedPublicKeys: [[UInt8]]
+    /// Whether pins are checked in addition to chain verification (the default) or
+    /// instead of it.
+    public var pinningMode: TLSPinningMode
     /// The roots the peer's chain is verified against. Default: the system store.
     public var trustRoots: TLSTrustRoots
     /// How the peer's certificate is checked. Default: full verification.
@@ -112,6 +131,12 @@ public struct TLSConfiguration: Sendable, Hashable {
     public init(
         certificateChain: TLSDataSource? = nil,
         privateKey: TLSDataSource? = nil,
+        privateKeyPassphrase: String? = nil,
+        additionalCredentials: [TLSCredential] = [],
+        serverNameCredentials: [TLSServerNameCredentials] = [],
+        certificateRevocationLists: [TLSDataSource] = [],
+        pinnedPublicKeys: [[UInt8]] = [],
+        pinningMode: TLSPinningMode = .inAdditionToChainVerification,
         trustRoots: TLSTrustRoots = .system,
         certificateVerification: TLSCertificateVerification = .fullVerification,
         clientAuthentication: TLSClientAuthentication = .none,
@@ -122,6 +147,12 @@ public struct TLSConfiguration: Sendable, Hashable {
     ) {
         self.certificateChain = certificateChain
         self.privateKey = privateKey
+        self.privateKeyPassphrase = privateKeyPassphrase
+        self.additionalCredentials = additionalCredentials
+        self.serverNameCredentials = serverNameCredentials
+        self.certificateRevocationLists = certificateRevocationLists
+        self.pinnedPublicKeys = pinnedPublicKeys
+        self.pinningMode = pinningMode
         self.trustRoots = trustRoots
         self.certificateVerification = certificateVerification
         self.clientAuthentication = clientAuthentication
@@ -146,6 +177,11 @@ public struct TLSConfiguration: Sendable, Hashable {
         TLSConfiguration(certificateChain: certificateChain, privateKey: privateKey)
     }
 
+    /// A server configuration presenting one credential (for example a PKCS#12 bundle).
+    public static func makeServerConfiguration(credential: TLSCredential) -> TLSConfiguration {
+        TLSConfiguration(additionalCredentials: [credential])
+    }
+
     /// A server configuration presenting a generated or loaded ``TLSIdentity``.
     public static func makeServerConfiguration(identity: TLSIdentity) -> TLSConfiguration {
         makeServerConfiguration(
@@ -162,6 +198,29 @@ public struct TLSConfiguration: Sendable, Hashable {
         }
         if minimumTLSVersion > maximumTLSVersion {
             throw invalid("minimumTLSVersion \(minimumTLSVersion) is above maximumTLSVersion \(maximumTLSVersion)")
+        }
+        if privateKeyPassphrase != nil && privateKey == nil {
+            throw invalid("privateKeyPassphrase was given without a private key")
+        }
+        for entry in serverNameCredentials {
+            if entry.credentials.isEmpty {
+                throw invalid("serverNameCredentials for \(entry.serverNames) has no credentials")
+            }
+            if entry.serverNames.isEmpty {
+                throw invalid("serverNameCredentials entry has no server names")
+            }
+            for name in entry.serverNames where TLSHostName.isIPAddress(name) || !TLSHostName.isValidServerName(name) {
+                throw invalid("serverNameCredentials name \"\(name)\" is not a DNS name (SNI carries DNS names only)")
+            }
+        }
+        for pin in pinnedPublicKeys where pin.count != 32 {
+            throw invalid("a pinned public key must be a 32-byte SHA-256 of the SubjectPublicKeyInfo, got \(pin.count) bytes")
+        }
+        if pinningMode == .insteadOfChainVerification && pinnedPublicKeys.isEmpty {
+            throw invalid("pinningMode .insteadOfChainVerification needs pinnedPublicKeys")
+        }
+        if !pinnedPublicKeys.isEmpty && certificateVerification == .insecureNoVerification {
+            throw invalid("pinnedPublicKeys cannot be combined with .insecureNoVerification (which checks nothing)")
         }
         if (certificateChain == nil) != (privateKey == nil) {
             throw invalid(
@@ -183,6 +242,16 @@ public struct TLSConfiguration: Sendable, Hashable {
         }
     }
 
+    /// Every credential offered by default: the primary one (``certificateChain`` and
+    /// ``privateKey``), then ``additionalCredentials``.
+    package var primaryCredentials: [TLSCredential] {
+        var result: [TLSCredential] = []
+        if let certificateChain, let privateKey {
+            result.append(.certificateChain(certificateChain, privateKey: privateKey, passphrase: privateKeyPassphrase))
+        }
+        return result + additionalCredentials
+    }
+
     /// The ALPN list in wire format (length-prefixed names), as both libraries take it.
     package var alpnWireFormat: [UInt8] {
         var bytes: [UInt8] = []
@@ -192,6 +261,44 @@ public struct TLSConfiguration: Sendable, Hashable {
         }
         return bytes
     }
+}
+
+/// A certificate with its private key, in one of the forms TLSKit loads.
+public enum TLSCredential: Sendable, Hashable {
+    /// A certificate chain (PEM with intermediates, or one DER certificate) and its key
+    /// (PEM: PKCS#8 or traditional, encrypted when `passphrase` is given; or DER PKCS#8).
+    case certificateChain(TLSDataSource, privateKey: TLSDataSource, passphrase: String? = nil)
+    /// A PKCS#12 bundle (key, certificate and chain) and its password.
+    case pkcs12(TLSDataSource, password: String)
+}
+
+/// Server identities for the clients that ask for one of these names in SNI.
+public struct TLSServerNameCredentials: Sendable, Hashable {
+    /// DNS names, matched case-insensitively; `*.example.com` matches one label.
+    public var serverNames: [String]
+    /// The identities offered to those clients (several key types may be given).
+    public var credentials: [TLSCredential]
+
+    /// Creates an entry.
+    public init(serverNames: [String], credentials: [TLSCredential]) {
+        self.serverNames = serverNames
+        self.credentials = credentials
+    }
+
+    /// True when `name` (as sent in SNI) selects this entry.
+    package func matches(_ name: String) -> Bool {
+        let host = TLSHostName.verificationName(name).lowercased()
+        return serverNames.contains { TLSHostName.pattern($0, matches: host) }
+    }
+}
+
+/// How ``TLSConfiguration/pinnedPublicKeys`` combine with chain verification.
+public enum TLSPinningMode: Sendable, Hashable {
+    /// The chain must verify and the leaf key must be pinned.
+    case inAdditionToChainVerification
+    /// Only the pin counts: the chain is not verified against trust roots (for
+    /// self-signed peers known by their key).
+    case insteadOfChainVerification
 }
 
 /// A certificate chain and its private key, as PEM text.
@@ -261,6 +368,16 @@ package enum TLSHostName {
 }
 
 extension TLSDataSource {
+    /// True when the bytes are PEM text (contain a `-----BEGIN` line), false for DER.
+    package static func isPEM(_ bytes: [UInt8]) -> Bool {
+        let marker = Array("-----BEGIN".utf8)
+        guard bytes.count >= marker.count else { return false }
+        for start in 0...(bytes.count - marker.count) where bytes[start] == marker[0] {
+            if Array(bytes[start..<start + marker.count]) == marker { return true }
+        }
+        return false
+    }
+
     /// The bytes, reading the file if needed. A missing or unreadable file is a
     /// ``TLSError`` with the given code, naming the path.
     package func load(backend: String, code: TLSError.Code, what: String) throws -> [UInt8] {

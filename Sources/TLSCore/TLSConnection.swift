@@ -14,6 +14,9 @@ public enum TLSPeerVerification: Sendable, Hashable, CustomStringConvertible {
     case notVerified
     /// Server role: no client certificate was requested, or the optional one was not sent.
     case noPeerCertificate
+    /// The leaf's public key matched a pin; the chain was not verified
+    /// (``TLSPinningMode/insteadOfChainVerification``).
+    case pinnedPublicKey
 
     public var description: String {
         switch self {
@@ -21,6 +24,7 @@ public enum TLSPeerVerification: Sendable, Hashable, CustomStringConvertible {
         case .verifiedWithoutHostname: return "verified (chain only, host name not checked)"
         case .notVerified: return "NOT verified (insecureNoVerification)"
         case .noPeerCertificate: return "no peer certificate"
+        case .pinnedPublicKey: return "public key pinned (chain not verified)"
         }
     }
 }
@@ -400,6 +404,12 @@ public final class TLSConnection {
         phase == .established ? session : nil
     }
 
+    /// The peer's leaf certificate, parsed; nil before the handshake or without one.
+    public var peerCertificateInfo: TLSCertificateInfo? {
+        guard let leaf = peerCertificateChain.first else { return nil }
+        return try? context.engine.certificateInfo(der: leaf)
+    }
+
     /// The negotiated protocol version.
     public var negotiatedVersion: TLSVersion? { establishedSession?.negotiatedVersion }
     /// The negotiated cipher suite by its IANA name, e.g. `TLS_AES_128_GCM_SHA256`.
@@ -420,6 +430,7 @@ public final class TLSConnection {
                 return .noPeerCertificate
             }
         }
+        if configuration.pinningMode == .insteadOfChainVerification { return .pinnedPublicKey }
         switch configuration.certificateVerification {
         case .insecureNoVerification: return .notVerified
         case .noHostnameVerification: return .verifiedWithoutHostname

@@ -36,6 +36,11 @@ public enum GnuTLSBackend: TLSBackend {
         return TLSContext(configuration: configuration, backendName: name, engine: engine)
     }
 
+    /// Parses a DER certificate with `gnutls_x509_crt`.
+    public static func certificateInfo(der: [UInt8]) throws -> TLSCertificateInfo {
+        try GnuTLSCertificateParser.info(der: der)
+    }
+
     /// Generates an ECDSA P-256 key and a self-signed X.509 v3 certificate (SHA-256) for
     /// `commonName` with the given DNS names and IP addresses as subject alternative names,
     /// valid from one hour ago for `validityDays` days, usable for TLS servers and clients.

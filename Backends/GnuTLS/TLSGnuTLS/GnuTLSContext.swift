@@ -161,6 +161,10 @@ final class GnuTLSContextEngine: TLSContextEngine, @unchecked Sendable {
 
     // MARK: - Sessions
 
+    func certificateInfo(der: [UInt8]) throws -> TLSCertificateInfo {
+        try GnuTLSCertificateParser.info(der: der)
+    }
+
     func makeSession(role: TLSRole, transport: TLSTransportIO, serverName: String?) throws -> any TLSSessionEngine {
         if role == .server && !hasCertificate {
             throw GnuTLS.error(.invalidConfiguration, "a server needs a certificate chain and private key")

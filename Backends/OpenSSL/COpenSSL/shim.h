@@ -67,4 +67,23 @@ static inline int tlskit_X509_add_ext_text(X509 *cert, int nid, const char *valu
     return ok;
 }
 
+static inline int tlskit_sk_GENERAL_NAME_num(const GENERAL_NAMES *names) { return sk_GENERAL_NAME_num(names); }
+static inline GENERAL_NAME *tlskit_sk_GENERAL_NAME_value(const GENERAL_NAMES *names, int i) { return sk_GENERAL_NAME_value(names, i); }
+static inline void tlskit_GENERAL_NAMES_free(GENERAL_NAMES *names) { GENERAL_NAMES_free(names); }
+
+/* The type and raw bytes of a GENERAL_NAME when it is GEN_DNS (IA5String) or GEN_IPADD
+ * (OCTET STRING); -1 for other types. */
+static inline int tlskit_general_name(const GENERAL_NAME *name, const unsigned char **data, int *length) {
+    if (name->type == GEN_DNS || name->type == GEN_IPADD) {
+        const ASN1_STRING *string = name->type == GEN_DNS ? name->d.dNSName : name->d.iPAddress;
+        *data = ASN1_STRING_get0_data(string);
+        *length = ASN1_STRING_length(string);
+        return name->type;
+    }
+    return -1;
+}
+
+/* RFC 2253 name printing flags (a macro of ORed macros), UTF-8 kept as is. */
+static inline unsigned long tlskit_XN_FLAG_RFC2253_UTF8(void) { return XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB; }
+
 #endif

@@ -28,6 +28,11 @@ public enum OpenSSLBackend: TLSBackend {
         return TLSContext(configuration: configuration, backendName: name, engine: engine)
     }
 
+    /// Parses a DER certificate with libcrypto.
+    public static func certificateInfo(der: [UInt8]) throws -> TLSCertificateInfo {
+        try OpenSSLCertificateParser.info(der: der)
+    }
+
     /// Generates an ECDSA P-256 key and a self-signed certificate with OpenSSL.
     public static func makeSelfSignedIdentity(
         commonName: String,

@@ -118,6 +118,10 @@ final class OpenSSLContextEngine: TLSContextEngine, @unchecked Sendable {
         }
     }
 
+    func certificateInfo(der: [UInt8]) throws -> TLSCertificateInfo {
+        try OpenSSLCertificateParser.info(der: der)
+    }
+
     func makeSession(role: TLSRole, transport: TLSTransportIO, serverName: String?) throws -> any TLSSessionEngine {
         try OpenSSLSession(context: self, role: role, transport: transport, serverName: serverName)
     }

@@ -1,0 +1,105 @@
+#if OpenSSL
+internal import COpenSSL
+import TLSCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Certificate parsing with libcrypto.
+enum OpenSSLCertificateParser {
+    static func info(der: [UInt8]) throws -> TLSCertificateInfo {
+        let parsed: OpaquePointer? = der.withUnsafeBufferPointer { buffer in
+            var cursor: UnsafePointer<UInt8>? = buffer.baseAddress
+            return d2i_X509(nil, &cursor, buffer.count)
+        }
+        guard let certificate = parsed else {
+            throw TLSError(.badCertificate, "not a DER certificate: \(OpenSSLErrorQueue.drainText())", backend: OpenSSLBackend.name)
+        }
+        defer { X509_free(certificate) }
+        return info(certificate, der: der)
+    }
+
+    /// Reads a parsed certificate; `der` is its encoding (for the fingerprint).
+    static func info(_ certificate: OpaquePointer, der: [UInt8]? = nil) -> TLSCertificateInfo {
+        let encoded = der ?? OpenSSLPEM.der(certificate)
+        var dnsNames: [String] = [], ipAddresses: [String] = []
+        if let raw = X509_get_ext_d2i(certificate, NID_subject_alt_name, nil, nil) {
+            let names = OpaquePointer(raw)
+            defer { tlskit_GENERAL_NAMES_free(names) }
+            for index in 0..<tlskit_sk_GENERAL_NAME_num(names) {
+                var data: UnsafePointer<UInt8>?
+                var length: Int32 = 0
+                let type = tlskit_general_name(tlskit_sk_GENERAL_NAME_value(names, index), &data, &length)
+                guard let data, length >= 0 else { continue }
+                let bytes = Array(UnsafeBufferPointer(start: data, count: Int(length)))
+                if type == GEN_DNS {
+                    dnsNames.append(String(decoding: bytes, as: UTF8.self))
+                } else if type == GEN_IPADD, let text = TLSHostName.ipAddressText(bytes) {
+                    ipAddresses.append(text)
+                }
+            }
+        }
+
+        var commonName: String?
+        let subjectName = X509_get_subject_name(certificate)
+        let position = X509_NAME_get_index_by_NID(subjectName, NID_commonName, -1)
+        if position >= 0, let entry = X509_NAME_get_entry(subjectName, position),
+           let data = X509_NAME_ENTRY_get_data(entry) {
+            var utf8: UnsafeMutablePointer<UInt8>?
+            let length = ASN1_STRING_to_UTF8(&utf8, data)
+            if length >= 0, let utf8 {
+                commonName = String(decoding: UnsafeBufferPointer(start: utf8, count: Int(length)), as: UTF8.self)
+                tlskit_OPENSSL_free(utf8)
+            }
+        }
+
+        var serial = ""
+        if let number = ASN1_INTEGER_to_BN(X509_get0_serialNumber(certificate), nil) {
+            if let hex = BN_bn2hex(number) {
+                serial = String(cString: hex).lowercased()
+                tlskit_OPENSSL_free(hex)
+            }
+            BN_free(number)
+        }
+        if serial.isEmpty { serial = "0" }
+
+        var spkiDigest = [UInt8](repeating: 0, count: 32)
+        var spkiLength: UInt32 = 0
+        X509_pubkey_digest(certificate, EVP_sha256(), &spkiDigest, &spkiLength)
+
+        return TLSCertificateInfo(
+            subject: name(X509_get_subject_name(certificate)),
+            issuer: name(X509_get_issuer_name(certificate)),
+            commonName: commonName, dnsNames: dnsNames, ipAddresses: ipAddresses,
+            notValidBefore: epoch(X509_get0_notBefore(certificate)),
+            notValidAfter: epoch(X509_get0_notAfter(certificate)),
+            serialNumber: serial, sha256Fingerprint: sha256(encoded), spkiSHA256: spkiDigest)
+    }
+
+    /// RFC 2253 text of a name (the same form as GnuTLS's RFC 4514 output).
+    private static func name(_ name: OpaquePointer?) -> String {
+        guard let name, let bio = BIO_new(BIO_s_mem()) else { return "" }
+        defer { BIO_free(bio) }
+        X509_NAME_print_ex(bio, name, 0, tlskit_XN_FLAG_RFC2253_UTF8())
+        var pointer: UnsafeMutablePointer<CChar>?
+        let length = BIO_ctrl(bio, BIO_CTRL_INFO, 0, &pointer)
+        guard let pointer, length > 0 else { return "" }
+        return String(decoding: UnsafeRawBufferPointer(start: pointer, count: length), as: UTF8.self)
+    }
+
+    private static func epoch(_ time: UnsafePointer<ASN1_TIME>?) -> Int64 {
+        guard let time else { return 0 }
+        var broken = tm()
+        guard ASN1_TIME_to_tm(time, &broken) == 1 else { return 0 }
+        return Int64(timegm(&broken))
+    }
+
+    static func sha256(_ bytes: [UInt8]) -> [UInt8] {
+        var digest = [UInt8](repeating: 0, count: 32)
+        var length: UInt32 = 0
+        _ = bytes.withUnsafeBytes { EVP_Digest($0.baseAddress, $0.count, &digest, &length, EVP_sha256(), nil) }
+        return digest
+    }
+}
+#endif
