@@ -64,6 +64,9 @@ public struct TLSError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let badCertificate = Code("badCertificate")
         /// A private key could not be loaded (missing file, bad PEM, wrong passphrase…).
         public static let badPrivateKey = Code("badPrivateKey")
+        /// An encrypted private key or PKCS#12 bundle could not be opened: the passphrase
+        /// is wrong, or missing for an encrypted key.
+        public static let badPassphrase = Code("badPassphrase")
         /// The private key does not belong to the certificate.
         public static let keyCertificateMismatch = Code("keyCertificateMismatch")
         /// The option or feature is not supported by this backend.
