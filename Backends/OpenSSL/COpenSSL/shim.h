@@ -14,6 +14,8 @@
 #include <openssl/rand.h>
 #include <openssl/crypto.h>
 #include <openssl/opensslv.h>
+#include <openssl/pkcs12.h>
+#include <string.h>
 
 static inline long tlskit_SSL_CTX_set_min_proto_version(SSL_CTX *ctx, int version) {
     return SSL_CTX_set_min_proto_version(ctx, version);
@@ -85,5 +87,27 @@ static inline int tlskit_general_name(const GENERAL_NAME *name, const unsigned c
 
 /* RFC 2253 name printing flags (a macro of ORed macros), UTF-8 kept as is. */
 static inline unsigned long tlskit_XN_FLAG_RFC2253_UTF8(void) { return XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB; }
+
+/* SNI: the servername callback setters are macros over SSL_CTX_callback_ctrl/ctrl. */
+static inline long tlskit_SSL_CTX_set_tlsext_servername_callback(SSL_CTX *ctx, int (*cb)(SSL *, int *, void *)) {
+    return SSL_CTX_set_tlsext_servername_callback(ctx, cb);
+}
+static inline long tlskit_SSL_CTX_set_tlsext_servername_arg(SSL_CTX *ctx, void *arg) {
+    return SSL_CTX_set_tlsext_servername_arg(ctx, arg);
+}
+
+/* Encrypted keys: the passphrase callback. `userdata` is a NUL-terminated passphrase or
+ * NULL; NULL means "no passphrase": fail instead of prompting on the terminal. */
+static inline int tlskit_pem_passphrase(char *buffer, int size, int rwflag, void *userdata) {
+    (void)rwflag;
+    if (userdata == NULL) return 0;
+    const char *passphrase = (const char *)userdata;
+    int length = (int)strlen(passphrase);
+    if (length > size) length = size;
+    memcpy(buffer, passphrase, (size_t)length);
+    return length;
+}
+
+static inline void tlskit_sk_X509_pop_free(STACK_OF(X509) *sk) { sk_X509_pop_free(sk, X509_free); }
 
 #endif

@@ -115,18 +115,44 @@ enum OpenSSLPEM {
         return String(decoding: UnsafeRawBufferPointer(start: pointer, count: length), as: UTF8.self)
     }
 
-    /// Every certificate in a PEM text, in order.
+    /// Every certificate in a PEM text, in order; or the one certificate of DER bytes.
     static func readCertificates(_ bytes: [UInt8]) -> [OpaquePointer] {
-        bytes.withUnsafeBytes { raw -> [OpaquePointer] in
+        readAll(bytes, pem: { PEM_read_bio_X509($0, nil, nil, nil) }, der: { d2i_X509_bio($0, nil) })
+    }
+
+    /// Every CRL in a PEM text, or the one CRL of DER bytes.
+    static func readCRLs(_ bytes: [UInt8]) -> [OpaquePointer] {
+        readAll(bytes, pem: { PEM_read_bio_X509_CRL($0, nil, nil, nil) }, der: { d2i_X509_CRL_bio($0, nil) })
+    }
+
+    private static func readAll(_ bytes: [UInt8], pem: (OpaquePointer) -> OpaquePointer?,
+                                der: (OpaquePointer) -> OpaquePointer?) -> [OpaquePointer] {
+        let isPEM = TLSDataSource.isPEM(bytes)
+        return bytes.withUnsafeBytes { raw -> [OpaquePointer] in
             guard let bio = BIO_new_mem_buf(raw.baseAddress, Int32(raw.count)) else { return [] }
             defer { BIO_free(bio) }
-            var certificates: [OpaquePointer] = []
-            while let cert = PEM_read_bio_X509(bio, nil, nil, nil) {
-                certificates.append(cert)
+            var items: [OpaquePointer] = []
+            if isPEM {
+                while let item = pem(bio) { items.append(item) }
+            } else if let item = der(bio) {
+                items.append(item)
             }
-            ERR_clear_error()  // the loop always ends on "no start line"
-            return certificates
+            ERR_clear_error()  // a PEM loop always ends on "no start line"
+            return items
         }
+    }
+
+    /// The DER inside PEM armour (the first block), for PEM-wrapped PKCS#12.
+    static func decodeArmour(_ bytes: [UInt8]) -> [UInt8] {
+        let lines = String(decoding: bytes, as: UTF8.self).split(whereSeparator: { $0 == "\n" || $0 == "\r" })
+        guard let begin = lines.firstIndex(where: { $0.hasPrefix("-----BEGIN") }),
+              let end = lines[begin...].firstIndex(where: { $0.hasPrefix("-----END") }) else { return [] }
+        let base64 = Array(lines[(begin + 1)..<end].joined().utf8)
+        var output = [UInt8](repeating: 0, count: base64.count)
+        let length = EVP_DecodeBlock(&output, base64, Int32(base64.count))
+        guard length >= 0 else { return [] }
+        let padding = base64.reversed().prefix(while: { $0 == UInt8(ascii: "=") }).count
+        return Array(output.prefix(max(0, Int(length) - padding)))
     }
 
     /// The DER encoding of a certificate.

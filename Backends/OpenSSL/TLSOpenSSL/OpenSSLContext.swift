@@ -5,54 +5,108 @@ import TLSCore
 import Glibc
 #endif
 
-/// An `SSL_CTX` built from a ``TLSConfiguration``. Immutable after `init`, so it is
-/// shared by connections on any thread (OpenSSL's own rule for a configured `SSL_CTX`).
+/// The `SSL_CTX`s built from a ``TLSConfiguration``: the primary one, and one per
+/// ``TLSServerNameCredentials`` entry (same settings, other identities) that the SNI
+/// callback switches to. Immutable after `init`, so shared by connections on any thread.
 final class OpenSSLContextEngine: TLSContextEngine, @unchecked Sendable {
     let ctx: OpaquePointer
     let configuration: TLSConfiguration
     /// The server's ALPN list in wire format, at a stable address for the selection
     /// callback (which hands OpenSSL a pointer into it).
     let alpnWire: UnsafeMutableBufferPointer<UInt8>
+    /// True when the primary context carries a certificate.
     let hasIdentity: Bool
+    /// SNI entries and their contexts, in configuration order.
+    let serverNameContexts: [(entry: TLSServerNameCredentials, ctx: OpaquePointer)]
 
     init(configuration: TLSConfiguration) throws {
-        let backend = OpenSSLBackend.name
-        ERR_clear_error()
-        guard let ctx = SSL_CTX_new(TLS_method()) else {
-            throw TLSError(.internalError, "SSL_CTX_new: \(OpenSSLErrorQueue.drainText())", backend: backend)
-        }
-        self.ctx = ctx
         self.configuration = configuration
         let wire = configuration.alpnWireFormat
-        self.alpnWire = .allocate(capacity: wire.count)
-        _ = self.alpnWire.initialize(from: wire)
-        self.hasIdentity = configuration.certificateChain != nil
-
-        func version(_ v: TLSVersion) -> Int32 { v == .tls12 ? TLS1_2_VERSION : TLS1_3_VERSION }
-        tlskit_SSL_CTX_set_min_proto_version(ctx, version(configuration.minimumTLSVersion))
-        tlskit_SSL_CTX_set_max_proto_version(ctx, version(configuration.maximumTLSVersion))
-        // No compression, no renegotiation at all (TLS 1.3 has none; TLS 1.2's secure
-        // renegotiation is refused as well), no legacy insecure renegotiation.
-        SSL_CTX_set_options(ctx, tlskit_SSL_OP_NO_COMPRESSION() | tlskit_SSL_OP_NO_RENEGOTIATION())
-        // write() semantics: the core loops over partial writes and may pass the
-        // remaining bytes from another address on retry.
-        tlskit_SSL_CTX_set_mode(ctx, Int(SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER))
-
-        try loadTrust(configuration.trustRoots)
-        if let chain = configuration.certificateChain, let key = configuration.privateKey {
-            try loadIdentity(chain: chain, key: key)
+        alpnWire = .allocate(capacity: wire.count)
+        _ = alpnWire.initialize(from: wire)
+        var built: [OpaquePointer] = []
+        do {
+            let primary = try Self.makeCTX(configuration, credentials: configuration.primaryCredentials)
+            built.append(primary)
+            var named: [(TLSServerNameCredentials, OpaquePointer)] = []
+            for entry in configuration.serverNameCredentials {
+                let entryCTX = try Self.makeCTX(configuration, credentials: entry.credentials)
+                built.append(entryCTX)
+                named.append((entry, entryCTX))
+            }
+            ctx = primary
+            serverNameContexts = named
+        } catch {
+            built.forEach { SSL_CTX_free($0) }
+            alpnWire.deallocate()
+            throw error
         }
-        if !alpnWire.isEmpty {
-            SSL_CTX_set_alpn_select_cb(ctx, openSSLALPNSelect, Unmanaged.passUnretained(self).toOpaque())
+        hasIdentity = !configuration.primaryCredentials.isEmpty
+        let me = Unmanaged.passUnretained(self).toOpaque()
+        for context in [ctx] + serverNameContexts.map(\.ctx) where alpnWire.count > 0 {
+            SSL_CTX_set_alpn_select_cb(context, openSSLALPNSelect, me)
+        }
+        if !serverNameContexts.isEmpty {
+            tlskit_SSL_CTX_set_tlsext_servername_callback(ctx, openSSLServerName)
+            tlskit_SSL_CTX_set_tlsext_servername_arg(ctx, me)
         }
     }
 
     deinit {
         SSL_CTX_free(ctx)
+        serverNameContexts.forEach { SSL_CTX_free($0.ctx) }
         alpnWire.deallocate()
     }
 
-    private func loadTrust(_ roots: TLSTrustRoots) throws {
+    func certificateInfo(der: [UInt8]) throws -> TLSCertificateInfo {
+        try OpenSSLCertificateParser.info(der: der)
+    }
+
+    func makeSession(role: TLSRole, transport: TLSTransportIO, serverName: String?) throws -> any TLSSessionEngine {
+        try OpenSSLSession(context: self, role: role, transport: transport, serverName: serverName)
+    }
+
+    /// The context for an SNI name, if an entry matches.
+    func context(forServerName name: String) -> OpaquePointer? {
+        serverNameContexts.first { $0.entry.matches(name) }?.ctx
+    }
+
+    // MARK: - Building an SSL_CTX
+
+    private static func makeCTX(_ configuration: TLSConfiguration, credentials: [TLSCredential]) throws -> OpaquePointer {
+        let backend = OpenSSLBackend.name
+        ERR_clear_error()
+        guard let ctx = SSL_CTX_new(TLS_method()) else {
+            throw TLSError(.internalError, "SSL_CTX_new: \(OpenSSLErrorQueue.drainText())", backend: backend)
+        }
+        do {
+            func version(_ v: TLSVersion) -> Int32 { v == .tls12 ? TLS1_2_VERSION : TLS1_3_VERSION }
+            tlskit_SSL_CTX_set_min_proto_version(ctx, version(configuration.minimumTLSVersion))
+            tlskit_SSL_CTX_set_max_proto_version(ctx, version(configuration.maximumTLSVersion))
+            // 112-bit security whatever /etc/ssl/openssl.cnf says: RSA ≥ 2048, no SHA-1
+            // signatures (the GnuTLS backend uses the MEDIUM verification profile).
+            SSL_CTX_set_security_level(ctx, 2)
+            // No compression, no renegotiation at all, no legacy insecure renegotiation.
+            SSL_CTX_set_options(ctx, tlskit_SSL_OP_NO_COMPRESSION() | tlskit_SSL_OP_NO_RENEGOTIATION())
+            // write() semantics: the core loops over partial writes and may pass the
+            // remaining bytes from another address on retry.
+            tlskit_SSL_CTX_set_mode(ctx, Int(SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER))
+            if configuration.pinningMode == .inAdditionToChainVerification
+                && configuration.certificateVerification != .insecureNoVerification {
+                try loadTrust(ctx, configuration.trustRoots)
+                try loadRevocationLists(ctx, configuration.certificateRevocationLists)
+            }
+            for credential in credentials {
+                try OpenSSLCredentialLoader.load(credential, into: ctx)
+            }
+            return ctx
+        } catch {
+            SSL_CTX_free(ctx)
+            throw error
+        }
+    }
+
+    private static func loadTrust(_ ctx: OpaquePointer, _ roots: TLSTrustRoots) throws {
         let backend = OpenSSLBackend.name
         ERR_clear_error()
         switch roots {
@@ -79,7 +133,7 @@ final class OpenSSLContextEngine: TLSContextEngine, @unchecked Sendable {
                 let certificates = OpenSSLPEM.readCertificates(bytes)
                 defer { certificates.forEach { X509_free($0) } }
                 guard !certificates.isEmpty else {
-                    throw TLSError(.badCertificate, "no PEM certificate found in the trust roots given in memory", backend: backend)
+                    throw TLSError(.badCertificate, "no certificate (PEM or DER) found in the trust roots given in memory", backend: backend)
                 }
                 for cert in certificates where X509_STORE_add_cert(store, cert) != 1 {
                     throw TLSError(.badCertificate, "cannot add a trust root: \(OpenSSLErrorQueue.drainText())", backend: backend)
@@ -88,43 +142,135 @@ final class OpenSSLContextEngine: TLSContextEngine, @unchecked Sendable {
         }
     }
 
-    private func loadIdentity(chain: TLSDataSource, key: TLSDataSource) throws {
+    /// CRLs are checked for every certificate of the chain whose issuer has one; a
+    /// missing CRL is not an error (the verify callback ignores UNABLE_TO_GET_CRL), as
+    /// with GnuTLS.
+    private static func loadRevocationLists(_ ctx: OpaquePointer, _ sources: [TLSDataSource]) throws {
+        guard !sources.isEmpty else { return }
         let backend = OpenSSLBackend.name
-        let chainBytes = try chain.load(backend: backend, code: .badCertificate, what: "certificate chain")
-        let certificates = OpenSSLPEM.readCertificates(chainBytes)
-        defer { certificates.forEach { X509_free($0) } }
-        guard let leaf = certificates.first else {
-            throw TLSError(.badCertificate, "no PEM certificate found in the certificate chain", backend: backend)
+        let store = SSL_CTX_get_cert_store(ctx)
+        for source in sources {
+            let bytes = try source.load(backend: backend, code: .badCertificate, what: "CRL")
+            let lists = OpenSSLPEM.readCRLs(bytes)
+            defer { lists.forEach { X509_CRL_free($0) } }
+            guard !lists.isEmpty else {
+                throw TLSError(.badCertificate, "no CRL (PEM or DER) found in the revocation list given", backend: backend)
+            }
+            for list in lists where X509_STORE_add_crl(store, list) != 1 {
+                throw TLSError(.badCertificate, "cannot add a CRL: \(OpenSSLErrorQueue.drainText())", backend: backend)
+            }
+        }
+        X509_STORE_set_flags(store, UInt(X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL))
+    }
+}
+
+/// Loads a ``TLSCredential`` into an `SSL_CTX`.
+enum OpenSSLCredentialLoader {
+    static func load(_ credential: TLSCredential, into ctx: OpaquePointer) throws {
+        let backend = OpenSSLBackend.name
+        let certificates: [OpaquePointer]
+        let key: OpaquePointer
+        switch credential {
+        case .certificateChain(let chainSource, let keySource, let passphrase):
+            let chainBytes = try chainSource.load(backend: backend, code: .badCertificate, what: "certificate chain")
+            certificates = OpenSSLPEM.readCertificates(chainBytes)
+            guard !certificates.isEmpty else {
+                throw TLSError(.badCertificate, "no certificate (PEM or DER) found in the certificate chain\(describe(chainSource))", backend: backend)
+            }
+            do {
+                let keyBytes = try keySource.load(backend: backend, code: .badPrivateKey, what: "private key")
+                key = try readPrivateKey(keyBytes, passphrase: passphrase, source: keySource)
+            } catch {
+                certificates.forEach { X509_free($0) }
+                throw error
+            }
+        case .pkcs12(let source, let password):
+            (certificates, key) = try readPKCS12(try source.load(backend: backend, code: .badCertificate, what: "PKCS#12 bundle"),
+                                                 password: password, source: source)
+        }
+        defer {
+            certificates.forEach { X509_free($0) }
+            EVP_PKEY_free(key)
         }
         ERR_clear_error()
-        guard SSL_CTX_use_certificate(ctx, leaf) == 1 else {
+        guard SSL_CTX_use_certificate(ctx, certificates[0]) == 1 else {
             throw TLSError(.badCertificate, "cannot use the certificate: \(OpenSSLErrorQueue.drainText())", backend: backend)
         }
         for intermediate in certificates.dropFirst() where tlskit_SSL_CTX_add1_chain_cert(ctx, intermediate) != 1 {
             throw TLSError(.badCertificate, "cannot add an intermediate certificate: \(OpenSSLErrorQueue.drainText())", backend: backend)
         }
-        let keyBytes = try key.load(backend: backend, code: .badPrivateKey, what: "private key")
-        let pkey = keyBytes.withUnsafeBytes { raw -> OpaquePointer? in
-            guard let bio = BIO_new_mem_buf(raw.baseAddress, Int32(raw.count)) else { return nil }
-            defer { BIO_free(bio) }
-            return PEM_read_bio_PrivateKey(bio, nil, nil, nil)
-        }
-        guard let pkey else {
-            throw TLSError(.badPrivateKey, "cannot read the private key (PEM): \(OpenSSLErrorQueue.drainText())", backend: backend)
-        }
-        defer { EVP_PKEY_free(pkey) }
-        guard SSL_CTX_use_PrivateKey(ctx, pkey) == 1, SSL_CTX_check_private_key(ctx) == 1 else {
+        guard SSL_CTX_use_PrivateKey(ctx, key) == 1, SSL_CTX_check_private_key(ctx) == 1 else {
             throw TLSError(.keyCertificateMismatch, "the private key does not match the certificate: \(OpenSSLErrorQueue.drainText())", backend: backend)
         }
     }
 
-    func certificateInfo(der: [UInt8]) throws -> TLSCertificateInfo {
-        try OpenSSLCertificateParser.info(der: der)
+    private static func describe(_ source: TLSDataSource) -> String {
+        if case .file(let path) = source { return " \(path)" }
+        return ""
     }
 
-    func makeSession(role: TLSRole, transport: TLSTransportIO, serverName: String?) throws -> any TLSSessionEngine {
-        try OpenSSLSession(context: self, role: role, transport: transport, serverName: serverName)
+    /// PEM (PKCS#8, traditional, encrypted with `passphrase`) or DER (PKCS#8, plain or encrypted).
+    static func readPrivateKey(_ bytes: [UInt8], passphrase: String?, source: TLSDataSource) throws -> OpaquePointer {
+        let backend = OpenSSLBackend.name
+        let isPEM = TLSDataSource.isPEM(bytes)
+        let encrypted = isPEM && (String(decoding: bytes, as: UTF8.self).contains("ENCRYPTED"))
+        ERR_clear_error()
+        let key: OpaquePointer? = bytes.withUnsafeBytes { raw in
+            guard let bio = BIO_new_mem_buf(raw.baseAddress, Int32(raw.count)) else { return nil }
+            defer { BIO_free(bio) }
+            return withOptionalCString(passphrase) { secret in
+                let userdata = UnsafeMutableRawPointer(mutating: secret)
+                if isPEM { return PEM_read_bio_PrivateKey(bio, nil, tlskit_pem_passphrase, userdata) }
+                if let plain = d2i_PrivateKey_bio(bio, nil) { return plain }
+                _ = BIO_ctrl(bio, BIO_CTRL_RESET, 0, nil)
+                return d2i_PKCS8PrivateKey_bio(bio, nil, tlskit_pem_passphrase, userdata)
+            }
+        }
+        if let key { return key }
+        let detail = OpenSSLErrorQueue.drainText()
+        if encrypted || (!isPEM && passphrase != nil) {
+            let why = passphrase == nil ? "is encrypted and no passphrase was given" : "could not be decrypted: wrong passphrase"
+            throw TLSError(.badPassphrase, "the private key\(describe(source)) \(why) (\(detail))", backend: backend)
+        }
+        throw TLSError(.badPrivateKey, "cannot read the private key\(describe(source)) (PEM or DER): \(detail)", backend: backend)
     }
+
+    /// A PKCS#12 bundle (DER, or PEM-armoured): leaf, chain and key.
+    static func readPKCS12(_ bytes: [UInt8], password: String, source: TLSDataSource) throws -> ([OpaquePointer], OpaquePointer) {
+        let backend = OpenSSLBackend.name
+        let der = TLSDataSource.isPEM(bytes) ? OpenSSLPEM.decodeArmour(bytes) : bytes
+        ERR_clear_error()
+        let bundle: OpaquePointer? = der.withUnsafeBufferPointer { buffer in
+            var cursor: UnsafePointer<UInt8>? = buffer.baseAddress
+            return d2i_PKCS12(nil, &cursor, buffer.count)
+        }
+        guard let bundle else {
+            throw TLSError(.badCertificate, "not a PKCS#12 bundle\(describe(source)): \(OpenSSLErrorQueue.drainText())", backend: backend)
+        }
+        defer { PKCS12_free(bundle) }
+        guard PKCS12_verify_mac(bundle, password, -1) == 1 else {
+            throw TLSError(.badPassphrase, "the PKCS#12 bundle\(describe(source)) could not be opened: wrong password (\(OpenSSLErrorQueue.drainText()))", backend: backend)
+        }
+        var key: OpaquePointer?
+        var leaf: OpaquePointer?
+        var chain: OpaquePointer?
+        guard PKCS12_parse(bundle, password, &key, &leaf, &chain) == 1, let key, let leaf else {
+            throw TLSError(.badCertificate, "the PKCS#12 bundle\(describe(source)) holds no key and certificate: \(OpenSSLErrorQueue.drainText())", backend: backend)
+        }
+        var certificates = [leaf]
+        if let chain {
+            for index in 0..<tlskit_sk_X509_num(chain) {
+                if let cert = tlskit_sk_X509_value(chain, index), X509_up_ref(cert) == 1 { certificates.append(cert) }
+            }
+            tlskit_sk_X509_pop_free(chain)
+        }
+        return (certificates, key)
+    }
+}
+
+private func withOptionalCString<R>(_ text: String?, _ body: (UnsafePointer<CChar>?) -> R) -> R {
+    guard let text else { return body(nil) }
+    return text.withCString { body($0) }
 }
 
 /// ALPN selection on the server: the server's preference order; no overlap is the fatal
@@ -148,6 +294,18 @@ private func openSSLALPNSelect(
     // `selected` points into the server list, which lives as long as the context.
     out.pointee = UnsafePointer(selected)
     outLength.pointee = selectedLength
+    return SSL_TLSEXT_ERR_OK
+}
+
+/// SNI on the server: switch to the context of the matching entry, if any.
+private func openSSLServerName(_ ssl: OpaquePointer?, _ alert: UnsafeMutablePointer<Int32>?, _ argument: UnsafeMutableRawPointer?) -> Int32 {
+    guard let ssl, let argument, let name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) else {
+        return SSL_TLSEXT_ERR_OK
+    }
+    let engine = Unmanaged<OpenSSLContextEngine>.fromOpaque(argument).takeUnretainedValue()
+    if let named = engine.context(forServerName: String(cString: name)) {
+        SSL_set_SSL_CTX(ssl, named)
+    }
     return SSL_TLSEXT_ERR_OK
 }
 #endif

@@ -13,6 +13,12 @@ final class OpenSSLSession: TLSSessionEngine {
     fileprivate var receivedAlert: (level: UInt8, description: UInt8)?
     /// Whether libssl wrote an alert of its own.
     fileprivate var sentAlert = false
+    /// Host-name and pin rules, checked from the verify callback.
+    fileprivate let policy: TLSPeerPolicy
+    /// True when certificates are accepted whatever the chain (insecureNoVerification).
+    fileprivate let acceptAnyCertificate: Bool
+    /// The failure the verify callback found in TLSKit's own checks, with its reason.
+    fileprivate var policyFailure: (TLSError.VerificationFailure, String)?
 
     init(context: OpenSSLContextEngine, role: TLSRole, transport: TLSTransportIO, serverName: String?) throws {
         let backend = OpenSSLBackend.name
@@ -20,7 +26,9 @@ final class OpenSSLSession: TLSSessionEngine {
         if role == .server && !context.hasIdentity {
             throw TLSError(.invalidConfiguration, "a server needs a certificate chain and private key", backend: backend)
         }
-        if role == .client && configuration.certificateVerification == .fullVerification && serverName == nil {
+        let policy = TLSPeerPolicy(configuration: configuration, role: role, serverName: serverName)
+        if role == .client && configuration.certificateVerification == .fullVerification
+            && configuration.pinningMode == .inAdditionToChainVerification && serverName == nil {
             throw TLSError(.invalidConfiguration,
                 "host-name verification needs a serverName (set TLSConfiguration.serverName or TLSConnection.serverName, or use .noHostnameVerification explicitly)",
                 backend: backend)
@@ -33,6 +41,8 @@ final class OpenSSLSession: TLSSessionEngine {
         self.transport = transport
         self.context = context
         self.role = role
+        self.policy = policy
+        self.acceptAnyCertificate = configuration.certificateVerification == .insecureNoVerification
 
         guard let bio = BIO_new(OpenSSLTransportBIO.method) else {
             SSL_free(ssl)
@@ -61,26 +71,11 @@ final class OpenSSLSession: TLSSessionEngine {
         if let sni = TLSHostName.sniName(serverName), tlskit_SSL_set_tlsext_host_name(ssl, sni) != 1 {
             throw TLSError(.invalidConfiguration, "cannot set SNI \(sni): \(OpenSSLErrorQueue.drainText())", backend: backend)
         }
-        switch configuration.certificateVerification {
-        case .insecureNoVerification:
-            SSL_set_verify(ssl, SSL_VERIFY_NONE, nil)
-        case .noHostnameVerification:
-            SSL_set_verify(ssl, SSL_VERIFY_PEER, nil)
-        case .fullVerification:
-            SSL_set_verify(ssl, SSL_VERIFY_PEER, nil)
-            let name = TLSHostName.verificationName(serverName!)
-            let param = SSL_get0_param(ssl)
-            let ok: Int32
-            if TLSHostName.isIPAddress(name) {
-                ok = X509_VERIFY_PARAM_set1_ip_asc(param, name)
-            } else {
-                SSL_set_hostflags(ssl, UInt32(X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS))
-                ok = SSL_set1_host(ssl, name)
-            }
-            guard ok == 1 else {
-                throw TLSError(.invalidConfiguration, "cannot verify against host name \(name): \(OpenSSLErrorQueue.drainText())", backend: backend)
-            }
-        }
+        // Chain verification is libssl's; the host name and pins are TLSPeerPolicy's,
+        // applied in the verify callback so that a mismatch fails the handshake with
+        // the alert libssl picks for the error set there.
+        let mode = configuration.certificateVerification == .insecureNoVerification ? SSL_VERIFY_NONE : SSL_VERIFY_PEER
+        SSL_set_verify(ssl, mode, openSSLVerifyCallback)
         let alpn = configuration.alpnWireFormat
         if !alpn.isEmpty, SSL_set_alpn_protos(ssl, alpn, UInt32(alpn.count)) != 0 {
             throw TLSError(.invalidConfiguration, "cannot set ALPN: \(OpenSSLErrorQueue.drainText())", backend: backend)
@@ -94,9 +89,7 @@ final class OpenSSLSession: TLSSessionEngine {
         case .optional: request = SSL_VERIFY_PEER
         case .required: request = SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT
         }
-        let callback: SSL_verify_cb? = configuration.certificateVerification == .insecureNoVerification
-            ? { _, _ in 1 } : nil
-        SSL_set_verify(ssl, request, callback)
+        SSL_set_verify(ssl, request, openSSLVerifyCallback)
     }
 
     // MARK: - One libssl call each
@@ -166,6 +159,11 @@ final class OpenSSLSession: TLSSessionEngine {
         }
         let reason = OpenSSLErrorQueue.firstReason
         let verifyResult = SSL_get_verify_result(ssl)
+        if reason == SSL_R_CERTIFICATE_VERIFY_FAILED, let (failure, explanation) = policyFailure {
+            _ = OpenSSLErrorQueue.drainText()
+            return .failure(TLSError(.certificateVerificationFailed, "certificate verify failed: \(explanation)",
+                                     backend: backend, verificationFailure: failure, alert: failure.alert))
+        }
         if reason == SSL_R_CERTIFICATE_VERIFY_FAILED, verifyResult != X509_V_OK {
             let text = String(cString: X509_verify_cert_error_string(verifyResult))
             _ = OpenSSLErrorQueue.drainText()
@@ -252,6 +250,30 @@ final class OpenSSLSession: TLSSessionEngine {
         guard role == .server, let name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) else { return nil }
         return String(cString: name)
     }
+}
+
+/// The verify callback of every session: libssl's verdict on the chain first; then, on
+/// the leaf, TLSKit's host-name and pin rules (``TLSPeerPolicy``). Missing CRLs are not
+/// errors (a CRL is checked when one is given for that issuer), as with GnuTLS.
+private func openSSLVerifyCallback(_ preverified: Int32, _ store: OpaquePointer?) -> Int32 {
+    guard let store,
+          let sslPointer = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()),
+          let data = SSL_get_ex_data(OpaquePointer(sslPointer), 0)
+    else { return preverified }
+    let session = Unmanaged<OpenSSLSession>.fromOpaque(data).takeUnretainedValue()
+    if session.acceptAnyCertificate { return 1 }
+    let policy = session.policy
+    let error = X509_STORE_CTX_get_error(store)
+    if preverified == 0 && error == X509_V_ERR_UNABLE_TO_GET_CRL { return 1 }
+    // Pins instead of the chain: every chain error is ignored; only the leaf's key counts.
+    if preverified == 0 && !policy.pinsOnly { return 0 }
+    guard X509_STORE_CTX_get_error_depth(store) == 0, let leaf = X509_STORE_CTX_get_current_cert(store) else { return 1 }
+    let info = OpenSSLCertificateParser.info(leaf)
+    guard let failure = policy.check(leaf: info) else { return 1 }
+    session.policyFailure = (failure, policy.explain(failure, leaf: info))
+    // The X509 error decides libssl's alert: both give bad_certificate, as GnuTLS sends.
+    X509_STORE_CTX_set_error(store, failure == .hostnameMismatch ? X509_V_ERR_HOSTNAME_MISMATCH : X509_V_ERR_CERT_REJECTED)
+    return 0
 }
 
 /// Records alerts read and written, so results are classified from what happened on
