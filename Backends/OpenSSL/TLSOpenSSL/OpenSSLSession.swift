@@ -198,12 +198,13 @@ final class OpenSSLSession: TLSSessionEngine {
         case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT: return .selfSigned
         case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT, X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY,
              X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE, X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN,
-             X509_V_ERR_CERT_UNTRUSTED:
+             X509_V_ERR_CERT_UNTRUSTED, X509_V_ERR_INVALID_CA:
+            // A non-CA certificate in the issuer's place: no valid issuer (alert unknown_ca).
             return .unknownIssuer
         case X509_V_ERR_CERT_SIGNATURE_FAILURE, X509_V_ERR_UNABLE_TO_DECRYPT_CERT_SIGNATURE,
              X509_V_ERR_EE_KEY_TOO_SMALL, X509_V_ERR_CA_KEY_TOO_SMALL, X509_V_ERR_CA_MD_TOO_WEAK:
             return .badSignature
-        case X509_V_ERR_INVALID_PURPOSE, X509_V_ERR_INVALID_CA: return .invalidPurpose
+        case X509_V_ERR_INVALID_PURPOSE: return .invalidPurpose
         case X509_V_ERR_CERT_REVOKED: return .revoked
         default: return .other
         }
