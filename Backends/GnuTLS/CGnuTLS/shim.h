@@ -5,6 +5,7 @@
 #include <gnutls/x509.h>
 #include <gnutls/abstract.h>
 #include <gnutls/crypto.h>
+#include <gnutls/pkcs12.h>
 
 /* Wrappers for what Swift cannot import: function-like macros, string macros used as
  * `const void *`, and `gnutls_free`, which is both a global variable and a macro. */

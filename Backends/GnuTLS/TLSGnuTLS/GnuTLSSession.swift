@@ -19,10 +19,13 @@ final class GnuTLSSession: TLSSessionEngine {
     private let role: TLSRole
     private let transport: TLSTransportIO
     private let session: gnutls_session_t
-    /// C strings and typed data handed to GnuTLS, which keeps the pointers.
-    private var verifyHostname: UnsafeMutablePointer<CChar>?
+    /// The key-purpose typed data handed to GnuTLS, which keeps the pointer.
     private var verifyData: UnsafeMutablePointer<gnutls_typed_vdata_st>?
     private var verifyDataCount: UInt32 = 0
+    /// Host-name and pin rules, checked on the leaf once the chain has verified.
+    private let policy: TLSPeerPolicy
+    /// The failure ``policy`` found, with its explanation.
+    private var policyFailure: (TLSError.VerificationFailure, String)?
     /// The status bits of the last chain verification (`gnutls_certificate_verify_peers`).
     private var verifyStatus: UInt32?
     /// The error of `gnutls_certificate_verify_peers` itself (unparsable chain…), if any.
@@ -38,6 +41,7 @@ final class GnuTLSSession: TLSSessionEngine {
         self.role = role
         self.transport = transport
         let configuration = context.configuration
+        self.policy = TLSPeerPolicy(configuration: configuration, role: role, serverName: serverName)
 
         var sessionOrNil: gnutls_session_t?
         let flags = UInt32(role == .client ? GNUTLS_CLIENT : GNUTLS_SERVER)
@@ -78,14 +82,9 @@ final class GnuTLSSession: TLSSessionEngine {
                     gnutls_server_name_set(session, GNUTLS_NAME_DNS, $0.baseAddress, $0.count)
                 }, "gnutls_server_name_set")
             }
-            switch verify {
-            case .fullVerification:
-                // makeSession refuses a nil serverName with full verification.
-                setVerification(hostname: serverName.map(TLSHostName.verificationName), purpose: tlskit_gnutls_kp_tls_www_server())
-            case .noHostnameVerification:
-                setVerification(hostname: nil, purpose: tlskit_gnutls_kp_tls_www_server())
-            case .insecureNoVerification:
-                break
+            // The host name is TLSPeerPolicy's (RFC 6125 rules written once), not GnuTLS's.
+            if verify != .insecureNoVerification {
+                setVerification(purpose: tlskit_gnutls_kp_tls_www_server())
             }
         case .server:
             // Like OpenSSL's default: do not list our trusted CAs in CertificateRequest.
@@ -99,13 +98,17 @@ final class GnuTLSSession: TLSSessionEngine {
                 gnutls_certificate_server_set_request(session, GNUTLS_CERT_REQUIRE)
             }
             if configuration.clientAuthentication != .none && verify != .insecureNoVerification {
-                setVerification(hostname: nil, purpose: tlskit_gnutls_kp_tls_www_client())
+                setVerification(purpose: tlskit_gnutls_kp_tls_www_client())
             }
             // GnuTLS reports "no version in common" as "no cipher suites in common"
             // (handshake_failure); look at the ClientHello first so that the client gets
             // protocol_version, as from OpenSSL.
             gnutls_handshake_set_hook_function(session, UInt32(GNUTLS_HANDSHAKE_CLIENT_HELLO.rawValue),
                                                GNUTLS_HOOK_PRE, gnuTLSClientHelloHook)
+            // Identities chosen by SNI: switch credentials once the ClientHello is parsed.
+            if !context.serverNameCredentials.isEmpty {
+                gnutls_handshake_set_post_client_hello_function(session, gnuTLSPostClientHello)
+            }
         }
 
         if !configuration.applicationProtocols.isEmpty {
@@ -131,55 +134,74 @@ final class GnuTLSSession: TLSSessionEngine {
     deinit {
         gnutls_deinit(session)
         if let verifyData { verifyData.deallocate() }
-        if let verifyHostname { free(verifyHostname) }
     }
 
     /// Verifies the peer's chain against the context's trust roots during the handshake,
-    /// with its extended key usage, and the host name when one is given (a DNS name or
-    /// an IP literal, which GnuTLS matches against IP SANs).
+    /// with its extended key usage; then the leaf against ``TLSPeerPolicy`` (host name,
+    /// pins).
     ///
     /// Our own callback rather than `gnutls_session_set_verify_cert`: that one fails an
     /// optional client authentication when the client sends no certificate, and it
     /// keeps the status where a failure in `gnutls_certificate_verify_peers` is lost.
-    private func setVerification(hostname: String?, purpose: UnsafePointer<CChar>) {
-        let count = hostname == nil ? 1 : 2
-        let data = UnsafeMutablePointer<gnutls_typed_vdata_st>.allocate(capacity: count)
+    private func setVerification(purpose: UnsafePointer<CChar>) {
+        let data = UnsafeMutablePointer<gnutls_typed_vdata_st>.allocate(capacity: 1)
         data[0] = gnutls_typed_vdata_st(
             type: GNUTLS_DT_KEY_PURPOSE_OID,
             data: UnsafeMutablePointer(mutating: UnsafeRawPointer(purpose).assumingMemoryBound(to: UInt8.self)),
             size: 0)
-        if let hostname {
-            let copy = strdup(hostname)
-            verifyHostname = copy
-            data[1] = gnutls_typed_vdata_st(
-                type: GNUTLS_DT_DNS_HOSTNAME,
-                data: UnsafeMutableRawPointer(copy)?.assumingMemoryBound(to: UInt8.self),
-                size: 0)
-        }
         verifyData = data
-        verifyDataCount = UInt32(count)
+        verifyDataCount = 1
         gnutls_session_set_verify_function(session, gnuTLSVerifyPeer)
     }
 
-    /// Called by GnuTLS once the peer's Certificate message is in.
+    /// Called by GnuTLS once the peer's Certificate message is in. Chain failures come
+    /// first (as in OpenSSL's verifier); the host name and pins are checked only on a
+    /// chain that verified, or alone when pins replace chain verification.
     fileprivate func verifyPeer() -> Int32 {
         var count: UInt32 = 0
-        if gnutls_certificate_get_peers(session, &count) == nil || count == 0 {
+        guard let list = gnutls_certificate_get_peers(session, &count), count > 0 else {
             // No certificate: fine when the client certificate is optional. When it is
             // required GnuTLS has already refused the handshake before calling us.
             if role == .server && context.configuration.clientAuthentication != .required { return 0 }
             verifyStatus = nil
             return GNUTLS_E_NO_CERTIFICATE_FOUND
         }
-        var status: UInt32 = 0
-        let result = gnutls_certificate_verify_peers(session, verifyData, verifyDataCount, &status)
-        if result < 0 {
+        if !policy.pinsOnly {
+            var status: UInt32 = 0
+            let result = gnutls_certificate_verify_peers(session, verifyData, verifyDataCount, &status)
+            if result < 0 {
+                verifyStatus = nil
+                verifyError = result
+                return GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR
+            }
+            verifyStatus = status
+            if status != 0 { return GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR }
+        }
+        if policy.hostname == nil && policy.pins.isEmpty { return 0 }
+        let leaf: TLSCertificateInfo
+        do {
+            leaf = try GnuTLSCertificateParser.info(der: GnuTLS.copy(list[0]))
+        } catch {
             verifyStatus = nil
-            verifyError = result
+            verifyError = GNUTLS_E_CERTIFICATE_ERROR
             return GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR
         }
-        verifyStatus = status
-        return status == 0 ? 0 : GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR
+        if let failure = policy.check(leaf: leaf) {
+            policyFailure = (failure, policy.explain(failure, leaf: leaf))
+            return GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR
+        }
+        return 0
+    }
+
+    /// Server: called once the ClientHello is parsed. Selects the credentials of the
+    /// first SNI entry that matches the name the client sent; otherwise the primary
+    /// credentials (set at session creation) stay.
+    fileprivate func selectCredentialsForServerName() -> Int32 {
+        guard let name = requestedServerName, let credentials = context.credentials(forServerName: name) else {
+            return 0
+        }
+        let result = gnutls_credentials_set(session, GNUTLS_CRD_CERTIFICATE, UnsafeMutableRawPointer(credentials))
+        return result < 0 ? result : 0
     }
 
     /// Versions the client offered in `supported_versions` (TLS 1.3 style), if it sent one.
@@ -485,6 +507,11 @@ final class GnuTLSSession: TLSSessionEngine {
 
     /// The peer's certificate was rejected: category, GnuTLS's own explanation, alert sent.
     private func verificationFailed(_ code: Int32) -> TLSError {
+        if let (failure, explanation) = policyFailure {
+            let sent = sendFatalAlert(failure.alert)
+            return TLSError(.certificateVerificationFailed, "certificate verification failed: \(explanation)",
+                            backend: GnuTLS.backendName, verificationFailure: failure, alert: sent ?? failure.alert)
+        }
         guard let status = verifyStatus else {
             let failure = TLSError.VerificationFailure.other
             let sent = sendFatalAlert(failure.alert)
@@ -509,7 +536,9 @@ final class GnuTLSSession: TLSSessionEngine {
     /// meets them: chain building, purpose, host name, revocation, signatures, times.
     static func category(of status: UInt32) -> TLSError.VerificationFailure {
         func has(_ flag: gnutls_certificate_status_t) -> Bool { status & flag.rawValue != 0 }
-        if has(GNUTLS_CERT_SIGNER_NOT_FOUND) { return .unknownIssuer }
+        // SIGNER_NOT_CA: the chain leads to a trusted root through a certificate that is
+        // not a CA (CA:false); OpenSSL reports X509_V_ERR_INVALID_CA, also unknownIssuer.
+        if has(GNUTLS_CERT_SIGNER_NOT_FOUND) || has(GNUTLS_CERT_SIGNER_NOT_CA) { return .unknownIssuer }
         if has(GNUTLS_CERT_PURPOSE_MISMATCH) { return .invalidPurpose }
         if has(GNUTLS_CERT_UNEXPECTED_OWNER) { return .hostnameMismatch }
         if has(GNUTLS_CERT_REVOKED) { return .revoked }
@@ -596,6 +625,11 @@ private func gnuTLSPull(_ pointer: UnsafeMutableRawPointer?, _ buffer: UnsafeMut
 private func gnuTLSVerifyPeer(_ session: gnutls_session_t?) -> Int32 {
     guard let session, let pointer = gnutls_session_get_ptr(session) else { return GNUTLS_E_INTERNAL_ERROR }
     return Unmanaged<GnuTLSSession>.fromOpaque(pointer).takeUnretainedValue().verifyPeer()
+}
+
+private func gnuTLSPostClientHello(_ session: gnutls_session_t?) -> Int32 {
+    guard let session, let pointer = gnutls_session_get_ptr(session) else { return GNUTLS_E_INTERNAL_ERROR }
+    return Unmanaged<GnuTLSSession>.fromOpaque(pointer).takeUnretainedValue().selectCredentialsForServerName()
 }
 
 private func gnuTLSClientHelloHook(
