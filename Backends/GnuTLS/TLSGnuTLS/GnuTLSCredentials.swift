@@ -117,16 +117,54 @@ final class GnuTLSCertificateCredentials: @unchecked Sendable {
         defer { certificates.forEach { gnutls_x509_crt_deinit($0) } }
         let privateKey = try Self.importPrivateKey(keyBytes, name: keyName, passphrase: passphrase)
         defer { gnutls_x509_privkey_deinit(privateKey) }
+        try Self.checkSecurityLevel(certificates, name: chainName)
+        try add(certificates, privateKey,
+                mismatch: "the \(keyName) does not belong to the first certificate of the \(chainName)",
+                what: "the \(chainName) and \(keyName)")
+    }
 
-        // Copies the certificates and key; checks that the key is the leaf's.
+    /// Adds one identity (GnuTLS copies the certificates and key), checking that the key
+    /// is the leaf's.
+    private func add(_ certificates: [gnutls_x509_crt_t], _ key: gnutls_x509_privkey_t,
+                     mismatch: String, what: String) throws {
         var list: [gnutls_x509_crt_t?] = certificates
-        let result = gnutls_certificate_set_x509_key(handle, &list, Int32(list.count), privateKey)
+        let result = gnutls_certificate_set_x509_key(handle, &list, Int32(list.count), key)
         if result == GNUTLS_E_CERTIFICATE_KEY_MISMATCH {
-            throw GnuTLS.error(.keyCertificateMismatch,
-                               "the \(keyName) does not belong to the first certificate of the \(chainName)", result)
+            throw GnuTLS.error(.keyCertificateMismatch, mismatch, result)
         }
         if result < 0 {
-            throw GnuTLS.error(.badCertificate, "loading the \(chainName) and \(keyName)", result)
+            throw GnuTLS.error(.badCertificate, "loading \(what)", result)
+        }
+    }
+
+    /// Our own chain must meet the 112-bit level the peer's chain is held to, as OpenSSL's
+    /// security level 2 refuses to use it (`ee key too small`, `ca md too weak`): RSA/DSA
+    /// keys of at least 2048 bits, and no signature with SHA-1 or weaker except on a
+    /// self-signed certificate. GnuTLS itself would present such a chain.
+    static func checkSecurityLevel(_ certificates: [gnutls_x509_crt_t], name: String) throws {
+        for (index, certificate) in certificates.enumerated() {
+            let which = index == 0 ? "the certificate" : "certificate #\(index + 1)"
+            var bits: UInt32 = 0
+            let algorithm = gnutls_x509_crt_get_pk_algorithm(certificate, &bits)
+            if algorithm >= 0 {
+                let pk = gnutls_pk_algorithm_t(rawValue: UInt32(algorithm))
+                let level = gnutls_pk_bits_to_sec_param(pk, bits)
+                if level.rawValue < GNUTLS_SEC_PARAM_MEDIUM.rawValue {
+                    let pkName = gnutls_pk_get_name(pk).map { String(cString: $0) } ?? "public"
+                    throw GnuTLS.error(.badCertificate,
+                        "\(which) of the \(name) has a \(bits)-bit \(pkName) key, below 112-bit security (at least 2048 bits needed)")
+                }
+            }
+            if gnutls_x509_crt_check_issuer(certificate, certificate) != 0 { continue }
+            let signature = gnutls_x509_crt_get_signature_algorithm(certificate)
+            if signature >= 0 {
+                let hash = gnutls_sign_get_hash_algorithm(gnutls_sign_algorithm_t(rawValue: UInt32(signature)))
+                if hash == GNUTLS_DIG_SHA1 || hash == GNUTLS_DIG_MD5 || hash == GNUTLS_DIG_MD2 {
+                    let hashName = gnutls_digest_get_name(hash).map { String(cString: $0) } ?? "weak"
+                    throw GnuTLS.error(.badCertificate,
+                        "\(which) of the \(name) is signed with \(hashName), below 112-bit security")
+                }
+            }
         }
     }
 
@@ -238,19 +276,46 @@ final class GnuTLSCertificateCredentials: @unchecked Sendable {
             throw GnuTLS.error(.badPassphrase, "the \(name) could not be opened: wrong password", mac)
         }
 
-        let result = GnuTLS.withDatum(bytes) {
-            gnutls_certificate_set_x509_simple_pkcs12_mem(handle, $0, format, password)
+        // What gnutls_certificate_set_x509_simple_pkcs12_mem does, in steps, so that our
+        // chain can be checked like any other.
+        var keyOrNil: gnutls_x509_privkey_t?
+        var chain: UnsafeMutablePointer<gnutls_x509_crt_t?>?
+        var chainSize: UInt32 = 0
+        var extras: UnsafeMutablePointer<gnutls_x509_crt_t?>?
+        var extrasSize: UInt32 = 0
+        var crl: gnutls_x509_crl_t?
+        let parsed = gnutls_pkcs12_simple_parse(bundle, password, &keyOrNil, &chain, &chainSize,
+                                                &extras, &extrasSize, &crl, 0)
+        var certificates: [gnutls_x509_crt_t] = []
+        if let chain {
+            for index in 0..<Int(chainSize) { if let crt = chain[index] { certificates.append(crt) } }
+            GnuTLS.free(chain)
         }
-        switch result {
-        case _ where result >= 0:
-            return
+        defer {
+            certificates.forEach { gnutls_x509_crt_deinit($0) }
+            if let keyOrNil { gnutls_x509_privkey_deinit(keyOrNil) }
+            if let extras {
+                for index in 0..<Int(extrasSize) { if let crt = extras[index] { gnutls_x509_crt_deinit(crt) } }
+                GnuTLS.free(extras)
+            }
+            if let crl { gnutls_x509_crl_deinit(crl) }
+        }
+        switch parsed {
+        case _ where parsed >= 0:
+            break
         case GNUTLS_E_DECRYPTION_FAILED, GNUTLS_E_MAC_VERIFY_FAILED:
-            throw GnuTLS.error(.badPassphrase, "the \(name) could not be opened: wrong password", result)
+            throw GnuTLS.error(.badPassphrase, "the \(name) could not be opened: wrong password", parsed)
         case GNUTLS_E_CERTIFICATE_KEY_MISMATCH:
-            throw GnuTLS.error(.keyCertificateMismatch, "the key in the \(name) does not belong to its certificate", result)
+            throw GnuTLS.error(.keyCertificateMismatch, "the key in the \(name) does not belong to its certificate", parsed)
         default:
-            throw GnuTLS.error(.badCertificate, "loading the \(name)", result)
+            throw GnuTLS.error(.badCertificate, "reading the key and certificates of the \(name)", parsed)
         }
+        guard let key = keyOrNil, !certificates.isEmpty else {
+            throw GnuTLS.error(.badCertificate, "the \(name) holds no key and certificate")
+        }
+        try Self.checkSecurityLevel(certificates, name: name)
+        try add(certificates, key, mismatch: "the key in the \(name) does not belong to its certificate",
+                what: "the \(name)")
     }
 
     // MARK: - Helpers
