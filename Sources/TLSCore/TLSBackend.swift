@@ -46,6 +46,24 @@ public struct TLSCapabilities: OptionSet, Sendable, Hashable, CustomStringConver
     public static let hostnameVerification = TLSCapabilities(rawValue: 1 << 4)
     /// Generating a self-signed identity.
     public static let selfSignedIdentity = TLSCapabilities(rawValue: 1 << 5)
+    /// ``TLSConfiguration/applicationProtocolSelector``.
+    public static let alpnSelectionCallback = TLSCapabilities(rawValue: 1 << 6)
+    /// ``TLSConfiguration/cipherSuites`` by IANA name.
+    public static let cipherSuiteSelection = TLSCapabilities(rawValue: 1 << 7)
+    /// ``TLSConfiguration/keyExchangeGroups`` by name, and ``TLSConnection/negotiatedGroup``.
+    public static let groupSelection = TLSCapabilities(rawValue: 1 << 8)
+    /// ``TLSConfiguration/keyLogger`` (`SSLKEYLOGFILE` lines).
+    public static let keyLogging = TLSCapabilities(rawValue: 1 << 9)
+    /// Session tickets and ``TLSSession`` export/import.
+    public static let sessionResumption = TLSCapabilities(rawValue: 1 << 10)
+    /// Several ``TLSConfiguration/sessionTicketKeys`` (rotation with old keys accepted).
+    public static let multipleTicketKeys = TLSCapabilities(rawValue: 1 << 11)
+    /// ``TLSConnection/exportKeyingMaterial(label:context:length:)`` and channel bindings.
+    public static let keyingMaterialExporter = TLSCapabilities(rawValue: 1 << 12)
+    /// ``TLSConnection/requestKeyUpdate(updatePeer:)`` (TLS 1.3 KeyUpdate).
+    public static let keyUpdate = TLSCapabilities(rawValue: 1 << 13)
+    /// OCSP stapling: ``TLSConfiguration/ocspResponse`` and ``TLSConfiguration/ocspStapling``.
+    public static let ocspStapling = TLSCapabilities(rawValue: 1 << 14)
 
     /// Every capability with its display name, in a stable order.
     public static let all: [(TLSCapabilities, String)] = [
@@ -55,6 +73,15 @@ public struct TLSCapabilities: OptionSet, Sendable, Hashable, CustomStringConver
         (.mutualTLS, "mutual TLS"),
         (.hostnameVerification, "host-name verification"),
         (.selfSignedIdentity, "self-signed identity"),
+        (.alpnSelectionCallback, "ALPN selection callback"),
+        (.cipherSuiteSelection, "cipher suites by IANA name"),
+        (.groupSelection, "key-exchange groups by name"),
+        (.keyLogging, "key logging (SSLKEYLOGFILE)"),
+        (.sessionResumption, "session resumption"),
+        (.multipleTicketKeys, "ticket key rotation"),
+        (.keyingMaterialExporter, "keying-material exporter"),
+        (.keyUpdate, "TLS 1.3 KeyUpdate"),
+        (.ocspStapling, "OCSP stapling"),
     ]
 
     public var description: String {
@@ -98,6 +125,10 @@ package protocol TLSContextEngine: AnyObject, Sendable {
     func makeSession(role: TLSRole, transport: TLSTransportIO, serverName: String?) throws -> any TLSSessionEngine
     /// Parses a DER certificate (the backend's `certificateInfo(der:)`).
     func certificateInfo(der: [UInt8]) throws -> TLSCertificateInfo
+    /// The backend's capabilities (for the checks TLSConnection makes).
+    var capabilities: TLSCapabilities { get }
+    /// A digest computed by the backend's library.
+    func digest(_ algorithm: TLSHashAlgorithm, _ bytes: [UInt8]) -> [UInt8]
 }
 
 /// The checks on the peer's leaf certificate that TLSKit makes itself, identically on
@@ -166,6 +197,36 @@ package protocol TLSSessionEngine: AnyObject {
     var peerCertificateChain: [[UInt8]] { get }
     /// Server role: the SNI name the client sent.
     var requestedServerName: String? { get }
+
+    /// The negotiated key-exchange group (capability ``TLSCapabilities/groupSelection``).
+    var negotiatedGroup: TLSGroup? { get }
+    /// True when the handshake resumed a session.
+    var isSessionReused: Bool { get }
+    /// Client role: the session to resume later, once the library has one (in TLS 1.3
+    /// after the server's NewSessionTicket has been read).
+    var exportedSession: [UInt8]? { get }
+    /// Client role: resume this session (before the handshake). False if unusable.
+    func resume(from bytes: [UInt8]) -> Bool
+    /// RFC 5705 / RFC 8446 §7.5 exporter; nil when the library refuses.
+    func exportKeyingMaterial(label: String, context: [UInt8]?, length: Int) -> [UInt8]?
+    /// Sends a TLS 1.3 KeyUpdate (asking the peer to update too when `updatePeer`).
+    func requestKeyUpdate(updatePeer: Bool) -> TLSEngineStatus
+    /// The certificate this side presented (DER), if any.
+    var localCertificate: [UInt8]? { get }
+}
+
+extension TLSSessionEngine {
+    // Defaults for a backend without these capabilities; TLSConnection checks the
+    // capability first and refuses loudly, so these are never relied upon silently.
+    package var negotiatedGroup: TLSGroup? { nil }
+    package var localCertificate: [UInt8]? { nil }
+    package var isSessionReused: Bool { false }
+    package var exportedSession: [UInt8]? { nil }
+    package func resume(from bytes: [UInt8]) -> Bool { false }
+    package func exportKeyingMaterial(label: String, context: [UInt8]?, length: Int) -> [UInt8]? { nil }
+    package func requestKeyUpdate(updatePeer: Bool) -> TLSEngineStatus {
+        .failure(TLSError(.unsupported, "KeyUpdate is not supported by this backend", backend: "TLSKit"))
+    }
 }
 
 /// A reusable TLS context: configuration loaded once (certificates, keys, trust store),

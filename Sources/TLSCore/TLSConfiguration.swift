@@ -126,6 +126,27 @@ public struct TLSConfiguration: Sendable, Hashable {
     /// ALPN protocol names in preference order (client: offered; server: accepted, in
     /// the server's order of preference). Empty: ALPN not used.
     public var applicationProtocols: [String]
+    /// Server role: chooses the ALPN protocol from the client's list instead of
+    /// ``applicationProtocols`` (which may then be empty).
+    public var applicationProtocolSelector: TLSApplicationProtocolSelector?
+    /// Cipher suites by IANA name (``TLSCipherSuite/all``), in preference order, for TLS 1.2
+    /// and 1.3 together. nil: the backend's secure defaults. An unknown name is refused.
+    public var cipherSuites: [String]?
+    /// Key-exchange groups by name (``TLSGroup/all``: `x25519`, `secp256r1`, …), in
+    /// preference order. nil: the backend's defaults.
+    public var keyExchangeGroups: [String]?
+    /// Receives the session secrets in `SSLKEYLOGFILE` format. For debugging only.
+    public var keyLogger: TLSKeyLogger?
+    /// Server role: issue session tickets (TLS 1.3 tickets, TLS 1.2 RFC 5077 tickets).
+    public var sessionTicketsEnabled: Bool
+    /// Server role: the keys protecting tickets; the first encrypts, every one decrypts.
+    /// Empty: a random key made when the context is created (tickets then resume only on
+    /// that context).
+    public var sessionTicketKeys: [TLSSessionTicketKey]
+    /// Server role: a DER OCSP response stapled to the primary certificate.
+    public var ocspResponse: [UInt8]?
+    /// Client role: whether to ask for, or require, a stapled OCSP response.
+    public var ocspStapling: TLSOCSPStapling
 
     /// Creates a configuration with every field given. Prefer the `make…` factories.
     public init(
@@ -143,7 +164,15 @@ public struct TLSConfiguration: Sendable, Hashable {
         serverName: String? = nil,
         minimumTLSVersion: TLSVersion = .tls12,
         maximumTLSVersion: TLSVersion = .tls13,
-        applicationProtocols: [String] = []
+        applicationProtocols: [String] = [],
+        applicationProtocolSelector: TLSApplicationProtocolSelector? = nil,
+        cipherSuites: [String]? = nil,
+        keyExchangeGroups: [String]? = nil,
+        keyLogger: TLSKeyLogger? = nil,
+        sessionTicketsEnabled: Bool = true,
+        sessionTicketKeys: [TLSSessionTicketKey] = [],
+        ocspResponse: [UInt8]? = nil,
+        ocspStapling: TLSOCSPStapling = .none
     ) {
         self.certificateChain = certificateChain
         self.privateKey = privateKey
@@ -160,6 +189,14 @@ public struct TLSConfiguration: Sendable, Hashable {
         self.minimumTLSVersion = minimumTLSVersion
         self.maximumTLSVersion = maximumTLSVersion
         self.applicationProtocols = applicationProtocols
+        self.applicationProtocolSelector = applicationProtocolSelector
+        self.cipherSuites = cipherSuites
+        self.keyExchangeGroups = keyExchangeGroups
+        self.keyLogger = keyLogger
+        self.sessionTicketsEnabled = sessionTicketsEnabled
+        self.sessionTicketKeys = sessionTicketKeys
+        self.ocspResponse = ocspResponse
+        self.ocspStapling = ocspStapling
     }
 
     /// A client configuration with the secure defaults: system trust store, chain and
@@ -237,6 +274,24 @@ public struct TLSConfiguration: Sendable, Hashable {
         if Set(applicationProtocols).count != applicationProtocols.count {
             throw invalid("ALPN protocol list has duplicates: \(applicationProtocols)")
         }
+        if let names = cipherSuites {
+            let suites = try resolvedCipherSuites ?? []
+            if names.isEmpty { throw invalid("cipherSuites is empty; use nil for the defaults") }
+            let versions = TLSVersion.allCases.filter { $0 >= minimumTLSVersion && $0 <= maximumTLSVersion }
+            for version in versions where !suites.contains(where: { $0.version == version }) {
+                throw invalid("cipherSuites has no \(version) suite, but \(version) is enabled (narrow the versions or add one)")
+            }
+        }
+        if let names = keyExchangeGroups {
+            if names.isEmpty { throw invalid("keyExchangeGroups is empty; use nil for the defaults") }
+            _ = try resolvedGroups
+        }
+        for key in sessionTicketKeys where key.bytes.count != 80 {
+            throw invalid("a session ticket key must be 80 bytes, got \(key.bytes.count)")
+        }
+        if let ocspResponse, ocspResponse.isEmpty {
+            throw invalid("ocspResponse is empty; use nil for no staple")
+        }
         if let serverName, !TLSHostName.isValidServerName(serverName) {
             throw invalid("serverName \"\(serverName)\" is neither a DNS name nor an IP address")
         }
@@ -250,6 +305,56 @@ public struct TLSConfiguration: Sendable, Hashable {
             result.append(.certificateChain(certificateChain, privateKey: privateKey, passphrase: privateKeyPassphrase))
         }
         return result + additionalCredentials
+    }
+
+    /// ``cipherSuites`` as named suites; throws for an unknown name.
+    package var resolvedCipherSuites: [TLSCipherSuite]? {
+        get throws {
+            try cipherSuites.map { names in
+                try names.map { name in
+                    guard let suite = TLSCipherSuite.named(name) else {
+                        throw TLSError(.invalidConfiguration,
+                            "unknown cipher suite \"\(name)\" (TLSKit names: \(TLSCipherSuite.all.map(\.name).joined(separator: ", ")))",
+                            backend: "TLSKit")
+                    }
+                    return suite
+                }
+            }
+        }
+    }
+
+    /// ``keyExchangeGroups`` as named groups; throws for an unknown name.
+    package var resolvedGroups: [TLSGroup]? {
+        get throws {
+            try keyExchangeGroups.map { names in
+                try names.map { name in
+                    guard let group = TLSGroup.named(name) else {
+                        throw TLSError(.invalidConfiguration,
+                            "unknown key-exchange group \"\(name)\" (TLSKit names: \(TLSGroup.all.map(\.name).joined(separator: ", ")))",
+                            backend: "TLSKit")
+                    }
+                    return group
+                }
+            }
+        }
+    }
+
+    /// Refuses, naming the option and the backend, every option the backend's
+    /// capabilities do not cover. Backends call this after ``validate()``.
+    package func checkSupported(by capabilities: TLSCapabilities, backend: String) throws {
+        func require(_ capability: TLSCapabilities, _ option: String, when used: Bool) throws {
+            if used && !capabilities.contains(capability) {
+                throw TLSError(.unsupported, "\(option) is not supported by the \(backend) backend", backend: backend)
+            }
+        }
+        try require(.keyLogging, "keyLogger", when: keyLogger != nil)
+        try require(.alpnSelectionCallback, "applicationProtocolSelector", when: applicationProtocolSelector != nil)
+        try require(.cipherSuiteSelection, "cipherSuites", when: cipherSuites != nil)
+        try require(.groupSelection, "keyExchangeGroups", when: keyExchangeGroups != nil)
+        try require(.sessionResumption, "sessionTicketKeys", when: !sessionTicketKeys.isEmpty)
+        try require(.multipleTicketKeys, "more than one sessionTicketKey", when: sessionTicketKeys.count > 1)
+        try require(.ocspStapling, "ocspResponse", when: ocspResponse != nil)
+        try require(.ocspStapling, "ocspStapling", when: ocspStapling != .none)
     }
 
     /// The ALPN list in wire format (length-prefixed names), as both libraries take it.

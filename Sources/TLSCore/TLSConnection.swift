@@ -59,7 +59,7 @@ public final class TLSConnection {
     }
 
     private var transport: TLSTransportIO?
-    private var session: (any TLSSessionEngine)?
+    private var engine: (any TLSSessionEngine)?
     private var phase = Phase.idle
     private var lastCode = TLSErrorCode.none
     private var fatalCode: TLSErrorCode?
@@ -67,6 +67,7 @@ public final class TLSConnection {
     private var closeNotifyStarted = false
     private var closeNotifyReceived = false
     private var pendingWrite: (length: Int, done: Int)?
+    private var pendingSession: TLSSession?
 
     /// The role set by ``setConnectState()`` / ``setAcceptState()`` (or by ``connect()`` / ``accept()``).
     public private(set) var role: TLSRole?
@@ -105,7 +106,7 @@ public final class TLSConnection {
     public func setAcceptState() throws { try setRole(.server) }
 
     private func setRole(_ newRole: TLSRole) throws {
-        if session != nil, role != newRole {
+        if engine != nil, role != newRole {
             throw TLSError(.invalidState, "the role cannot change once the handshake has begun", backend: backendName)
         }
         role = newRole
@@ -151,10 +152,10 @@ public final class TLSConnection {
         guard let transport else {
             return misuse(.noTransport, "no transport is attached: call setTransport(_:) before the handshake")
         }
-        guard let session = session ?? startSession(role: role, transport: transport) else { return -1 }
+        guard let engine = engine ?? startSession(role: role, transport: transport) else { return -1 }
         phase = .handshaking
         transport.resetStatus()
-        switch session.handshake() {
+        switch engine.handshake() {
         case .success:
             phase = .established
             transport.tracksRecords = false
@@ -183,9 +184,14 @@ public final class TLSConnection {
             return nil
         }
         do {
-            let session = try context.engine.makeSession(role: role, transport: transport, serverName: name)
-            self.session = session
-            return session
+            let engine = try context.engine.makeSession(role: role, transport: transport, serverName: name)
+            self.engine = engine
+            if let pendingSession, role == .client, !engine.resume(from: pendingSession.bytes) {
+                _ = fail(TLSError(.invalidConfiguration, "the session given to setSession(_:) cannot be resumed by \(backendName)",
+                                  backend: backendName), transport: transport, result: -1)
+                return nil
+            }
+            return engine
         } catch {
             let tlsError = error as? TLSError
                 ?? TLSError(.internalError, "\(error)", backend: backendName)
@@ -213,7 +219,7 @@ public final class TLSConnection {
         if buffer.count == 0 { return succeed(0) }
         let transport = transport!
         transport.resetStatus()
-        switch session!.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer.prefix(Int(Int32.max)))) {
+        switch engine!.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer.prefix(Int(Int32.max)))) {
         case .success(let count): return succeed(Int32(count))
         case .wantRead: return want(.wantRead)
         case .wantWrite: return want(.wantWrite)
@@ -261,10 +267,10 @@ public final class TLSConnection {
         }
         if bytes.count == 0 { return succeed(0) }
         let transport = transport!
-        let session = session!
+        let engine = engine!
         transport.resetStatus()
         while done < bytes.count {
-            switch session.write(UnsafeRawBufferPointer(rebasing: bytes[done...])) {
+            switch engine.write(UnsafeRawBufferPointer(rebasing: bytes[done...])) {
             case .success(let count):
                 done += count
             case .wantRead:
@@ -308,11 +314,11 @@ public final class TLSConnection {
                 "shutdown() before the handshake completed: nothing was sent")
         }
         let transport = transport!
-        let session = session!
+        let engine = engine!
         transport.resetStatus()
         if !closeNotifySent {
             closeNotifyStarted = true
-            switch session.sendCloseNotify() {
+            switch engine.sendCloseNotify() {
             case .success, .closeNotify:
                 closeNotifySent = true
                 return succeed(closeNotifyReceived ? 1 : 0)
@@ -324,7 +330,7 @@ public final class TLSConnection {
         if closeNotifyReceived { return succeed(1) }
         var scratch = [UInt8](repeating: 0, count: 16_384)
         while true {
-            let status = scratch.withUnsafeMutableBytes { session.read(into: $0) }
+            let status = scratch.withUnsafeMutableBytes { engine.read(into: $0) }
             switch status {
             case .success: continue
             case .closeNotify:
@@ -395,13 +401,122 @@ public final class TLSConnection {
         return value
     }
 
+    // MARK: - Resumption, exporters, KeyUpdate
+
+    private func requireCapability(_ capability: TLSCapabilities, _ what: String) throws {
+        guard context.engine.capabilities.contains(capability) else {
+            throw TLSError(.unsupported, "\(what) is not supported by the \(backendName) backend", backend: backendName)
+        }
+    }
+
+    /// Client role: resume `session` (from ``session`` of an earlier connection, possibly
+    /// in another process). Call before the handshake. The server decides whether to
+    /// resume; ``isSessionReused`` tells after the handshake.
+    /// - Throws: ``TLSError/Code/unsupported`` without ``TLSCapabilities/sessionResumption``;
+    ///   ``TLSError/Code/invalidState`` after the handshake began or for another backend's session.
+    public func setSession(_ session: TLSSession) throws {
+        try requireCapability(.sessionResumption, "session resumption")
+        guard self.engine == nil, phase == .idle else {
+            throw TLSError(.invalidState, "setSession(_:) must come before the handshake", backend: backendName)
+        }
+        guard session.backend == backendName else {
+            throw TLSError(.invalidState, "a \(session.backend) session cannot be resumed by \(backendName)", backend: backendName)
+        }
+        pendingSession = session
+    }
+
+    /// Client role: the session to store for resuming later, once the library has one.
+    /// With TLS 1.3 the server sends its tickets after the handshake: read once (even a
+    /// -1 want-read read processes them) before asking.
+    public var session: TLSSession? {
+        guard role == .client, phase == .established, let bytes = engine?.exportedSession else { return nil }
+        return TLSSession(bytes: bytes, backend: backendName)
+    }
+
+    /// True when the completed handshake resumed an earlier session.
+    public var isSessionReused: Bool { establishedSession?.isSessionReused ?? false }
+
+    /// The negotiated key-exchange group (`x25519`, `secp256r1`…), when known.
+    public var negotiatedGroup: TLSGroup? { establishedSession?.negotiatedGroup }
+
+    /// Keying material from the exporter (RFC 5705; RFC 8446 §7.5), the same on both ends.
+    /// - Throws: ``TLSError/Code/handshakeNotComplete`` before the handshake;
+    ///   ``TLSError/Code/unsupported`` without ``TLSCapabilities/keyingMaterialExporter``.
+    public func exportKeyingMaterial(label: String, context exporterContext: [UInt8]? = nil, length: Int) throws -> [UInt8] {
+        try requireCapability(.keyingMaterialExporter, "the keying-material exporter")
+        guard let engine = establishedSession else {
+            throw TLSError(.handshakeNotComplete, "keying material is exported after the handshake", backend: backendName)
+        }
+        guard length > 0, length <= 16_384, !label.isEmpty else {
+            throw TLSError(.invalidState, "exporter length must be 1…16384 and the label non-empty", backend: backendName)
+        }
+        guard let bytes = engine.exportKeyingMaterial(label: label, context: exporterContext, length: length) else {
+            throw TLSError(.internalError, "the exporter failed for label \(label)", backend: backendName)
+        }
+        return bytes
+    }
+
+    /// A channel binding for this connection (RFC 5056), the same on both ends.
+    /// - Throws: ``TLSError/Code/unsupported`` for `tls-exporter` on TLS 1.2 (RFC 9266 §3
+    ///   requires TLS 1.3 here), ``TLSError/Code/handshakeNotComplete`` before the handshake.
+    public func channelBinding(_ type: TLSChannelBinding) throws -> [UInt8] {
+        guard establishedSession != nil else {
+            throw TLSError(.handshakeNotComplete, "channel bindings exist after the handshake", backend: backendName)
+        }
+        switch type {
+        case .tlsExporter:
+            guard negotiatedVersion == .tls13 else {
+                throw TLSError(.unsupported, "tls-exporter channel binding needs TLS 1.3 (RFC 9266)", backend: backendName)
+            }
+            return try exportKeyingMaterial(label: "EXPORTER-Channel-Binding", context: nil, length: 32)
+        case .tlsServerEndPoint:
+            let certificate: [UInt8]?
+            if role == .client {
+                certificate = peerCertificateChain.first
+            } else {
+                certificate = ownCertificate
+            }
+            guard let certificate else {
+                throw TLSError(.invalidState, "no server certificate for tls-server-end-point", backend: backendName)
+            }
+            return context.engine.digest(TLSDER.serverEndPointHash(certificate: certificate), certificate)
+        }
+    }
+
+    /// The certificate this side sent (server role), for `tls-server-end-point`.
+    private var ownCertificate: [UInt8]? { establishedSession?.localCertificate }
+
+    /// Sends a TLS 1.3 KeyUpdate; with `updatePeer` the peer is asked to update its keys
+    /// too (it answers with its own KeyUpdate). Call again on -1 want-write/want-read.
+    /// - Returns: 1 once sent; -1 with ``TLSErrorCode/ssl`` before the handshake, on TLS 1.2,
+    ///   after shutdown, or without ``TLSCapabilities/keyUpdate``.
+    public func requestKeyUpdate(updatePeer: Bool = true) -> Int32 {
+        if let fatalCode { return repeatFatal(fatalCode) }
+        guard context.engine.capabilities.contains(.keyUpdate) else {
+            return misuse(.unsupported, "KeyUpdate is not supported by the \(backendName) backend")
+        }
+        guard let engine = establishedSession else {
+            return misuse(.handshakeNotComplete, "KeyUpdate is sent after the handshake")
+        }
+        guard negotiatedVersion == .tls13 else { return misuse(.unsupported, "KeyUpdate exists in TLS 1.3 only") }
+        if closeNotifyStarted { return misuse(.alreadyShutDown, "KeyUpdate after shutdown()") }
+        let transport = transport!
+        transport.resetStatus()
+        switch engine.requestKeyUpdate(updatePeer: updatePeer) {
+        case .success, .closeNotify: return succeed(1)
+        case .wantRead: return want(.wantRead)
+        case .wantWrite: return want(.wantWrite)
+        case .failure(let error): return fail(error, transport: transport, result: -1)
+        }
+    }
+
     // MARK: - After the handshake
 
     /// True once the handshake returned 1.
     public var isHandshakeComplete: Bool { phase == .established }
 
     private var establishedSession: (any TLSSessionEngine)? {
-        phase == .established ? session : nil
+        phase == .established ? engine : nil
     }
 
     /// The peer's leaf certificate, parsed; nil before the handshake or without one.

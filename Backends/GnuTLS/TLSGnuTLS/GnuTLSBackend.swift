@@ -32,6 +32,7 @@ public enum GnuTLSBackend: TLSBackend {
     /// - Throws: ``TLSError`` when the configuration is invalid or cannot be loaded.
     public static func makeContext(_ configuration: TLSConfiguration) throws -> TLSContext {
         try configuration.validate()
+        try configuration.checkSupported(by: capabilities, backend: name)
         let engine = try GnuTLSContextEngine(configuration: configuration)
         return TLSContext(configuration: configuration, backendName: name, engine: engine)
     }

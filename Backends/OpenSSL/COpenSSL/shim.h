@@ -15,6 +15,9 @@
 #include <openssl/crypto.h>
 #include <openssl/opensslv.h>
 #include <openssl/pkcs12.h>
+#include <openssl/ocsp.h>
+#include <openssl/core_names.h>
+#include <openssl/params.h>
 #include <string.h>
 
 static inline long tlskit_SSL_CTX_set_min_proto_version(SSL_CTX *ctx, int version) {
@@ -109,5 +112,40 @@ static inline int tlskit_pem_passphrase(char *buffer, int size, int rwflag, void
 }
 
 static inline void tlskit_sk_X509_pop_free(STACK_OF(X509) *sk) { sk_X509_pop_free(sk, X509_free); }
+
+static inline long tlskit_SSL_CTX_set1_groups_list(SSL_CTX *ctx, const char *list) { return SSL_CTX_set1_groups_list(ctx, list); }
+static inline int tlskit_SSL_get_negotiated_group(SSL *ssl) { return (int)SSL_get_negotiated_group(ssl); }
+static inline uint64_t tlskit_SSL_OP_NO_TICKET(void) { return SSL_OP_NO_TICKET; }
+
+/* OCSP stapling macros. */
+static inline long tlskit_SSL_set_tlsext_status_type(SSL *ssl, int type) { return SSL_set_tlsext_status_type(ssl, type); }
+static inline long tlskit_SSL_CTX_set_tlsext_status_cb(SSL_CTX *ctx, int (*cb)(SSL *, void *)) { return SSL_CTX_set_tlsext_status_cb(ctx, cb); }
+static inline long tlskit_SSL_CTX_set_tlsext_status_arg(SSL_CTX *ctx, void *arg) { return SSL_CTX_set_tlsext_status_arg(ctx, arg); }
+static inline long tlskit_SSL_get_tlsext_status_ocsp_resp(SSL *ssl, const unsigned char **resp) {
+    unsigned char *p = NULL;
+    long length = SSL_get_tlsext_status_ocsp_resp(ssl, &p);
+    *resp = p;
+    return length;
+}
+/* Hands OpenSSL a copy of the response (it frees it). */
+static inline int tlskit_SSL_set_tlsext_status_ocsp_resp_copy(SSL *ssl, const unsigned char *der, long length) {
+    unsigned char *copy = OPENSSL_malloc((size_t)length);
+    if (copy == NULL) return 0;
+    memcpy(copy, der, (size_t)length);
+    if (SSL_set_tlsext_status_ocsp_resp(ssl, copy, length) != 1) { OPENSSL_free(copy); return 0; }
+    return 1;
+}
+
+/* Session tickets: HMAC-SHA256 key for the ticket callback. */
+static inline int tlskit_ticket_mac_init(EVP_MAC_CTX *mac, const unsigned char *key) {
+    OSSL_PARAM params[3];
+    params[0] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, (void *)key, 32);
+    params[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
+    params[2] = OSSL_PARAM_construct_end();
+    return EVP_MAC_CTX_set_params(mac, params);
+}
+
+static inline int tlskit_sk_SSL_CIPHER_num(const STACK_OF(SSL_CIPHER) *sk) { return sk_SSL_CIPHER_num(sk); }
+static inline const SSL_CIPHER *tlskit_sk_SSL_CIPHER_value(const STACK_OF(SSL_CIPHER) *sk, int i) { return sk_SSL_CIPHER_value(sk, i); }
 
 #endif

@@ -19,11 +19,14 @@ public enum OpenSSLBackend: TLSBackend {
     /// Everything TLSKit's configuration can ask for.
     public static let capabilities: TLSCapabilities = [
         .tls13, .alpn, .serverNameIndication, .mutualTLS, .hostnameVerification, .selfSignedIdentity,
+        .alpnSelectionCallback, .cipherSuiteSelection, .groupSelection, .keyLogging, .sessionResumption,
+        .multipleTicketKeys, .keyingMaterialExporter, .keyUpdate, .ocspStapling,
     ]
 
     /// Creates an `SSL_CTX` from the configuration.
     public static func makeContext(_ configuration: TLSConfiguration) throws -> TLSContext {
         try configuration.validate()
+        try configuration.checkSupported(by: capabilities, backend: name)
         let engine = try OpenSSLContextEngine(configuration: configuration)
         return TLSContext(configuration: configuration, backendName: name, engine: engine)
     }

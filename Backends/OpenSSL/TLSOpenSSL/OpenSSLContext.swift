@@ -43,7 +43,8 @@ final class OpenSSLContextEngine: TLSContextEngine, @unchecked Sendable {
         }
         hasIdentity = !configuration.primaryCredentials.isEmpty
         let me = Unmanaged.passUnretained(self).toOpaque()
-        for context in [ctx] + serverNameContexts.map(\.ctx) where alpnWire.count > 0 {
+        let selectsALPN = alpnWire.count > 0 || configuration.applicationProtocolSelector != nil
+        for context in [ctx] + serverNameContexts.map(\.ctx) where selectsALPN {
             SSL_CTX_set_alpn_select_cb(context, openSSLALPNSelect, me)
         }
         if !serverNameContexts.isEmpty {
@@ -99,6 +100,7 @@ final class OpenSSLContextEngine: TLSContextEngine, @unchecked Sendable {
             for credential in credentials {
                 try OpenSSLCredentialLoader.load(credential, into: ctx)
             }
+            try OpenSSLFeatures.configure(ctx, configuration)
             return ctx
         } catch {
             SSL_CTX_free(ctx)
@@ -285,6 +287,24 @@ private func openSSLALPNSelect(
 ) -> Int32 {
     guard let argument, let out, let outLength, let offered else { return SSL_TLSEXT_ERR_ALERT_FATAL }
     let engine = Unmanaged<OpenSSLContextEngine>.fromOpaque(argument).takeUnretainedValue()
+    if let selector = engine.configuration.applicationProtocolSelector {
+        // Walk the client's length-prefixed list; answer with a pointer into it.
+        var offers: [(String, UnsafePointer<UInt8>, UInt8)] = []
+        var index = 0
+        while index < Int(offeredLength) {
+            let length = Int(offered[index])
+            guard length > 0, index + 1 + length <= Int(offeredLength) else { return SSL_TLSEXT_ERR_ALERT_FATAL }
+            let start = offered + index + 1
+            offers.append((String(decoding: UnsafeBufferPointer(start: start, count: length), as: UTF8.self), start, UInt8(length)))
+            index += 1 + length
+        }
+        guard let chosen = selector.select(offers.map(\.0)), let match = offers.first(where: { $0.0 == chosen }) else {
+            return SSL_TLSEXT_ERR_ALERT_FATAL
+        }
+        out.pointee = match.1
+        outLength.pointee = match.2
+        return SSL_TLSEXT_ERR_OK
+    }
     let server = engine.alpnWire
     var selected: UnsafeMutablePointer<UInt8>?
     var selectedLength: UInt8 = 0
@@ -307,5 +327,24 @@ private func openSSLServerName(_ ssl: OpaquePointer?, _ alert: UnsafeMutablePoin
         SSL_set_SSL_CTX(ssl, named)
     }
     return SSL_TLSEXT_ERR_OK
+}
+#endif
+
+#if OpenSSL
+extension OpenSSLContextEngine {
+    var capabilities: TLSCapabilities { OpenSSLBackend.capabilities }
+
+    func digest(_ algorithm: TLSHashAlgorithm, _ bytes: [UInt8]) -> [UInt8] {
+        let md: OpaquePointer?
+        switch algorithm {
+        case .sha256: md = EVP_sha256()
+        case .sha384: md = EVP_sha384()
+        case .sha512: md = EVP_sha512()
+        }
+        var output = [UInt8](repeating: 0, count: 64)
+        var length: UInt32 = 0
+        _ = bytes.withUnsafeBytes { EVP_Digest($0.baseAddress, $0.count, &output, &length, md, nil) }
+        return Array(output.prefix(Int(length)))
+    }
 }
 #endif

@@ -19,6 +19,10 @@ final class OpenSSLSession: TLSSessionEngine {
     fileprivate let acceptAnyCertificate: Bool
     /// The failure the verify callback found in TLSKit's own checks, with its reason.
     fileprivate var policyFailure: (TLSError.VerificationFailure, String)?
+    /// The configuration (for the callbacks: key log, tickets, OCSP).
+    let configuration: TLSConfiguration
+    /// A KeyUpdate scheduled with SSL_key_update whose sending was interrupted.
+    private var keyUpdatePending = false
 
     init(context: OpenSSLContextEngine, role: TLSRole, transport: TLSTransportIO, serverName: String?) throws {
         let backend = OpenSSLBackend.name
@@ -42,6 +46,7 @@ final class OpenSSLSession: TLSSessionEngine {
         self.context = context
         self.role = role
         self.policy = policy
+        self.configuration = configuration
         self.acceptAnyCertificate = configuration.certificateVerification == .insecureNoVerification
 
         guard let bio = BIO_new(OpenSSLTransportBIO.method) else {
@@ -76,6 +81,9 @@ final class OpenSSLSession: TLSSessionEngine {
         // the alert libssl picks for the error set there.
         let mode = configuration.certificateVerification == .insecureNoVerification ? SSL_VERIFY_NONE : SSL_VERIFY_PEER
         SSL_set_verify(ssl, mode, openSSLVerifyCallback)
+        if configuration.ocspStapling != .none {
+            tlskit_SSL_set_tlsext_status_type(ssl, TLSEXT_STATUSTYPE_ocsp)
+        }
         let alpn = configuration.alpnWireFormat
         if !alpn.isEmpty, SSL_set_alpn_protos(ssl, alpn, UInt32(alpn.count)) != 0 {
             throw TLSError(.invalidConfiguration, "cannot set ALPN: \(OpenSSLErrorQueue.drainText())", backend: backend)
@@ -159,7 +167,7 @@ final class OpenSSLSession: TLSSessionEngine {
         }
         let reason = OpenSSLErrorQueue.firstReason
         let verifyResult = SSL_get_verify_result(ssl)
-        if reason == SSL_R_CERTIFICATE_VERIFY_FAILED, let (failure, explanation) = policyFailure {
+        if let (failure, explanation) = policyFailure {
             _ = OpenSSLErrorQueue.drainText()
             return .failure(TLSError(.certificateVerificationFailed, "certificate verify failed: \(explanation)",
                                      backend: backend, verificationFailure: failure, alert: failure.alert))
@@ -245,6 +253,98 @@ final class OpenSSLSession: TLSSessionEngine {
             }
         }
         return result
+    }
+
+    var negotiatedGroup: TLSGroup? {
+        let nid = tlskit_SSL_get_negotiated_group(ssl)
+        return OpenSSLFeatures.groupsByNID[nid].flatMap(TLSGroup.named)
+    }
+
+    var isSessionReused: Bool { SSL_session_reused(ssl) == 1 }
+
+    var exportedSession: [UInt8]? {
+        guard role == .client, let session = SSL_get1_session(ssl) else { return nil }
+        defer { SSL_SESSION_free(session) }
+        guard SSL_SESSION_is_resumable(session) == 1 else { return nil }
+        let length = i2d_SSL_SESSION(session, nil)
+        guard length > 0 else { return nil }
+        var bytes = [UInt8](repeating: 0, count: Int(length))
+        bytes.withUnsafeMutableBufferPointer { buffer in
+            var cursor: UnsafeMutablePointer<UInt8>? = buffer.baseAddress
+            _ = i2d_SSL_SESSION(session, &cursor)
+        }
+        return bytes
+    }
+
+    func resume(from bytes: [UInt8]) -> Bool {
+        let session: OpaquePointer? = bytes.withUnsafeBufferPointer { buffer in
+            var cursor: UnsafePointer<UInt8>? = buffer.baseAddress
+            return d2i_SSL_SESSION(nil, &cursor, buffer.count)
+        }
+        guard let session else { ERR_clear_error(); return false }
+        defer { SSL_SESSION_free(session) }
+        return SSL_set_session(ssl, session) == 1
+    }
+
+    func exportKeyingMaterial(label: String, context: [UInt8]?, length: Int) -> [UInt8]? {
+        var output = [UInt8](repeating: 0, count: length)
+        let labelBytes = Array(label.utf8)
+        let contextBytes = context ?? []
+        let ok = SSL_export_keying_material(ssl, &output, length, label, labelBytes.count,
+                                            contextBytes, contextBytes.count, context == nil ? 0 : 1)
+        ERR_clear_error()
+        return ok == 1 ? output : nil
+    }
+
+    func requestKeyUpdate(updatePeer: Bool) -> TLSEngineStatus {
+        ERR_clear_error()
+        if !keyUpdatePending {
+            guard SSL_key_update(ssl, updatePeer ? SSL_KEY_UPDATE_REQUESTED : SSL_KEY_UPDATE_NOT_REQUESTED) == 1 else {
+                return .failure(TLSError(.protocolFailure, "SSL_key_update: \(OpenSSLErrorQueue.drainText())", backend: OpenSSLBackend.name))
+            }
+            keyUpdatePending = true
+        }
+        // libssl writes the KeyUpdate message on the next handshake step.
+        let result = SSL_do_handshake(ssl)
+        if result == 1 {
+            keyUpdatePending = false
+            return .success(1)
+        }
+        return classify(result)
+    }
+
+    var localCertificate: [UInt8]? {
+        SSL_get_certificate(ssl).map { OpenSSLPEM.der($0) }
+    }
+
+    /// The OCSP status callback: the server staples its response; the client judges the
+    /// staple (and its absence when one is required).
+    func handleOCSPStatus() -> Int32 {
+        if role == .server {
+            guard let response = configuration.ocspResponse else { return SSL_TLSEXT_ERR_NOACK }
+            let ok = response.withUnsafeBufferPointer {
+                tlskit_SSL_set_tlsext_status_ocsp_resp_copy(ssl, $0.baseAddress, $0.count)
+            }
+            return ok == 1 ? SSL_TLSEXT_ERR_OK : SSL_TLSEXT_ERR_ALERT_FATAL
+        }
+        var bytes: UnsafePointer<UInt8>?
+        let length = tlskit_SSL_get_tlsext_status_ocsp_resp(ssl, &bytes)
+        guard let bytes, length > 0 else {
+            if configuration.ocspStapling == .require {
+                policyFailure = (.other, "the server sent no OCSP staple, and one is required")
+                return 0
+            }
+            return 1
+        }
+        switch OpenSSLOCSP.check(response: Array(UnsafeBufferPointer(start: bytes, count: length)), ssl: ssl) {
+        case .good: return 1
+        case .revoked:
+            policyFailure = (.revoked, "the stapled OCSP response says the certificate is revoked")
+            return 0
+        case .invalid(let reason):
+            policyFailure = (.other, "the stapled OCSP response is not acceptable: \(reason)")
+            return 0
+        }
     }
 
     var requestedServerName: String? {
