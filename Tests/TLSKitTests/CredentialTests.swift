@@ -230,7 +230,7 @@ struct CredentialTests {
     @Test("trust sources: CA file, hashed CA directory, in-memory PEM and DER", arguments: allBackends)
     func trustSources(backend: Backend) throws {
         let f = try Self.factory.get()
-        let directory = f.directory.appendingPathComponent("cadir")
+        let directory = f.directory.appendingPathComponent("cadir-\(backend.name)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: f.path("root.pem"), toPath: directory.appendingPathComponent("root.pem").path)
         try f.openssl(["rehash", directory.path])

@@ -365,7 +365,10 @@ private func openSSLVerifyCallback(_ preverified: Int32, _ store: OpaquePointer?
     if session.acceptAnyCertificate { return 1 }
     let policy = session.policy
     let error = X509_STORE_CTX_get_error(store)
-    if preverified == 0 && error == X509_V_ERR_UNABLE_TO_GET_CRL { return 1 }
+    // A CRL is evidence of revocation when given; its absence or its own validity period
+    // does not fail a chain (GnuTLS ignores a CRL's nextUpdate too).
+    if preverified == 0 && (error == X509_V_ERR_UNABLE_TO_GET_CRL || error == X509_V_ERR_CRL_HAS_EXPIRED
+                            || error == X509_V_ERR_CRL_NOT_YET_VALID) { return 1 }
     // Pins instead of the chain: every chain error is ignored; only the leaf's key counts.
     if preverified == 0 && !policy.pinsOnly { return 0 }
     guard X509_STORE_CTX_get_error_depth(store) == 0, let leaf = X509_STORE_CTX_get_current_cert(store) else { return 1 }
