@@ -310,31 +310,28 @@ public struct TLSConfiguration: Sendable, Hashable {
     /// ``cipherSuites`` as named suites; throws for an unknown name.
     package var resolvedCipherSuites: [TLSCipherSuite]? {
         get throws {
-            try cipherSuites.map { names in
-                try names.map { name in
-                    guard let suite = TLSCipherSuite.named(name) else {
-                        throw TLSError(.invalidConfiguration,
-                            "unknown cipher suite \"\(name)\" (TLSKit names: \(TLSCipherSuite.all.map(\.name).joined(separator: ", ")))",
-                            backend: "TLSKit")
-                    }
-                    return suite
-                }
-            }
+            try Self.resolve(cipherSuites, kind: "cipher suite", known: TLSCipherSuite.all.map(\.name), TLSCipherSuite.named)
         }
     }
 
     /// ``keyExchangeGroups`` as named groups; throws for an unknown name.
     package var resolvedGroups: [TLSGroup]? {
         get throws {
-            try keyExchangeGroups.map { names in
-                try names.map { name in
-                    guard let group = TLSGroup.named(name) else {
-                        throw TLSError(.invalidConfiguration,
-                            "unknown key-exchange group \"\(name)\" (TLSKit names: \(TLSGroup.all.map(\.name).joined(separator: ", ")))",
-                            backend: "TLSKit")
-                    }
-                    return group
+            try Self.resolve(keyExchangeGroups, kind: "key-exchange group", known: TLSGroup.all.map(\.name), TLSGroup.named)
+        }
+    }
+
+    /// Looks every name up, refusing an unknown one with the list of known names.
+    private static func resolve<Item>(_ names: [String]?, kind: String, known: [String],
+                                      _ lookup: (String) -> Item?) throws -> [Item]? {
+        try names.map { names in
+            try names.map { name in
+                guard let item = lookup(name) else {
+                    throw TLSError(.invalidConfiguration,
+                                   "unknown \(kind) \"\(name)\" (TLSKit names: \(known.joined(separator: ", ")))",
+                                   backend: "TLSKit")
                 }
+                return item
             }
         }
     }
