@@ -22,9 +22,17 @@ public enum GnuTLSBackend: TLSBackend {
         return "GnuTLS " + String(cString: version)
     }
 
-    /// TLS 1.3, ALPN, SNI, mutual TLS, host-name verification and self-signed identities.
+    /// TLS 1.3, ALPN (with a selection callback), SNI, mutual TLS, host-name verification,
+    /// self-signed identities, cipher suites and groups by name, key logging, session
+    /// resumption, the keying-material exporter, KeyUpdate and OCSP stapling.
+    ///
+    /// Not ``TLSCapabilities/multipleTicketKeys``: GnuTLS 3.7 protects tickets under one
+    /// master key (rotated in time by GnuTLS itself) and cannot accept a ticket made under
+    /// an older, configured key.
     public static let capabilities: TLSCapabilities = [
         .tls13, .alpn, .serverNameIndication, .mutualTLS, .hostnameVerification, .selfSignedIdentity,
+        .alpnSelectionCallback, .cipherSuiteSelection, .groupSelection, .keyLogging, .sessionResumption,
+        .keyingMaterialExporter, .keyUpdate, .ocspStapling,
     ]
 
     /// Creates a context: certificate credentials (trust roots, our chain and key) and a

@@ -33,18 +33,47 @@ final class GnuTLSContextEngine: TLSContextEngine, @unchecked Sendable {
         hasCertificate = !configuration.primaryCredentials.isEmpty || !configuration.serverNameCredentials.isEmpty
 
         var prioritiesOrNil: gnutls_priority_t?
-        let priorityString = Self.priorityString(configuration)
+        let priorityString = try Self.priorityString(configuration)
         var errorPosition: UnsafePointer<CChar>?
         let prioritised = gnutls_priority_init2(&prioritiesOrNil, priorityString, &errorPosition, 0)
         guard prioritised >= 0, let priorities = prioritiesOrNil else {
-            throw GnuTLS.error(.internalError, "gnutls_priority_init2(\"\(priorityString)\")", prioritised)
+            let code: TLSError.Code = configuration.cipherSuites != nil || configuration.keyExchangeGroups != nil
+                ? .unsupported : .internalError
+            throw GnuTLS.error(code, "gnutls_priority_init2(\"\(priorityString)\")", prioritised)
         }
         self.priorities = priorities
+        if let suites = try configuration.resolvedCipherSuites {
+            do {
+                try GnuTLSFeatures.checkSuites(priorities, requested: suites, configuration: configuration)
+            } catch {
+                gnutls_priority_deinit(priorities)
+                throw error
+            }
+        }
+
+        // Session tickets (server role): the configured key, or a random one per context.
+        if !configuration.sessionTicketsEnabled {
+            ticketMasterKey = nil
+        } else if let key = configuration.sessionTicketKeys.first {
+            ticketMasterKey = GnuTLSFeatures.ticketMasterKey(key)
+        } else {
+            ticketMasterKey = try? GnuTLSFeatures.randomTicketMasterKey()
+        }
+
+        // OCSP stapling (server role): the configured response for whichever primary
+        // identity is chosen, as OpenSSL's status callback does.
+        if configuration.ocspResponse != nil {
+            gnutls_certificate_set_ocsp_status_request_function(primary.handle, gnuTLSOCSPResponse, nil)
+        }
     }
 
     deinit {
         gnutls_priority_deinit(priorities)
     }
+
+    /// The 64-byte GnuTLS ticket master key given to every server session; nil when
+    /// tickets are off. GnuTLS derives time-rotated ticket keys from it.
+    let ticketMasterKey: [UInt8]?
 
     /// Server role: the credentials for the name the client sent in SNI, nil when no
     /// entry matches (the primary credentials stay).
@@ -62,13 +91,31 @@ final class GnuTLSContextEngine: TLSContextEngine, @unchecked Sendable {
     /// (.badSignature). It must be set here, not with gnutls_certificate_set_verify_flags:
     /// the session ORs the credentials' flags with the priority's, `NORMAL` carries
     /// PROFILE_LOW (2), and 2 | 5 is 7, PROFILE_ULTRA, which refuses RSA-2048.
-    static func priorityString(_ configuration: TLSConfiguration) -> String {
-        var text = "NORMAL:-VERS-ALL"
+    ///
+    /// Cipher suites and groups by portable name become `-CIPHER-ALL:+…:-MAC-ALL:+…`
+    /// (`-KX-ALL:+…` for TLS 1.2 suites) and `-GROUP-ALL:+GROUP-…`; without groups the
+    /// list is OpenSSL's default order, x25519 first.
+    static func priorityString(_ configuration: TLSConfiguration) throws -> String {
+        var keywords = ["NORMAL", "-VERS-ALL"]
         for version in TLSVersion.allCases.reversed()
         where version >= configuration.minimumTLSVersion && version <= configuration.maximumTLSVersion {
-            text += version == .tls13 ? ":+VERS-TLS1.3" : ":+VERS-TLS1.2"
+            keywords.append(version == .tls13 ? "+VERS-TLS1.3" : "+VERS-TLS1.2")
         }
-        return text + ":%SAFE_RENEGOTIATION:%PROFILE_MEDIUM"
+        if let suites = try configuration.resolvedCipherSuites {
+            keywords += try GnuTLSFeatures.suiteKeywords(suites, configuration: configuration)
+        }
+        keywords.append("-GROUP-ALL")
+        if let groups = try configuration.resolvedGroups {
+            for group in groups {
+                guard let keyword = GnuTLSFeatures.groups.first(where: { $0.name == group.name })?.keyword else {
+                    throw GnuTLS.error(.unsupported, "key-exchange group \(group.name) is not available in \(GnuTLSBackend.libraryVersion)")
+                }
+                if !keywords.contains("+" + keyword) { keywords.append("+" + keyword) }
+            }
+        } else {
+            keywords += GnuTLSFeatures.defaultGroupKeywords.map { "+" + $0 }
+        }
+        return (keywords + ["%SAFE_RENEGOTIATION", "%PROFILE_MEDIUM"]).joined(separator: ":")
     }
 
     // MARK: - Sessions
@@ -90,5 +137,19 @@ final class GnuTLSContextEngine: TLSContextEngine, @unchecked Sendable {
         }
         return try GnuTLSSession(context: self, role: role, transport: transport, serverName: serverName)
     }
+}
+
+/// Server: hands GnuTLS the configured OCSP response (a copy it frees) for the staple.
+private func gnuTLSOCSPResponse(
+    _ session: gnutls_session_t?, _ pointer: UnsafeMutableRawPointer?, _ response: UnsafeMutablePointer<gnutls_datum_t>?
+) -> Int32 {
+    guard let session, let response, let owner = gnutls_session_get_ptr(session) else {
+        return GNUTLS_E_NO_CERTIFICATE_STATUS
+    }
+    let bytes = Unmanaged<GnuTLSSession>.fromOpaque(owner).takeUnretainedValue().configuration.ocspResponse ?? []
+    guard !bytes.isEmpty, let copy = tlskit_gnutls_malloc(bytes.count) else { return GNUTLS_E_NO_CERTIFICATE_STATUS }
+    bytes.withUnsafeBytes { copy.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+    response.pointee = gnutls_datum_t(data: copy.assumingMemoryBound(to: UInt8.self), size: UInt32(bytes.count))
+    return 0
 }
 #endif

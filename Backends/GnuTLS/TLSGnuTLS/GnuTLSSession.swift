@@ -35,6 +35,14 @@ final class GnuTLSSession: TLSSessionEngine {
     private var blockedDirection: TLSEngineStatus?
     /// A no_renegotiation warning whose sending was interrupted by the transport.
     private var pendingNoRenegotiation = false
+    /// False for `.insecureNoVerification`: the verify function then only judges an
+    /// OCSP staple.
+    private let verifyChain: Bool
+    /// A stapled OCSP response that failed (or is missing while required), with why.
+    private var ocspFailure: (TLSError.VerificationFailure, String)?
+
+    /// The context's configuration (for the C callbacks: key log, OCSP).
+    var configuration: TLSConfiguration { context.configuration }
 
     init(context: GnuTLSContextEngine, role: TLSRole, transport: TLSTransportIO, serverName: String?) throws {
         self.context = context
@@ -42,9 +50,11 @@ final class GnuTLSSession: TLSSessionEngine {
         self.transport = transport
         let configuration = context.configuration
         self.policy = TLSPeerPolicy(configuration: configuration, role: role, serverName: serverName)
+        self.verifyChain = configuration.certificateVerification != .insecureNoVerification
 
         var sessionOrNil: gnutls_session_t?
-        let flags = UInt32(role == .client ? GNUTLS_CLIENT : GNUTLS_SERVER)
+        var flags = UInt32(role == .client ? GNUTLS_CLIENT : GNUTLS_SERVER)
+        if !configuration.sessionTicketsEnabled { flags |= UInt32(GNUTLS_NO_TICKETS) }
         let initialised = gnutls_init(&sessionOrNil, flags)
         guard initialised >= 0, let session = sessionOrNil else {
             throw GnuTLS.error(.internalError, "gnutls_init", initialised)
@@ -83,8 +93,13 @@ final class GnuTLSSession: TLSSessionEngine {
                 }, "gnutls_server_name_set")
             }
             // The host name is TLSPeerPolicy's (RFC 6125 rules written once), not GnuTLS's.
-            if verify != .insecureNoVerification {
+            // A staple is judged in the same callback, whatever the verification mode.
+            if verify != .insecureNoVerification || configuration.ocspStapling != .none {
                 setVerification(purpose: tlskit_gnutls_kp_tls_www_server())
+            }
+            if configuration.ocspStapling != .none {
+                try check(gnutls_ocsp_status_request_enable_client(session, nil, 0, nil),
+                          "gnutls_ocsp_status_request_enable_client")
             }
         case .server:
             // Like OpenSSL's default: do not list our trusted CAs in CertificateRequest.
@@ -109,6 +124,15 @@ final class GnuTLSSession: TLSSessionEngine {
             if !context.serverNameCredentials.isEmpty {
                 gnutls_handshake_set_post_client_hello_function(session, gnuTLSPostClientHello)
             }
+            // Session tickets (TLS 1.2 RFC 5077 and TLS 1.3 NewSessionTicket) under the
+            // context's master key; GnuTLS copies it.
+            if let key = context.ticketMasterKey {
+                try check(GnuTLS.withDatum(key) { gnutls_session_ticket_enable_server(session, $0) },
+                          "gnutls_session_ticket_enable_server")
+            }
+        }
+        if configuration.keyLogger != nil {
+            gnutls_session_set_keylog_function(session, gnuTLSKeyLog)
         }
 
         if !configuration.applicationProtocols.isEmpty {
@@ -166,7 +190,13 @@ final class GnuTLSSession: TLSSessionEngine {
             verifyStatus = nil
             return GNUTLS_E_NO_CERTIFICATE_FOUND
         }
-        if !policy.pinsOnly {
+        if role == .client && configuration.ocspStapling != .none {
+            if let failure = checkStaple(chain: (0..<Int(count)).map { GnuTLS.copy(list[$0]) }) {
+                ocspFailure = failure
+                return GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR
+            }
+        }
+        if !policy.pinsOnly && verifyChain {
             var status: UInt32 = 0
             let result = gnutls_certificate_verify_peers(session, verifyData, verifyDataCount, &status)
             if result < 0 {
@@ -193,6 +223,28 @@ final class GnuTLSSession: TLSSessionEngine {
         return 0
     }
 
+    /// Client: the server's OCSP staple, judged as the OpenSSL backend's status callback
+    /// does; nil when acceptable (or absent and not required).
+    ///
+    /// Checked before the chain: GnuTLS's own check inside
+    /// `gnutls_certificate_verify_peers` would report a revoked staple as
+    /// GNUTLS_CERT_REVOKED and silently ignore one it cannot verify, where OpenSSL fails
+    /// with bad_certificate_status_response in both cases.
+    private func checkStaple(chain: [[UInt8]]) -> (TLSError.VerificationFailure, String)? {
+        var datum = gnutls_datum_t(data: nil, size: 0)
+        guard gnutls_ocsp_status_request_get(session, &datum) >= 0, datum.size > 0 else {
+            if configuration.ocspStapling == .require {
+                return (.other, "the server sent no OCSP staple, and one is required")
+            }
+            return nil
+        }
+        switch GnuTLSFeatures.checkOCSP(response: GnuTLS.copy(datum), chain: chain, trust: context.credentials) {
+        case .good: return nil
+        case .revoked: return (.revoked, "the stapled OCSP response says the certificate is revoked")
+        case .invalid(let reason): return (.other, "the stapled OCSP response is not acceptable: \(reason)")
+        }
+    }
+
     /// Server: called once the ClientHello is parsed. Selects the credentials of the
     /// first SNI entry that matches the name the client sent; otherwise the primary
     /// credentials (set at session creation) stay.
@@ -206,6 +258,8 @@ final class GnuTLSSession: TLSSessionEngine {
 
     /// Versions the client offered in `supported_versions` (TLS 1.3 style), if it sent one.
     fileprivate var offeredVersions: [UInt16]?
+    /// Protocols the client offered in ALPN, if it sent the extension.
+    fileprivate var offeredProtocols: [String]?
 
     /// Server: called with the ClientHello body before GnuTLS processes it. Refuses a
     /// client that offers no version in our range with GNUTLS_E_UNSUPPORTED_VERSION_PACKET
@@ -214,6 +268,7 @@ final class GnuTLSSession: TLSSessionEngine {
         guard let data = message.data, message.size >= 2 else { return 0 }
         let legacyVersion = UInt16(data[0]) << 8 | UInt16(data[1])
         offeredVersions = nil
+        offeredProtocols = nil
         var datum = message
         let parsed = gnutls_ext_raw_parse(Unmanaged.passUnretained(self).toOpaque(), gnuTLSClientHelloExtension,
                                           &datum, UInt32(GNUTLS_EXT_RAW_FLAG_TLS_CLIENT_HELLO))
@@ -227,11 +282,42 @@ final class GnuTLSSession: TLSSessionEngine {
             // No supported_versions: the client speaks every version up to legacy_version.
             common = legacyVersion >= range.lowerBound
         }
-        return common ? 0 : GNUTLS_E_UNSUPPORTED_VERSION_PACKET
+        guard common else { return GNUTLS_E_UNSUPPORTED_VERSION_PACKET }
+        return selectApplicationProtocol()
+    }
+
+    /// Server with an ``TLSApplicationProtocolSelector``: asks it to choose among the
+    /// client's ALPN offers, then lets GnuTLS negotiate exactly that one (MANDATORY: a
+    /// client that offered ALPN gets it or no_application_protocol). Before GnuTLS reads
+    /// the ClientHello, as GnuTLS has no selection callback of its own.
+    private func selectApplicationProtocol() -> Int32 {
+        guard let selector = configuration.applicationProtocolSelector, let offered = offeredProtocols else { return 0 }
+        guard let chosen = selector.select(offered) else { return GNUTLS_E_NO_APPLICATION_PROTOCOL }
+        var name = Array(chosen.utf8)
+        return name.withUnsafeMutableBufferPointer { buffer in
+            var datum = gnutls_datum_t(data: buffer.baseAddress, size: UInt32(buffer.count))
+            let result = gnutls_alpn_set_protocols(session, &datum, 1,
+                UInt32(GNUTLS_ALPN_SERVER_PRECEDENCE.rawValue | GNUTLS_ALPN_MANDATORY.rawValue))
+            return result < 0 ? result : 0
+        }
     }
 
     /// One ClientHello extension, from `gnutls_ext_raw_parse`.
     fileprivate func clientHelloExtension(_ id: UInt32, _ data: UnsafePointer<UInt8>?, _ size: UInt32) {
+        if id == 16, let data, size >= 2 { // application_layer_protocol_negotiation
+            // A 2-byte list length, then 1-byte-length-prefixed names.
+            let end = min(2 + (Int(data[0]) << 8 | Int(data[1])), Int(size))
+            var names: [String] = []
+            var index = 2
+            while index < end {
+                let length = Int(data[index])
+                guard length > 0, index + 1 + length <= end else { break }
+                names.append(String(decoding: UnsafeBufferPointer(start: data + index + 1, count: length), as: UTF8.self))
+                index += 1 + length
+            }
+            offeredProtocols = names
+            return
+        }
         guard id == 43, let data, size >= 1 else { return } // supported_versions
         // One length byte, then 2-byte versions in data[1 ..< 1 + listLength].
         let listLength = min(Int(data[0]), Int(size) - 1)
@@ -507,6 +593,13 @@ final class GnuTLSSession: TLSSessionEngine {
 
     /// The peer's certificate was rejected: category, GnuTLS's own explanation, alert sent.
     private func verificationFailed(_ code: Int32) -> TLSError {
+        if let (failure, explanation) = ocspFailure {
+            // What OpenSSL's client sends when its status callback refuses the staple.
+            let sent = sendFatalAlert(.badCertificateStatusResponse)
+            return TLSError(.certificateVerificationFailed, "certificate verification failed: \(explanation)",
+                            backend: GnuTLS.backendName, verificationFailure: failure,
+                            alert: sent ?? .badCertificateStatusResponse)
+        }
         if let (failure, explanation) = policyFailure {
             let sent = sendFatalAlert(failure.alert)
             return TLSError(.certificateVerificationFailed, "certificate verification failed: \(explanation)",
@@ -602,6 +695,90 @@ final class GnuTLSSession: TLSSessionEngine {
         let length = buffer[0..<min(size, buffer.count)].firstIndex(of: 0) ?? min(size, buffer.count)
         return String(decoding: buffer[0..<length], as: UTF8.self)
     }
+
+    // MARK: - Features
+
+    var negotiatedGroup: TLSGroup? {
+        if let group = GnuTLSFeatures.group(gnutls_group_get(session)) { return group }
+        // TLS 1.2 ECDHE: the curve (GnuTLS numbers EC groups like their curves).
+        let curve = gnutls_ecc_curve_get(session)
+        return GnuTLSFeatures.group(gnutls_group_t(rawValue: curve.rawValue))
+    }
+
+    var isSessionReused: Bool { gnutls_session_is_resumed(session) != 0 }
+
+    /// `gnutls_session_get_data2`, once there is something to resume with: in TLS 1.3 a
+    /// NewSessionTicket must have been read (GnuTLS would otherwise wait for one on the
+    /// transport, up to a round trip plus 60 ms, and return a "no ticket" placeholder);
+    /// in TLS 1.2 a ticket from the server, or the resumed session's own.
+    var exportedSession: [UInt8]? {
+        guard role == .client else { return nil }
+        let ticketReceived = gnutls_session_get_flags(session) & GNUTLS_SFLAGS_SESSION_TICKET.rawValue != 0
+        guard ticketReceived || (negotiatedVersion == .tls12 && isSessionReused) else { return nil }
+        var datum = gnutls_datum_t(data: nil, size: 0)
+        guard gnutls_session_get_data2(session, &datum) >= 0 else { return nil }
+        let bytes = GnuTLS.consume(&datum)
+        return bytes.isEmpty ? nil : bytes
+    }
+
+    func resume(from bytes: [UInt8]) -> Bool {
+        guard role == .client, !bytes.isEmpty else { return false }
+        return bytes.withUnsafeBytes { gnutls_session_set_data(session, $0.baseAddress, $0.count) } >= 0
+    }
+
+    /// `gnutls_prf_rfc5705`: a nil context is "no context" (TLS 1.2 tells it apart from an
+    /// empty one by a NULL pointer, so an empty context gets a valid one).
+    func exportKeyingMaterial(label: String, context exporterContext: [UInt8]?, length: Int) -> [UInt8]? {
+        var output = [UInt8](repeating: 0, count: length)
+        let labelBytes = Array(label.utf8)
+        let result: Int32 = labelBytes.withUnsafeBufferPointer { labelBuffer in
+            output.withUnsafeMutableBufferPointer { out in
+                let labelPointer = UnsafeRawPointer(labelBuffer.baseAddress!).assumingMemoryBound(to: CChar.self)
+                let outPointer = UnsafeMutableRawPointer(out.baseAddress!).assumingMemoryBound(to: CChar.self)
+                guard let exporterContext else {
+                    return gnutls_prf_rfc5705(session, labelBuffer.count, labelPointer, 0, nil, length, outPointer)
+                }
+                let storage = exporterContext.isEmpty ? [0] : exporterContext
+                return storage.withUnsafeBufferPointer { contextBuffer in
+                    gnutls_prf_rfc5705(session, labelBuffer.count, labelPointer, exporterContext.count,
+                                       UnsafeRawPointer(contextBuffer.baseAddress!).assumingMemoryBound(to: CChar.self),
+                                       length, outPointer)
+                }
+            }
+        }
+        return result >= 0 ? output : nil
+    }
+
+    /// `gnutls_session_key_update`. After GNUTLS_E_AGAIN GnuTLS keeps its place (the
+    /// message is built once, then only flushed), so a retry finishes the same update.
+    /// GnuTLS answers the peer's update_requested by itself while reading.
+    func requestKeyUpdate(updatePeer: Bool) -> TLSEngineStatus {
+        for _ in 0...Self.maxNonFatalRetries {
+            blockedDirection = nil
+            let result = gnutls_session_key_update(session, updatePeer ? UInt32(GNUTLS_KU_PEER) : 0)
+            switch result {
+            case GNUTLS_E_SUCCESS: return .success(1)
+            case GNUTLS_E_AGAIN, GNUTLS_E_INTERRUPTED:
+                if !spuriousAgain { return blocked() }
+            default: return .failure(fatal(result, during: "a KeyUpdate"))
+            }
+        }
+        return .failure(GnuTLS.error(.internalError, "gnutls_session_key_update kept returning GNUTLS_E_AGAIN without blocking"))
+    }
+
+    var localCertificate: [UInt8]? {
+        guard let ours = gnutls_certificate_get_ours(session) else { return nil }
+        let bytes = GnuTLS.copy(ours.pointee)
+        return bytes.isEmpty ? nil : bytes
+    }
+
+    /// One secret from GnuTLS's key-log hook, as an `SSLKEYLOGFILE` line.
+    fileprivate func logKey(label: String, secret: [UInt8]) {
+        guard let logger = configuration.keyLogger else { return }
+        var client = gnutls_datum_t(data: nil, size: 0), server = gnutls_datum_t(data: nil, size: 0)
+        gnutls_session_get_random(session, &client, &server)
+        logger.log(label: label, clientRandom: GnuTLS.copy(client), secret: secret)
+    }
 }
 
 // MARK: - C callbacks
@@ -645,6 +822,15 @@ private func gnuTLSClientHelloExtension(
 ) -> Int32 {
     guard let context else { return 0 }
     Unmanaged<GnuTLSSession>.fromOpaque(context).takeUnretainedValue().clientHelloExtension(id, data, size)
+    return 0
+}
+
+private func gnuTLSKeyLog(
+    _ session: gnutls_session_t?, _ label: UnsafePointer<CChar>?, _ secret: UnsafePointer<gnutls_datum_t>?
+) -> Int32 {
+    guard let session, let label, let secret, let pointer = gnutls_session_get_ptr(session) else { return 0 }
+    Unmanaged<GnuTLSSession>.fromOpaque(pointer).takeUnretainedValue()
+        .logKey(label: String(cString: label), secret: GnuTLS.copy(secret.pointee))
     return 0
 }
 
