@@ -20,6 +20,9 @@ final class GnuTLSContextEngine: TLSContextEngine, @unchecked Sendable {
     let priorities: gnutls_priority_t
     /// True when a server has something to present (primary or SNI identities).
     let hasCertificate: Bool
+    /// The 64-byte GnuTLS ticket master key given to every server session; nil when
+    /// tickets are off. GnuTLS derives time-rotated ticket keys from it.
+    let ticketMasterKey: [UInt8]?
 
     var credentials: gnutls_certificate_credentials_t { primary.handle }
 
@@ -57,7 +60,12 @@ final class GnuTLSContextEngine: TLSContextEngine, @unchecked Sendable {
         } else if let key = configuration.sessionTicketKeys.first {
             ticketMasterKey = GnuTLSFeatures.ticketMasterKey(key)
         } else {
-            ticketMasterKey = try? GnuTLSFeatures.randomTicketMasterKey()
+            do {
+                ticketMasterKey = try GnuTLSFeatures.randomTicketMasterKey()
+            } catch {
+                gnutls_priority_deinit(priorities)
+                throw error
+            }
         }
 
         // OCSP stapling (server role): the configured response for whichever primary
@@ -70,10 +78,6 @@ final class GnuTLSContextEngine: TLSContextEngine, @unchecked Sendable {
     deinit {
         gnutls_priority_deinit(priorities)
     }
-
-    /// The 64-byte GnuTLS ticket master key given to every server session; nil when
-    /// tickets are off. GnuTLS derives time-rotated ticket keys from it.
-    let ticketMasterKey: [UInt8]?
 
     /// Server role: the credentials for the name the client sent in SNI, nil when no
     /// entry matches (the primary credentials stay).

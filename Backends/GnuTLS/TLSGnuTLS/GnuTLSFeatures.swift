@@ -145,7 +145,8 @@ enum GnuTLSFeatures {
             throw TLSError(.unsupported,
                 "GnuTLS cannot express exactly the cipher suites \(requested.map(\.name).joined(separator: ", ")): "
                 + "its priority strings enable every combination of the key exchanges, ciphers and MACs named, "
-                + "so it would also enable \(names.joined(separator: ", ")). Add those suites or split the list "
+                + "so it would also enable \(names.joined(separator: ", ")). Request those too (where TLSKit names "
+                + "them), or drop the suites whose cipher or key exchange brings them in "
                 + "(\(GnuTLS.backendName) backend)", backend: GnuTLS.backendName)
         }
     }
