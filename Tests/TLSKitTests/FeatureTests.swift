@@ -301,10 +301,13 @@ struct FeatureTests {
             let revoked = try MemoryLink(client: client, server: server("revoked", staple: true))
             #expect(revoked.handshake().client.last == Step(-1, .ssl))
             #expect(revoked.client.lastError?.verificationFailure == .revoked, "\(String(describing: revoked.client.lastError))")
+            #expect(revoked.client.lastError?.alert == .badCertificateStatusResponse)
+            #expect(revoked.server.lastError?.alert == .badCertificateStatusResponse)
 
             let missing = try MemoryLink(client: client, server: server("good", staple: false))
             #expect(missing.handshake().client.last == Step(-1, .ssl))
             #expect(missing.client.lastError?.code == .certificateVerificationFailed, "\(String(describing: missing.client.lastError))")
+            #expect(missing.server.lastError?.alert == .badCertificateStatusResponse)
 
             // Requested but optional: no staple is fine.
             let optional = try CredentialTests.client(backend) { $0.ocspStapling = .request }

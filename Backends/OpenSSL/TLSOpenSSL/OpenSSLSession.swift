@@ -17,8 +17,9 @@ final class OpenSSLSession: TLSSessionEngine {
     fileprivate let policy: TLSPeerPolicy
     /// True when certificates are accepted whatever the chain (insecureNoVerification).
     fileprivate let acceptAnyCertificate: Bool
-    /// The failure the verify callback found in TLSKit's own checks, with its reason.
-    fileprivate var policyFailure: (TLSError.VerificationFailure, String)?
+    /// The failure the verify or OCSP callback found in TLSKit's own checks, with its
+    /// reason and the alert libssl sends for it.
+    fileprivate var policyFailure: (TLSError.VerificationFailure, String, TLSAlert)?
     /// The configuration (for the callbacks: key log, tickets, OCSP).
     let configuration: TLSConfiguration
     /// A KeyUpdate scheduled with SSL_key_update whose sending was interrupted.
@@ -167,10 +168,10 @@ final class OpenSSLSession: TLSSessionEngine {
         }
         let reason = OpenSSLErrorQueue.firstReason
         let verifyResult = SSL_get_verify_result(ssl)
-        if let (failure, explanation) = policyFailure {
+        if let (failure, explanation, alert) = policyFailure {
             _ = OpenSSLErrorQueue.drainText()
             return .failure(TLSError(.certificateVerificationFailed, "certificate verify failed: \(explanation)",
-                                     backend: backend, verificationFailure: failure, alert: failure.alert))
+                                     backend: backend, verificationFailure: failure, alert: alert))
         }
         if reason == SSL_R_CERTIFICATE_VERIFY_FAILED, verifyResult != X509_V_OK {
             let text = String(cString: X509_verify_cert_error_string(verifyResult))
@@ -318,7 +319,8 @@ final class OpenSSLSession: TLSSessionEngine {
     }
 
     /// The OCSP status callback: the server staples its response; the client judges the
-    /// staple (and its absence when one is required).
+    /// staple (and its absence when one is required). A refusal here makes libssl send
+    /// bad_certificate_status_response, whatever the reason.
     func handleOCSPStatus() -> Int32 {
         if role == .server {
             guard let response = configuration.ocspResponse else { return SSL_TLSEXT_ERR_NOACK }
@@ -331,7 +333,7 @@ final class OpenSSLSession: TLSSessionEngine {
         let length = tlskit_SSL_get_tlsext_status_ocsp_resp(ssl, &bytes)
         guard let bytes, length > 0 else {
             if configuration.ocspStapling == .require {
-                policyFailure = (.other, "the server sent no OCSP staple, and one is required")
+                policyFailure = (.other, "the server sent no OCSP staple, and one is required", .badCertificateStatusResponse)
                 return 0
             }
             return 1
@@ -339,10 +341,10 @@ final class OpenSSLSession: TLSSessionEngine {
         switch OpenSSLOCSP.check(response: Array(UnsafeBufferPointer(start: bytes, count: length)), ssl: ssl) {
         case .good: return 1
         case .revoked:
-            policyFailure = (.revoked, "the stapled OCSP response says the certificate is revoked")
+            policyFailure = (.revoked, "the stapled OCSP response says the certificate is revoked", .badCertificateStatusResponse)
             return 0
         case .invalid(let reason):
-            policyFailure = (.other, "the stapled OCSP response is not acceptable: \(reason)")
+            policyFailure = (.other, "the stapled OCSP response is not acceptable: \(reason)", .badCertificateStatusResponse)
             return 0
         }
     }
@@ -374,7 +376,7 @@ private func openSSLVerifyCallback(_ preverified: Int32, _ store: OpaquePointer?
     guard X509_STORE_CTX_get_error_depth(store) == 0, let leaf = X509_STORE_CTX_get_current_cert(store) else { return 1 }
     let info = OpenSSLCertificateParser.info(leaf)
     guard let failure = policy.check(leaf: info) else { return 1 }
-    session.policyFailure = (failure, policy.explain(failure, leaf: info))
+    session.policyFailure = (failure, policy.explain(failure, leaf: info), failure.alert)
     // The X509 error decides libssl's alert: both give bad_certificate, as GnuTLS sends.
     X509_STORE_CTX_set_error(store, failure == .hostnameMismatch ? X509_V_ERR_HOSTNAME_MISMATCH : X509_V_ERR_CERT_REJECTED)
     return 0
