@@ -38,14 +38,18 @@ public final class TLSSocket {
     ///     ``TLSConfiguration/serverName``, then to `host`.
     ///   - timeout: the longest wait in the TCP connect, the handshake, and later reads
     ///     and writes.
+    ///   - prepare: called with the connection before the handshake, e.g. to
+    ///     ``TLSConnection/setSession(_:)``.
     public static func connect(
-        host: String, port: UInt16, context: TLSContext, serverName: String? = nil, timeout: Duration? = nil
+        host: String, port: UInt16, context: TLSContext, serverName: String? = nil, timeout: Duration? = nil,
+        prepare: (TLSConnection) throws -> Void = { _ in }
     ) throws -> TLSSocket {
         let fd = try TCP.connect(host: host, port: port, timeout: timeout, backend: context.backendName)
         let connection = context.makeConnection()
         connection.serverName = serverName ?? context.configuration.serverName ?? host
         let socket = TLSSocket(connection: connection, descriptor: fd, timeout: timeout)
         try connection.setTransport(.socket(fd))
+        try prepare(connection)
         _ = try socket.drive("handshake") { connection.connect() }
         return socket
     }

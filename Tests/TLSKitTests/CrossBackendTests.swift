@@ -101,6 +101,45 @@ struct CrossBackendTests {
         #expect(link.server.lastError?.alert == .badCertificate)
     }
 
+    @Test("features across backends: named suite and group, selector, exporter, channel bindings, KeyUpdate",
+          arguments: pairings, [TLSVersion.tls13, .tls12])
+    func features(pairing: Pairing, version: TLSVersion) throws {
+        let suite = version == .tls13 ? "TLS_CHACHA20_POLY1305_SHA256" : "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"
+        let identity = try pairing.server.makeSelfSignedIdentity(
+            commonName: "localhost", subjectAlternativeNames: ["localhost"], validityDays: 1)
+        var server = TLSConfiguration.makeServerConfiguration(identity: identity)
+        server.applicationProtocolSelector = TLSApplicationProtocolSelector { $0.first }
+        var client = TLSConfiguration.makeClientConfiguration()
+        client.trustRoots = .certificates([.pem(identity.certificateChainPEM)])
+        client.serverName = "localhost"
+        client.applicationProtocols = ["imap", "h2"]
+        client.maximumTLSVersion = version
+        client.minimumTLSVersion = version
+        client.cipherSuites = [suite]
+        client.keyExchangeGroups = ["secp256r1"]
+        let link = try MemoryLink(client: pairing.client.makeContext(client), server: pairing.server.makeContext(server))
+        #expect(link.handshake().client.last == Step(1, .none))
+        #expect(link.client.cipherSuite == suite && link.server.cipherSuite == suite)
+        #expect(link.client.negotiatedGroup?.name == "secp256r1" && link.server.negotiatedGroup?.name == "secp256r1")
+        #expect(link.client.negotiatedApplicationProtocol == "imap" && link.server.negotiatedApplicationProtocol == "imap")
+        let label = "EXPERIMENTAL cross"
+        #expect(try link.client.exportKeyingMaterial(label: label, context: [9], length: 64)
+                == link.server.exportKeyingMaterial(label: label, context: [9], length: 64))
+        #expect(try link.client.channelBinding(.tlsServerEndPoint) == link.server.channelBinding(.tlsServerEndPoint))
+        guard version == .tls13 else { return }
+        #expect(try link.client.channelBinding(.tlsExporter) == link.server.channelBinding(.tlsExporter))
+        link.exchange()
+        _ = link.client.readStep()
+        for (requester, responder) in [(link.client, link.server), (link.server, link.client)] {
+            #expect(requester.step { $0.requestKeyUpdate(updatePeer: true) } == Step(1, .none))
+            link.exchange()
+            #expect(responder.readStep().0 == Step(-1, .wantRead))
+            #expect(responder.step { $0.write(Array("after".utf8)) } == Step(5, .none))
+            link.exchange()
+            #expect(requester.readStep().1 == Array("after".utf8))
+        }
+    }
+
     @Test("garbage and the alert sent back are understood by the other backend", arguments: pairings)
     func garbageAlertParity(pairing: Pairing) throws {
         let (clientContext, serverContext, _) = try contexts(pairing, version: .tls13)

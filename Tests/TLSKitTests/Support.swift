@@ -243,12 +243,12 @@ final class Peer {
 
 /// Connects to a server a tool is starting, retrying until it listens.
 func connectWhenReady(port: UInt16, context: TLSContext, serverName: String = "localhost",
-                      attempts: Int = 100) throws -> TLSSocket {
+                      attempts: Int = 100, prepare: (TLSConnection) throws -> Void = { _ in }) throws -> TLSSocket {
     var lastError: any Error = TLSError(.timedOut, "server never listened", backend: "tests")
     for _ in 0..<attempts {
         do {
             return try TLSSocket.connect(host: "127.0.0.1", port: port, context: context,
-                                         serverName: serverName, timeout: .seconds(10))
+                                         serverName: serverName, timeout: .seconds(10), prepare: prepare)
         } catch let error as TLSError where error.code == .transportFailure && error.errno == ECONNREFUSED {
             lastError = error
             usleep(50_000)
