@@ -1,0 +1,158 @@
+import ArgumentParser
+import Foundation
+import TLSKit
+
+/// What `tlsctl serve` does with each connection.
+enum ServeMode: String, EnumerableFlag {
+    /// Send every byte back (the default).
+    case echo
+    /// Answer each HTTP/1.x request with a small page describing the connection.
+    case http
+
+    static func help(for value: ServeMode) -> ArgumentHelp? {
+        switch value {
+        case .echo: return "Echo every byte back to the client (the default)."
+        case .http: return "Answer each HTTP/1.x request with a page naming the backend and the negotiated parameters."
+        }
+    }
+}
+
+/// `--verify-client required|optional`.
+enum ClientVerification: String, ExpressibleByArgument, CaseIterable {
+    case required
+    case optional
+
+    var authentication: TLSClientAuthentication { self == .required ? .required : .optional }
+}
+
+/// `tlsctl serve`: a TLS server for many concurrent clients on one thread.
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a TLS server: echo bytes or answer HTTP requests, many clients at once.",
+        discussion: """
+            Prints "listening on HOST:PORT" on stdout once ready (--port 0 picks a free
+            port), after the SHA-256 fingerprint of the certificate it presents. Without
+            --cert it presents a self-signed certificate generated at start for localhost,
+            127.0.0.1 and ::1 (kept in memory only): pin it by its fingerprint.
+
+            All connections are served by one thread with non-blocking sockets and a poll
+            loop driven by each connection's want-read/want-write results. A client that
+            sends garbage, stalls or disconnects affects no other client: each failure is
+            one line on stderr, and a handshake not finished within --handshake-timeout
+            seconds is dropped. SIGINT or SIGTERM closes the listener, sends close_notify
+            to the connected clients and exits 0.
+
+            Examples:
+              tlsctl serve --port 4433 --http                 # then: curl -k https://localhost:4433/
+              tlsctl serve --port 0 --cert server.pem --key server.key --alpn h2,http/1.1
+              tlsctl serve --ca-file clients-ca.pem --verify-client required --echo
+            """
+    )
+
+    @OptionGroup var backendOption: BackendOption
+
+    @Option(help: ArgumentHelp("Address to listen on: an IPv4 or IPv6 address or a name.", valueName: "addr"))
+    var host: String = "127.0.0.1"
+
+    @Option(help: ArgumentHelp("TCP port; 0 picks a free one (printed).", valueName: "n"))
+    var port: Int = 4433
+
+    @Option(help: ArgumentHelp("PEM certificate chain to present (default: a generated self-signed one); needs --key.", valueName: "pem"))
+    var cert: String?
+
+    @Option(help: ArgumentHelp("PEM private key for --cert.", valueName: "pem"))
+    var key: String?
+
+    @Option(help: ArgumentHelp("PEM file of CA certificates that verify client certificates; needs --verify-client.", valueName: "pem"))
+    var caFile: String?
+
+    @Option(help: ArgumentHelp("Ask clients for a certificate: required (refuse clients without a valid one) or optional (verify it if sent).", valueName: "required|optional"))
+    var verifyClient: ClientVerification?
+
+    @Option(help: ArgumentHelp("ALPN protocols to accept, comma-separated, in order of preference. With --http the default is http/1.1.", valueName: "list"))
+    var alpn: ALPNList?
+
+    @Option(help: "Lowest TLS version to accept (1.2 or 1.3; default 1.2).")
+    var minVersion: VersionArgument?
+
+    @Option(help: "Highest TLS version to accept (1.2 or 1.3; default 1.3).")
+    var maxVersion: VersionArgument?
+
+    @Flag var mode: ServeMode = .echo
+
+    @Option(help: ArgumentHelp("Accept N connections in all, then stop accepting and exit 0 once they have finished (default: serve until SIGINT/SIGTERM). It does not cap how many run at once.", valueName: "n"))
+    var maxConnections: Int?
+
+    @Option(help: ArgumentHelp("Seconds a client has to complete its handshake before it is dropped.", valueName: "seconds"))
+    var handshakeTimeout: Int = 10
+
+    func validate() throws {
+        guard (0...65_535).contains(port) else { throw ValidationError("--port must be 0 to 65535") }
+        if (cert == nil) != (key == nil) {
+            throw ValidationError(cert == nil ? "--key needs --cert" : "--cert needs --key")
+        }
+        if verifyClient != nil && caFile == nil {
+            throw ValidationError("--verify-client needs --ca-file (the CAs that issue client certificates)")
+        }
+        if caFile != nil && verifyClient == nil {
+            throw ValidationError("--ca-file is only used to verify client certificates: add --verify-client required|optional")
+        }
+        if let maxConnections, maxConnections < 1 { throw ValidationError("--max-connections must be at least 1") }
+        guard handshakeTimeout > 0, handshakeTimeout <= 3600 else {
+            throw ValidationError("--handshake-timeout must be 1 to 3600 seconds")
+        }
+        if mode == .http, let alpn, let other = alpn.protocols.first(where: { $0 != "http/1.1" && $0 != "http/1.0" }) {
+            throw ValidationError("--http speaks HTTP/1.x only; the ALPN list may not contain \(other)")
+        }
+        var scratch = TLSConfiguration()
+        try applyVersions(minVersion, maxVersion, to: &scratch)
+    }
+
+    func run() throws {
+        let backend = try backendOption.resolve()
+        let identityLines: [String]
+        var configuration: TLSConfiguration
+        let leafDER: [UInt8]?
+        do {
+            if let cert, let key {
+                configuration = .makeServerConfiguration(certificateChain: .file(cert), privateKey: .file(key))
+                leafDER = (try? String(contentsOfFile: cert, encoding: .utf8)).flatMap(CertificateSummary.firstCertificateDER)
+                identityLines = ["certificate: \(cert)"]
+            } else {
+                let names = ["localhost", "127.0.0.1", "::1"]
+                let identity = try backend.makeSelfSignedIdentity(
+                    commonName: "localhost", subjectAlternativeNames: names, validityDays: 30)
+                configuration = .makeServerConfiguration(identity: identity)
+                leafDER = CertificateSummary.firstCertificateDER(pem: identity.certificateChainPEM)
+                identityLines = ["certificate: self-signed for \(names.joined(separator: ", ")), generated now, not saved"]
+            }
+            try applyVersions(minVersion, maxVersion, to: &configuration)
+            if let caFile, let verifyClient {
+                configuration.trustRoots = .caFile(caFile)
+                configuration.clientAuthentication = verifyClient.authentication
+            }
+            if let alpn {
+                configuration.applicationProtocols = alpn.protocols
+            } else if mode == .http {
+                configuration.applicationProtocols = ["http/1.1"]
+            }
+            let context = try backend.makeContext(configuration)
+            var lines = identityLines
+            if let leafDER {
+                let info = try backend.certificateInfo(der: leafDER)
+                lines.append("SHA-256 fingerprint: \(info.sha256FingerprintText)")
+            }
+            let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+            let listener = try TLSListener(host: bare, port: UInt16(port))
+            let loop = try ServerLoop(
+                backend: backend, context: context, listener: listener, mode: mode,
+                maxConnections: maxConnections, handshakeTimeout: .seconds(handshakeTimeout))
+            lines.append("backend: \(backend.name) (\(backend.libraryVersion))")
+            lines.append("listening on \(Endpoint.format(host: bare, port: listener.port))")
+            printFlushed(lines.joined(separator: "\n"))
+            try loop.run()
+        } catch let error as TLSError {
+            fail(describe(error))
+        }
+    }
+}

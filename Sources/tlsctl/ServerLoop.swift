@@ -1,0 +1,339 @@
+import TLSKit
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The write end of the self-pipe that SIGINT/SIGTERM wake the poll loop through.
+/// Written once before the handlers are installed, then only read (by the handler).
+nonisolated(unsafe) private var stopSignalPipe: Int32 = -1
+
+/// Makes SIGINT and SIGTERM write their number to a pipe; returns the read end.
+private func installStopSignals() throws -> Int32 {
+    var fds: [Int32] = [-1, -1]
+    guard pipe(&fds) == 0 else {
+        throw TLSError(.internalError, "pipe: \(String(cString: strerror(errno)))", backend: "tlsctl", errno: errno)
+    }
+    for fd in fds {
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+    }
+    stopSignalPipe = fds[1]
+    let handler: @convention(c) (Int32) -> Void = { signal in
+        var byte = UInt8(truncatingIfNeeded: signal)
+        _ = write(stopSignalPipe, &byte, 1)
+    }
+    signal(SIGINT, handler)
+    signal(SIGTERM, handler)
+    signal(SIGPIPE, SIG_IGN)
+    // A parent may have started us with these signals blocked (the mask is inherited).
+    var stopSignals = sigset_t()
+    sigemptyset(&stopSignals)
+    sigaddset(&stopSignals, SIGINT)
+    sigaddset(&stopSignals, SIGTERM)
+    sigprocmask(SIG_UNBLOCK, &stopSignals, nil)
+    return fds[0]
+}
+
+/// One client of `tlsctl serve`, driven by its TLS calls' want-read/want-write results.
+private final class Client {
+    enum Phase { case handshaking, open, closing }
+
+    let descriptor: Int32
+    let address: String
+    let connection: TLSConnection
+    let handshakeDeadline: ContinuousClock.Instant
+    var phase = Phase.handshaking
+    /// The poll events the last TLS call asked for.
+    var waits = Int16(POLLIN)
+    /// Bytes still to send, and the slice `write` is working on (retried unchanged).
+    var outbox: [UInt8] = []
+    var inFlight: [UInt8]?
+    /// HTTP: request bytes received and not yet answered.
+    var inbox: [UInt8] = []
+    var closeWhenFlushed = false
+
+    init(descriptor: Int32, address: String, connection: TLSConnection, handshakeDeadline: ContinuousClock.Instant) {
+        self.descriptor = descriptor
+        self.address = address
+        self.connection = connection
+        self.handshakeDeadline = handshakeDeadline
+    }
+}
+
+/// The single-threaded server: one poll set with the listener, the signal pipe and
+/// every client socket.
+final class ServerLoop {
+    private let backend: any TLSBackend.Type
+    private let context: TLSContext
+    private var listener: TLSListener?
+    private let mode: ServeMode
+    private let maxConnections: Int?
+    private let handshakeTimeout: Duration
+    private let signalDescriptor: Int32
+    private var clients: [Int32: Client] = [:]
+    private var accepted = 0
+    private var acceptPausedUntil: ContinuousClock.Instant?
+    /// One read at a time; a client whose replies cannot be sent is not read from
+    /// until they are (back-pressure), so its queue stays bounded.
+    private var buffer = [UInt8](repeating: 0, count: 16_384)
+
+    init(backend: any TLSBackend.Type, context: TLSContext, listener: TLSListener, mode: ServeMode,
+         maxConnections: Int?, handshakeTimeout: Duration) throws {
+        self.backend = backend
+        self.context = context
+        self.listener = listener
+        self.mode = mode
+        self.maxConnections = maxConnections
+        self.handshakeTimeout = handshakeTimeout
+        signalDescriptor = try installStopSignals()
+    }
+
+    /// Serves until SIGINT/SIGTERM, or until --max-connections have been served.
+    func run() throws {
+        while true {
+            if let maxConnections, accepted >= maxConnections {
+                listener = nil  // closes the listening socket
+                if clients.isEmpty { return }
+            }
+            var entries: [pollfd] = [pollfd(fd: signalDescriptor, events: Int16(POLLIN), revents: 0)]
+            let now = ContinuousClock.now
+            if let until = acceptPausedUntil, until <= now { acceptPausedUntil = nil }
+            let listening = listener != nil && acceptPausedUntil == nil
+            if let listener, listening {
+                entries.append(pollfd(fd: listener.descriptor, events: Int16(POLLIN), revents: 0))
+            }
+            let clientStart = entries.count
+            var wake = now + .seconds(1)
+            if let until = acceptPausedUntil { wake = min(wake, until) }
+            let order = Array(clients.values)
+            for client in order {
+                entries.append(pollfd(fd: client.descriptor, events: client.waits, revents: 0))
+                if client.phase == .handshaking { wake = min(wake, client.handshakeDeadline) }
+            }
+            let left = wake - now
+            let milliseconds = max(0, Int32(clamping: left.components.seconds * 1000
+                + left.components.attoseconds / 1_000_000_000_000_000 + 1))
+            let ready = poll(&entries, nfds_t(entries.count), milliseconds)
+            if ready < 0 && errno != EINTR {
+                throw TLSError(.transportFailure, "poll: \(String(cString: strerror(errno)))", backend: "tlsctl", errno: errno)
+            }
+            if entries[0].revents != 0 {
+                var signal: UInt8 = 0
+                _ = read(signalDescriptor, &signal, 1)
+                stop(signal: Int32(signal))
+                return
+            }
+            if ready > 0 {
+                for (offset, client) in order.enumerated() where entries[clientStart + offset].revents != 0 {
+                    advance(client)
+                }
+                if listening && entries[1].revents != 0 { acceptPending() }
+            }
+            let after = ContinuousClock.now
+            for client in clients.values where client.phase == .handshaking && client.handshakeDeadline <= after {
+                log("\(client.address): handshake not completed within \(handshakeTimeout.components.seconds) s; dropped")
+                finish(client)
+            }
+        }
+    }
+
+    /// Accepts what the listener has queued (at most 64 per round, and never beyond
+    /// --max-connections).
+    private func acceptPending() {
+        guard let listener else { return }
+        for _ in 0..<64 {
+            if let maxConnections, accepted >= maxConnections { return }
+            let fd: Int32
+            do {
+                fd = try listener.acceptDescriptor(timeout: .zero)
+            } catch let error as TLSError where error.code == .timedOut {
+                return  // nothing more queued
+            } catch let error as TLSError {
+                log("accept: \(describe(error))")
+                if error.errno == EMFILE || error.errno == ENFILE || error.errno == ENOBUFS || error.errno == ENOMEM {
+                    acceptPausedUntil = ContinuousClock.now + .milliseconds(200)
+                }
+                return
+            } catch {
+                log("accept: \(error)")
+                return
+            }
+            accepted += 1
+            let connection = context.makeConnection()
+            do {
+                try connection.setTransport(.socket(fd))
+                try connection.setAcceptState()
+            } catch {
+                log("\(peerAddress(fd)): \(describe(error))")
+                Glibc.close(fd)
+                continue
+            }
+            let client = Client(descriptor: fd, address: peerAddress(fd), connection: connection,
+                                handshakeDeadline: ContinuousClock.now + handshakeTimeout)
+            clients[fd] = client
+            advance(client)
+        }
+    }
+
+    /// Moves one client as far as it can go without blocking.
+    private func advance(_ client: Client) {
+        if client.phase == .handshaking {
+            let result = client.connection.accept()
+            if result != 1 {
+                let code = client.connection.error(for: result)
+                switch code {
+                case .wantRead, .wantWrite:
+                    client.waits = Int16(code == .wantWrite ? POLLOUT : POLLIN)
+                case .zeroReturn:
+                    log("\(client.address): the client closed the connection (close_notify) during the handshake")
+                    finish(client)
+                default:
+                    log("\(client.address): \(describe(failure(client)))")
+                    finish(client)
+                }
+                return
+            }
+            client.phase = .open
+        }
+        if client.phase == .open { serve(client) }
+        if client.phase == .closing { close(client) }
+    }
+
+    /// Established: write what is queued, read what arrived, until a call must wait.
+    private func serve(_ client: Client) {
+        let connection = client.connection
+        for _ in 0..<1_000 {  // bounded: yield to the other clients now and then
+            if let inFlight = client.inFlight {
+                let result = connection.write(inFlight)
+                if result > 0 {
+                    client.inFlight = nil
+                } else {
+                    let code = connection.error(for: result)
+                    if code == .wantRead || code == .wantWrite {
+                        client.waits = Int16(code == .wantWrite ? POLLOUT : POLLIN)
+                    } else {
+                        log("\(client.address): \(describe(failure(client)))")
+                        finish(client)
+                    }
+                    return
+                }
+            }
+            if !client.outbox.isEmpty {
+                let count = min(client.outbox.count, 64 * 1024)
+                client.inFlight = Array(client.outbox[0..<count])
+                client.outbox.removeFirst(count)
+                continue
+            }
+            if client.closeWhenFlushed {
+                client.phase = .closing
+                return
+            }
+            let result = buffer.withUnsafeMutableBytes { connection.read(into: $0) }
+            if result > 0 {
+                receive(Array(buffer[0..<Int(result)]), from: client)
+                continue
+            }
+            let code = connection.error(for: result)
+            switch code {
+            case .wantRead, .wantWrite:
+                client.waits = Int16(code == .wantWrite ? POLLOUT : POLLIN)
+                return
+            case .zeroReturn:
+                client.closeWhenFlushed = true  // answer the client's close_notify with ours
+            default:
+                let error = failure(client)
+                // An HTTP client between requests may just close the socket.
+                if !(mode == .http && error.code == .unexpectedEOF && client.inbox.isEmpty) {
+                    log("\(client.address): \(describe(error))")
+                }
+                finish(client)
+                return
+            }
+        }
+        client.waits = Int16(POLLIN | POLLOUT)  // more to do: come back on the next round
+    }
+
+    /// Application data from a client: echoed, or parsed as HTTP requests.
+    private func receive(_ bytes: [UInt8], from client: Client) {
+        switch mode {
+        case .echo:
+            client.outbox += bytes
+        case .http:
+            client.inbox += bytes
+            let (responses, close) = HTTPResponder.respond(to: &client.inbox, connection: client.connection,
+                                                          backend: backend)
+            client.outbox += responses
+            if close { client.closeWhenFlushed = true }
+        }
+    }
+
+    /// Sends close_notify (retried on want) and closes; the client's reply is not awaited.
+    private func close(_ client: Client) {
+        let result = client.connection.shutdown()
+        if result < 0 {
+            let code = client.connection.error(for: result)
+            if code == .wantWrite {
+                client.waits = Int16(POLLOUT)  // close_notify not flushed yet
+                return
+            }
+            if code == .wantRead { finish(client); return }  // ours is out; the reply is not awaited
+            log("\(client.address): shutdown: \(describe(failure(client)))")
+        }
+        finish(client)
+    }
+
+    private func finish(_ client: Client) {
+        Glibc.close(client.descriptor)
+        clients[client.descriptor] = nil
+    }
+
+    private func failure(_ client: Client) -> TLSError {
+        client.connection.lastError ?? TLSError(.internalError, "the connection failed", backend: backend.name)
+    }
+
+    /// SIGINT/SIGTERM: close the listener, send close_notify to each established client
+    /// (one non-blocking attempt), close every socket.
+    private func stop(signal: Int32) {
+        listener = nil
+        var notified = 0
+        for client in clients.values {
+            if client.phase != .handshaking, client.connection.shutdown() >= 0 { notified += 1 }
+            Glibc.close(client.descriptor)
+        }
+        let count = clients.count
+        clients.removeAll()
+        let name = signal == SIGINT ? "SIGINT" : signal == SIGTERM ? "SIGTERM" : "signal \(signal)"
+        log("stopped by \(name): \(count) connection(s) closed, \(notified) with close_notify")
+    }
+
+    /// `127.0.0.1:40000` or `[::1]:40000` for log lines.
+    private func peerAddress(_ fd: Int32) -> String {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let ok = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &length) }
+        }
+        guard ok == 0 else { return "fd \(fd)" }
+        var text = [CChar](repeating: 0, count: 64)
+        let port: UInt16
+        if Int32(storage.ss_family) == AF_INET6 {
+            port = withUnsafePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { pointer in
+                    var address = pointer.pointee.sin6_addr
+                    inet_ntop(AF_INET6, &address, &text, socklen_t(text.count))
+                    return UInt16(bigEndian: pointer.pointee.sin6_port)
+                }
+            }
+        } else {
+            port = withUnsafePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { pointer in
+                    var address = pointer.pointee.sin_addr
+                    inet_ntop(AF_INET, &address, &text, socklen_t(text.count))
+                    return UInt16(bigEndian: pointer.pointee.sin_port)
+                }
+            }
+        }
+        let host = text.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        return Endpoint.format(host: host, port: port)
+    }
+}
