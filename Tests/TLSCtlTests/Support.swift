@@ -1,0 +1,229 @@
+import Foundation
+import Testing
+import TLSKit
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One backend as a test argument, named in the test report.
+struct Backend: CustomTestStringConvertible, Sendable {
+    let type: any TLSBackend.Type
+    var name: String { type.name }
+    var testDescription: String { type.name }
+}
+
+/// Every backend compiled into this build: each test runs once per backend.
+let allBackends: [Backend] = TLSBackends.available.map { Backend(type: $0) }
+
+/// Every (client, server) pair of compiled backends: one pair per build with one
+/// backend, four with both.
+let backendPairs: [(Backend, Backend)] = allBackends.flatMap { client in allBackends.map { (client, $0) } }
+
+/// A value behind a lock, shareable between threads.
+final class Locked<Value>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Value
+    init(_ value: Value) { self.value = value }
+    func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(&value)
+    }
+}
+
+/// The absolute path of a tool the tests need; a missing tool fails the test.
+func tool(_ name: String) throws -> String {
+    for directory in ["/usr/bin", "/usr/local/bin", "/bin"] {
+        let path = "\(directory)/\(name)"
+        if FileManager.default.isExecutableFile(atPath: path) { return path }
+    }
+    throw TLSError(.invalidConfiguration,
+                   "\(name) is not installed: the tlsctl tests need it (apt-get install openssl gnutls-bin curl)",
+                   backend: "tests")
+}
+
+/// A scratch directory, removed by the caller.
+func temporaryDirectory() throws -> URL {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("tlsctl-tests-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released; a tool then binds it).
+func freePort() throws -> UInt16 {
+    try TLSListener(host: "127.0.0.1", port: 0).port
+}
+
+/// A certificate and key generated now by the backend, written to files for the tools.
+struct CertificateFiles {
+    let directory: URL
+    let identity: TLSIdentity
+    let cert: String
+    let key: String
+
+    init(_ backend: Backend, name: String = "server", names: [String] = ["localhost", "127.0.0.1", "::1"]) throws {
+        directory = try temporaryDirectory()
+        identity = try backend.type.makeSelfSignedIdentity(
+            commonName: names.first ?? name, subjectAlternativeNames: names, validityDays: 2)
+        cert = directory.appendingPathComponent("\(name).pem").path
+        key = directory.appendingPathComponent("\(name).key").path
+        try identity.certificateChainPEM.write(toFile: cert, atomically: true, encoding: .utf8)
+        try identity.privateKeyPEM.write(toFile: key, atomically: true, encoding: .utf8)
+    }
+
+    /// A file with any text in the same directory.
+    func file(_ name: String, _ text: String) throws -> String {
+        let path = directory.appendingPathComponent(name).path
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    func remove() { try? FileManager.default.removeItem(at: directory) }
+}
+
+/// A child process (tlsctl or a real peer) with its stdin, stdout and stderr captured.
+final class Child: @unchecked Sendable {
+    let process = Process()
+    private let stdinPipe = Pipe(), stdoutPipe = Pipe(), stderrPipe = Pipe()
+    private let outputBox = Locked(Data()), errorBox = Locked(Data())
+    /// How many of stdout and stderr have reached end of file.
+    private let closedStreams = Locked(0)
+
+    init(_ executable: String, _ arguments: [String]) throws {
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.standardInput = stdinPipe
+        process.standardOutput = stdoutPipe
+        process.standardError = stderrPipe
+        for (pipe, box) in [(stdoutPipe, outputBox), (stderrPipe, errorBox)] {
+            pipe.fileHandleForReading.readabilityHandler = { [closedStreams] handle in
+                let data = handle.availableData
+                if data.isEmpty {
+                    handle.readabilityHandler = nil
+                    closedStreams.withLock { $0 += 1 }
+                } else {
+                    box.withLock { $0.append(data) }
+                }
+            }
+        }
+        try process.run()
+    }
+
+    /// tlsctl with these arguments.
+    static func tlsctl(_ arguments: [String]) throws -> Child {
+        try Child(try tlsctlPath(), arguments)
+    }
+
+    var output: String { String(decoding: outputBox.withLock { $0 }, as: UTF8.self) }
+    var errorOutput: String { String(decoding: errorBox.withLock { $0 }, as: UTF8.self) }
+
+    func send(_ text: String) { stdinPipe.fileHandleForWriting.write(Data(text.utf8)) }
+    func closeInput() { try? stdinPipe.fileHandleForWriting.close() }
+
+    /// Waits until stdout contains `text`; throws after `timeout` seconds or if the process exits first.
+    func waitForOutput(_ text: String, timeout: TimeInterval = 30) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if output.contains(text) { return }
+            if !process.isRunning {
+                usleep(50_000)
+                if output.contains(text) { return }
+                break
+            }
+            usleep(10_000)
+        }
+        throw TLSError(.timedOut, "no \"\(text)\" on stdout; stdout: \(output) stderr: \(errorOutput)", backend: "tests")
+    }
+
+    /// Waits until stderr contains `text`, at most `timeout` seconds; false if it never did.
+    func stderrEventually(contains text: String, timeout: TimeInterval = 30) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if errorOutput.contains(text) { return true }
+            usleep(20_000)
+        }
+        return errorOutput.contains(text)
+    }
+
+    /// Waits for the process to exit; kills it after `timeout` seconds and returns -1 then.
+    @discardableResult
+    func wait(timeout: TimeInterval = 30) -> Int32 {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        if process.isRunning {
+            stop()
+            return -1
+        }
+        process.waitUntilExit()
+        // Everything the process wrote is captured once both pipes reached end of file, or
+        // (when a process spawned meanwhile by a parallel test inherited a write end) once
+        // no byte has arrived for 300 ms.
+        let drained = Date().addingTimeInterval(10)
+        var size = outputBox.withLock { $0.count } + errorBox.withLock { $0.count }
+        var quietSince = Date()
+        while closedStreams.withLock({ $0 }) < 2 && Date() < drained && Date().timeIntervalSince(quietSince) < 0.3 {
+            usleep(5_000)
+            let now = outputBox.withLock { $0.count } + errorBox.withLock { $0.count }
+            if now != size { size = now; quietSince = Date() }
+        }
+        return process.terminationStatus
+    }
+
+    /// Sends a signal (SIGINT, SIGTERM) to the process.
+    func signal(_ number: Int32) { kill(process.processIdentifier, number) }
+
+    /// Ends the process: SIGTERM, then SIGKILL (gnutls-serv ignores SIGTERM).
+    func stop() {
+        if process.isRunning { process.terminate() }
+        let deadline = Date().addingTimeInterval(2)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+
+    deinit { stop() }
+}
+
+/// A running `tlsctl serve`, started with `--port 0`, once it printed its port.
+struct Server {
+    let child: Child
+    let port: UInt16
+    /// The `SHA-256 fingerprint:` line's value.
+    let fingerprint: String
+
+    init(_ arguments: [String]) throws {
+        child = try Child.tlsctl(["serve", "--port", "0"] + arguments)
+        try child.waitForOutput("listening on ")
+        let lines = child.output.split(separator: "\n")
+        guard let listening = lines.first(where: { $0.hasPrefix("listening on ") }),
+              let colon = listening.lastIndex(of: ":"),
+              let port = UInt16(listening[listening.index(after: colon)...]) else {
+            throw TLSError(.internalError, "no port in: \(child.output)", backend: "tests")
+        }
+        self.port = port
+        fingerprint = lines.first(where: { $0.hasPrefix("SHA-256 fingerprint: ") })
+            .map { String($0.dropFirst("SHA-256 fingerprint: ".count)) } ?? ""
+    }
+}
+
+/// Runs tlsctl with `input` on stdin (then end of input) and waits for it to exit.
+func runTLSCtl(_ arguments: [String], input: String, timeout: TimeInterval = 30) throws -> (Int32, String, String) {
+    let child = try Child.tlsctl(arguments)
+    child.send(input)
+    child.closeInput()
+    let status = child.wait(timeout: timeout)
+    return (status, child.output, child.errorOutput)
+}
+
+/// Runs a tool to completion with `input` on stdin.
+func run(_ executable: String, _ arguments: [String], input: String = "", timeout: TimeInterval = 30) throws -> (Int32, String, String) {
+    let child = try Child(executable, arguments)
+    child.send(input)
+    child.closeInput()
+    let status = child.wait(timeout: timeout)
+    return (status, child.output, child.errorOutput)
+}
+
+/// The lines of a text, without empty ones.
+func lines(_ text: String) -> [String] { text.split(separator: "\n").map(String.init) }
