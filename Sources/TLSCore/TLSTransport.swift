@@ -112,10 +112,7 @@ public final class TLSMemoryPair: TLSCustomTransport {
     /// number of bytes moved; 0 means the two connections have nothing to say.
     @discardableResult
     public static func exchange(_ a: TLSMemoryPair, _ b: TLSMemoryPair) -> Int {
-        let ab = a.outgoing.count, ba = b.outgoing.count
-        if ab > 0 { b.incoming.append(contentsOf: a.outgoing.take(.max)) }
-        if ba > 0 { a.incoming.append(contentsOf: b.outgoing.take(.max)) }
-        return ab + ba
+        a.outgoing.moveAll(to: &b.incoming) + b.outgoing.moveAll(to: &a.incoming)
     }
 
     // MARK: the connection's side
@@ -157,6 +154,24 @@ struct ByteQueue {
             buffer.baseAddress!.copyMemory(from: source.baseAddress! + head, byteCount: n)
         }
         consume(n)
+        return n
+    }
+
+    /// Moves every byte to the end of `other` and empties this queue; returns how many.
+    /// When `other` is empty the two storages are swapped: no copy and no allocation, so
+    /// the buffers of an exchanging pair are reused record after record.
+    mutating func moveAll(to other: inout ByteQueue) -> Int {
+        let n = count
+        if n == 0 { return 0 }
+        if other.count == 0 {
+            swap(&storage, &other.storage)
+            other.head = head
+            storage.removeAll(keepingCapacity: true)
+        } else {
+            storage.withUnsafeBytes { other.append(UnsafeRawBufferPointer(rebasing: $0[head...])) }
+            storage.removeAll(keepingCapacity: true)
+        }
+        head = 0
         return n
     }
 
