@@ -71,6 +71,11 @@ final class ServerLoop {
     private let handshakeTimeout: Duration
     private let signalDescriptor: Int32
     private var clients: [Int32: Client] = [:]
+    /// Finished sockets, write side shut, read until the client closes or the deadline:
+    /// closing with unread input would send a TCP reset that can destroy our last
+    /// records (an alert, close_notify) before the client reads them.
+    private var draining: [Int32: ContinuousClock.Instant] = [:]
+    private let lingerTime = Duration.seconds(2)
     private var accepted = 0
     private var acceptPausedUntil: ContinuousClock.Instant?
     /// One read at a time; a client whose replies cannot be sent is not read from
@@ -93,7 +98,7 @@ final class ServerLoop {
         while true {
             if let maxConnections, accepted >= maxConnections {
                 listener = nil  // closes the listening socket
-                if clients.isEmpty { return }
+                if clients.isEmpty && draining.isEmpty { return }
             }
             var entries: [pollfd] = [pollfd(fd: signalDescriptor, events: Int16(POLLIN), revents: 0)]
             let now = ContinuousClock.now
@@ -109,6 +114,12 @@ final class ServerLoop {
             for client in order {
                 entries.append(pollfd(fd: client.descriptor, events: client.waits, revents: 0))
                 if client.phase == .handshaking { wake = min(wake, client.handshakeDeadline) }
+            }
+            let drainStart = entries.count
+            let drainOrder = Array(draining.keys)
+            for fd in drainOrder {
+                entries.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0))
+                wake = min(wake, draining[fd]!)
             }
             let left = wake - now
             let milliseconds = max(0, Int32(clamping: left.components.seconds * 1000
@@ -127,9 +138,16 @@ final class ServerLoop {
                 for (offset, client) in order.enumerated() where entries[clientStart + offset].revents != 0 {
                     advance(client)
                 }
+                for (offset, fd) in drainOrder.enumerated() where entries[drainStart + offset].revents != 0 {
+                    drain(fd)
+                }
                 if listening && entries[1].revents != 0 { acceptPending() }
             }
             let after = ContinuousClock.now
+            for (fd, deadline) in draining where deadline <= after {
+                Glibc.close(fd)
+                draining[fd] = nil
+            }
             for client in clients.values where client.phase == .handshaking && client.handshakeDeadline <= after {
                 log("\(client.address): handshake not completed within \(handshakeTimeout.components.seconds) s; dropped")
                 finish(client)
@@ -282,9 +300,26 @@ final class ServerLoop {
         finish(client)
     }
 
+    /// Done with a client: shut our side, then read and discard until it closes
+    /// (at most `lingerTime`), so the last records we sent reach it.
     private func finish(_ client: Client) {
-        Glibc.close(client.descriptor)
         clients[client.descriptor] = nil
+        if Glibc.shutdown(client.descriptor, Int32(SHUT_WR)) == 0 {
+            draining[client.descriptor] = ContinuousClock.now + lingerTime
+        } else {
+            Glibc.close(client.descriptor)
+        }
+    }
+
+    private func drain(_ fd: Int32) {
+        for _ in 0..<16 {  // bounded; a client still sending is read again on the next round
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n > 0 { continue }
+            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) { return }
+            Glibc.close(fd)  // end of stream or error: the client is gone
+            draining[fd] = nil
+            return
+        }
     }
 
     private func failure(_ client: Client) -> TLSError {
@@ -302,6 +337,8 @@ final class ServerLoop {
         }
         let count = clients.count
         clients.removeAll()
+        for fd in draining.keys { Glibc.close(fd) }
+        draining.removeAll()
         let name = signal == SIGINT ? "SIGINT" : signal == SIGTERM ? "SIGTERM" : "signal \(signal)"
         log("stopped by \(name): \(count) connection(s) closed, \(notified) with close_notify")
     }

@@ -83,31 +83,58 @@ struct CertificateFiles {
 }
 
 /// A child process (tlsctl or a real peer) with its stdin, stdout and stderr captured.
+///
+/// The three streams are socket pairs made with `SOCK_CLOEXEC` in one call, so a process
+/// that a parallel test spawns at the same moment cannot inherit our ends (as it can
+/// with `Pipe`, whose descriptors are inheritable): end of input and end of output
+/// arrive exactly when this child closes them.
 final class Child: @unchecked Sendable {
     let process = Process()
-    private let stdinPipe = Pipe(), stdoutPipe = Pipe(), stderrPipe = Pipe()
+    private let input: Int32
     private let outputBox = Locked(Data()), errorBox = Locked(Data())
     /// How many of stdout and stderr have reached end of file.
     private let closedStreams = Locked(0)
+    private let inputClosed = Locked(false)
 
     init(_ executable: String, _ arguments: [String]) throws {
+        func streamPair() throws -> (parent: Int32, child: Int32) {
+            var fds: [Int32] = [-1, -1]
+            guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
+                throw TLSError(.internalError, "socketpair failed", backend: "tests", errno: errno)
+            }
+            return (fds[0], fds[1])
+        }
+        let stdinPair = try streamPair(), stdoutPair = try streamPair(), stderrPair = try streamPair()
+        input = stdinPair.parent
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
-        process.standardInput = stdinPipe
-        process.standardOutput = stdoutPipe
-        process.standardError = stderrPipe
-        for (pipe, box) in [(stdoutPipe, outputBox), (stderrPipe, errorBox)] {
-            pipe.fileHandleForReading.readabilityHandler = { [closedStreams] handle in
-                let data = handle.availableData
-                if data.isEmpty {
-                    handle.readabilityHandler = nil
-                    closedStreams.withLock { $0 += 1 }
-                } else {
-                    box.withLock { $0.append(data) }
-                }
-            }
+        process.standardInput = FileHandle(fileDescriptor: stdinPair.child, closeOnDealloc: false)
+        process.standardOutput = FileHandle(fileDescriptor: stdoutPair.child, closeOnDealloc: false)
+        process.standardError = FileHandle(fileDescriptor: stderrPair.child, closeOnDealloc: false)
+        defer {
+            // The child has its copies (or never started): ours would hold the streams open.
+            for fd in [stdinPair.child, stdoutPair.child, stderrPair.child] { close(fd) }
         }
-        try process.run()
+        for (fd, box) in [(stdoutPair.parent, outputBox), (stderrPair.parent, errorBox)] {
+            let reader = Thread { [closedStreams] in
+                var chunk = [UInt8](repeating: 0, count: 65_536)
+                while true {
+                    let n = read(fd, &chunk, chunk.count)
+                    if n < 0 && errno == EINTR { continue }
+                    if n <= 0 { break }
+                    box.withLock { $0.append(contentsOf: chunk[0..<n]) }
+                }
+                close(fd)
+                closedStreams.withLock { $0 += 1 }
+            }
+            reader.start()
+        }
+        do {
+            try process.run()
+        } catch {
+            close(input)
+            throw error
+        }
     }
 
     /// tlsctl with these arguments.
@@ -118,8 +145,26 @@ final class Child: @unchecked Sendable {
     var output: String { String(decoding: outputBox.withLock { $0 }, as: UTF8.self) }
     var errorOutput: String { String(decoding: errorBox.withLock { $0 }, as: UTF8.self) }
 
-    func send(_ text: String) { stdinPipe.fileHandleForWriting.write(Data(text.utf8)) }
-    func closeInput() { try? stdinPipe.fileHandleForWriting.close() }
+    /// Writes `text` to the child's stdin (blocking until it is all taken).
+    func send(_ text: String) {
+        let bytes = Array(text.utf8)
+        var offset = 0
+        while offset < bytes.count, !inputClosed.withLock({ $0 }) {
+            let n = bytes[offset...].withUnsafeBytes { Glibc.send(input, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return }  // the child closed its stdin
+            offset += n
+        }
+    }
+
+    /// Ends the child's stdin.
+    func closeInput() {
+        let first = inputClosed.withLock { closed in
+            defer { closed = true }
+            return !closed
+        }
+        if first { close(input) }
+    }
 
     /// Waits until stdout contains `text`; throws after `timeout` seconds or if the process exits first.
     func waitForOutput(_ text: String, timeout: TimeInterval = 30) throws {
@@ -156,17 +201,9 @@ final class Child: @unchecked Sendable {
             return -1
         }
         process.waitUntilExit()
-        // Everything the process wrote is captured once both pipes reached end of file, or
-        // (when a process spawned meanwhile by a parallel test inherited a write end) once
-        // no byte has arrived for 300 ms.
+        // Everything the process wrote is captured once both streams reached end of file.
         let drained = Date().addingTimeInterval(10)
-        var size = outputBox.withLock { $0.count } + errorBox.withLock { $0.count }
-        var quietSince = Date()
-        while closedStreams.withLock({ $0 }) < 2 && Date() < drained && Date().timeIntervalSince(quietSince) < 0.3 {
-            usleep(5_000)
-            let now = outputBox.withLock { $0.count } + errorBox.withLock { $0.count }
-            if now != size { size = now; quietSince = Date() }
-        }
+        while closedStreams.withLock({ $0 }) < 2 && Date() < drained { usleep(2_000) }
         return process.terminationStatus
     }
 
@@ -182,7 +219,10 @@ final class Child: @unchecked Sendable {
         process.waitUntilExit()
     }
 
-    deinit { stop() }
+    deinit {
+        stop()
+        closeInput()
+    }
 }
 
 /// A running `tlsctl serve`, started with `--port 0`, once it printed its port.
