@@ -215,7 +215,9 @@ struct Relay {
             let watchStdin = stdinOpen && pending.isEmpty
             if watchStdin { entries.append(pollfd(fd: 0, events: Int16(POLLIN), revents: 0)) }
             let socketEvents = (peerClosed ? 0 : readWaits) | writeWaits | shutdownWaits
-            entries.append(pollfd(fd: descriptor, events: socketEvents, revents: 0))
+            // Nothing asked of the socket (the server closed and we only wait for stdin):
+            // leave it out, or a hung-up socket would wake poll at once, over and over.
+            entries.append(pollfd(fd: socketEvents == 0 ? -1 : descriptor, events: socketEvents, revents: 0))
             var milliseconds: Int32 = -1
             if let quietDeadline {
                 let left = quietDeadline - ContinuousClock.now

@@ -118,6 +118,28 @@ struct TLSCtlConnectTests {
         #expect(server.child.errorOutput.isEmpty, "\(server.child.errorOutput)")
     }
 
+    @Test("the server closes first: connect prints the reply at once and exits 0 when stdin ends later",
+          arguments: allBackends)
+    func serverClosesFirst(backend: Backend) throws {
+        let files = try CertificateFiles(backend)
+        defer { files.remove() }
+        let server = try Server(["--backend", backend.name, "--cert", files.cert, "--key", files.key, "--http",
+                                 "--max-connections", "1"])
+        defer { server.child.stop() }
+        let client = try Child.tlsctl([
+            "connect", "localhost:\(server.port)", "--backend", backend.name, "--ca-file", files.cert, "--quiet",
+        ])
+        client.send("GET /first HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        // The reply arrives while stdin is still open: connect does not block on stdin.
+        try client.waitForOutput("request:       GET /first HTTP/1.1\n", timeout: 30)
+        #expect(server.child.wait(timeout: 30) == 0, "the server closed its side and exited")
+        #expect(client.process.isRunning, "connect waits for the end of stdin (half-close)")
+        client.closeInput()
+        #expect(client.wait(timeout: 30) == 0, "\(client.errorOutput)")
+        #expect(client.errorOutput.isEmpty, "\(client.errorOutput)")
+        #expect(client.output.hasPrefix("HTTP/1.1 200 OK\r\n"))
+    }
+
     @Test("connect over IPv6: serve --host ::1 and connect [::1]:PORT", arguments: allBackends)
     func ipv6(backend: Backend) throws {
         let files = try CertificateFiles(backend)
