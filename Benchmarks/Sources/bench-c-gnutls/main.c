@@ -110,19 +110,30 @@ static void exchange(end_t *a, end_t *b) {
 typedef struct {
     gnutls_certificate_credentials_t credentials;
     gnutls_priority_t priorities;
+    /* Server: the ticket master key. TLSKit enables tickets by default
+     * (sessionTicketsEnabled) with a random key per context: the same here. */
+    gnutls_datum_t ticket_key;
 } context_t;
 
+/* The priority string TLSKit's GnuTLS backend builds (GnuTLSContextEngine.priorityString):
+ * its default group order is OpenSSL's (x25519 first). */
 static gnutls_priority_t priorities(const char *groups, const char *cipher) {
-    char text[512] = "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:%SAFE_RENEGOTIATION";
-    if (groups && strcmp(groups, "x25519") == 0) strcat(text, ":-GROUP-ALL:+GROUP-X25519");
+    char text[1024] = "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2";
     if (cipher && strcmp(cipher, "aes128") == 0) strcat(text, ":-CIPHER-ALL:+AES-128-GCM");
+    if (groups && strcmp(groups, "x25519") == 0) {
+        strcat(text, ":-GROUP-ALL:+GROUP-X25519");
+    } else {
+        strcat(text, ":-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:+GROUP-X448:+GROUP-SECP521R1:+GROUP-SECP384R1"
+                     ":+GROUP-FFDHE2048:+GROUP-FFDHE3072:+GROUP-FFDHE4096:+GROUP-FFDHE6144:+GROUP-FFDHE8192");
+    }
+    strcat(text, ":%SAFE_RENEGOTIATION:%PROFILE_MEDIUM");
     gnutls_priority_t result;
     check(gnutls_priority_init2(&result, text, NULL, 0), "gnutls_priority_init2");
     return result;
 }
 
 static context_t client_context(const char *ca, const char *groups, const char *cipher) {
-    context_t context;
+    context_t context = {0};
     check(gnutls_certificate_allocate_credentials(&context.credentials), "credentials");
     if (gnutls_certificate_set_x509_trust_file(context.credentials, ca, GNUTLS_X509_FMT_PEM) <= 0) die("CA file", 0);
     context.priorities = priorities(groups, cipher);
@@ -130,8 +141,9 @@ static context_t client_context(const char *ca, const char *groups, const char *
 }
 
 static context_t server_context(const char *cert, const char *key, const char *groups, const char *cipher) {
-    context_t context;
+    context_t context = {0};
     check(gnutls_certificate_allocate_credentials(&context.credentials), "credentials");
+    check(gnutls_session_ticket_key_generate(&context.ticket_key), "ticket key");
     check(gnutls_certificate_set_x509_key_file(context.credentials, cert, key, GNUTLS_X509_FMT_PEM), "key file");
     context.priorities = priorities(groups, cipher);
     return context;
@@ -158,6 +170,7 @@ static void make_session(end_t *end, context_t *context, int server, int fd) {
     if (server) {
         gnutls_certificate_send_x509_rdn_sequence(s, 1);
         gnutls_certificate_server_set_request(s, GNUTLS_CERT_IGNORE);
+        check(gnutls_session_ticket_enable_server(s, &context->ticket_key), "enable tickets");
     } else {
         check(gnutls_server_name_set(s, GNUTLS_NAME_DNS, "localhost", 9), "gnutls_server_name_set");
         verify_data[0] = (gnutls_typed_vdata_st){GNUTLS_DT_KEY_PURPOSE_OID, (unsigned char *)GNUTLS_KP_TLS_WWW_SERVER, 0};
@@ -254,19 +267,16 @@ static int handshakes(int argc, char **argv) {
     return 0;
 }
 
-/* Resumption with a TLS 1.3 ticket, in memory. TLSKit's server does not enable
- * tickets; here the server enables them (gnutls_session_ticket_enable_server). */
+/* Resumption with a TLS 1.3 ticket, in memory: one full handshake, the client reads
+ * the server's NewSessionTicket, then every handshake offers that session. */
 static int resumptions(int argc, char **argv) {
     char cert[512], key[512], ca[512], info[256];
     certificate_paths(argc, argv, cert, key, ca, sizeof cert);
     const char *groups = arg(argc, argv, "groups", NULL);
     long count = bench_arg_long(argc, argv, "count", 1000);
     context_t cctx = client_context(ca, groups, NULL), sctx = server_context(cert, key, groups, NULL);
-    gnutls_datum_t ticket_key;
-    check(gnutls_session_ticket_key_generate(&ticket_key), "ticket key");
     end_t client, server;
     make_pair(&cctx, &sctx, 1, -1, 0, &client, &server);
-    check(gnutls_session_ticket_enable_server(server.session, &ticket_key), "enable tickets");
     handshake_pair(&client, &server, 1);
     exchange(&client, &server);
     char byte;
@@ -281,7 +291,6 @@ static int resumptions(int argc, char **argv) {
     double start = bench_now();
     for (long i = 0; i < count; i++) {
         make_pair(&cctx, &sctx, 1, -1, 0, &client, &server);
-        check(gnutls_session_ticket_enable_server(server.session, &ticket_key), "enable tickets");
         check(gnutls_session_set_data(client.session, data.data, data.size), "gnutls_session_set_data");
         handshake_pair(&client, &server, 1);
         resumed += gnutls_session_is_resumed(client.session) != 0;
@@ -298,7 +307,6 @@ static int resumptions(int argc, char **argv) {
     if (allocs0 >= 0) printf(" allocs_per_op=%.1f", (allocs1 - allocs0) / (double)count);
     printf(" resumed=%ld\n", resumed);
     gnutls_free(data.data);
-    gnutls_free(ticket_key.data);
     return 0;
 }
 

@@ -4,7 +4,7 @@
 // connection pair per handshake, chain and host-name verification, SNI.
 //
 //   bench-tlskit handshake --backend B --transport memory|tcp --key ecdsa|rsa --count N --certs DIR
-//   bench-tlskit resume    --backend B        (no resumption API yet: prints n/a)
+//   bench-tlskit resume    --backend B --count N --certs DIR [--groups x25519]
 //   bench-tlskit bulk      --backend B --transport memory|tcp --mib M --certs DIR
 //   bench-tlskit idle      --backend B --count N --certs DIR
 import BenchSupport
@@ -16,12 +16,19 @@ let backend: any TLSBackend.Type = backendName == "gnutls" ? GnuTLSBackend.self 
 let maxSteps = 100_000
 let chunkSize = 16_384
 
+/// Contexts with TLSKit's defaults; `--groups x25519` restricts the key exchange (used
+/// for resumption, where the C programs are configured the same way).
 func makeContexts() -> (client: TLSContext, server: TLSContext) {
     let (certificate, key, ca) = arguments.certificatePaths
     var client = TLSConfiguration.makeClientConfiguration()
     client.trustRoots = .caFile(ca)
     client.serverName = "localhost"
-    let server = TLSConfiguration.makeServerConfiguration(certificateChain: .file(certificate), privateKey: .file(key))
+    var server = TLSConfiguration.makeServerConfiguration(certificateChain: .file(certificate), privateKey: .file(key))
+    let groups = arguments["groups", default: ""]
+    if !groups.isEmpty {
+        client.keyExchangeGroups = [groups.lowercased()]
+        server.keyExchangeGroups = [groups.lowercased()]
+    }
     do {
         return (try backend.makeContext(client), try backend.makeContext(server))
     } catch {
@@ -144,6 +151,42 @@ func handshakes() {
     report(result: formatted(Double(count) / elapsed), unit: "handshakes/s", fields)
 }
 
+/// Resumption with a TLS 1.3 ticket, in memory: one full handshake, the client reads
+/// once (processing the server's NewSessionTicket), then every handshake offers that
+/// session (`setSession`).
+func resumptions() {
+    let contexts = makeContexts()
+    let count = arguments.int("count", default: 1000)
+    let first = Pair(contexts, memory: true, listener: -1, port: 0)
+    first.handshake()
+    first.exchange()
+    var byte: [UInt8] = [0]
+    _ = first.client.read(into: &byte)
+    guard let session = first.client.session else { benchFail("no session after the first handshake") }
+    func resumed() -> Pair {
+        let pair = Pair(contexts, memory: true, listener: -1, port: 0)
+        do { try pair.client.setSession(session) } catch { benchFail("setSession: \(error)") }
+        pair.handshake()
+        guard pair.client.isSessionReused else { benchFail("a handshake was not resumed") }
+        return pair
+    }
+    for _ in 0..<(count / 10 + 1) { _ = resumed() }
+    let allocations = allocationCount()
+    let start = benchNow()
+    var last: Pair?
+    for _ in 0..<count { last = resumed() }
+    let elapsed = benchNow() - start
+    var fields: [(String, String)] = []
+    if let last {
+        fields = negotiated(last.client, group: last.client.negotiatedGroup.map { "\($0)" })
+    }
+    if let perOperation = allocationsPerOperation(allocations, allocationCount(), operations: count) {
+        fields.append(perOperation)
+    }
+    fields.append(("resumed", String(count)))
+    report(result: formatted(Double(count) / elapsed), unit: "handshakes/s", fields)
+}
+
 func bulk() {
     let contexts = makeContexts()
     let memory = arguments.inMemory
@@ -242,9 +285,7 @@ case "bulk": bulk()
 case "idle": idle()
 case "info":
     print("\(OpenSSLBackend.libraryVersion); GnuTLS \(GnuTLSBackend.libraryVersion)")
-case "resume":
-    // TLSKit has no session-resumption API yet (another issue): nothing to measure.
-    report(result: "n/a", unit: "handshakes/s", [("note", "no-resumption-API-yet")])
+case "resume": resumptions()
 default:
     benchFail("usage: bench-tlskit handshake|resume|bulk|idle --backend openssl|gnutls [options]")
 }
