@@ -60,6 +60,9 @@ public final class TLSSocket {
     ) throws -> TLSSocket {
         let connection = context.makeConnection()
         let socket = TLSSocket(connection: connection, descriptor: descriptor, timeout: timeout)
+        // The socket is ours now: with a time-out it must not block inside the library,
+        // or a silent peer would hold a blocking recv() forever; poll() does the waiting.
+        if timeout != nil { _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK) }
         try connection.setTransport(.socket(descriptor))
         _ = try socket.drive("handshake") { connection.accept() }
         return socket
