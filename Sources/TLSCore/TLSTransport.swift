@@ -251,6 +251,11 @@ package final class TLSTransportIO {
     package private(set) var failureErrno: Int32?
     /// True once a read saw end-of-stream.
     package private(set) var reachedEndOfStream = false
+    /// The `errno` of the first failed call. A failed transport stays failed: later
+    /// calls report the same error without touching the stream. (GnuTLS swallows a
+    /// write error that follows a partial write and pushes again; a one-off failure
+    /// would then go unreported there while OpenSSL reports it.)
+    private var deadErrno: Int32?
 
     /// Record framing of the incoming bytes, followed while ``tracksRecords`` is on.
     private var records = RecordTracker()
@@ -270,13 +275,19 @@ package final class TLSTransportIO {
     /// Reads for the backend; the result is recorded.
     package func read(into buffer: UnsafeMutableRawBufferPointer) -> TLSIOResult {
         if buffer.count == 0 { return .transferred(0) }
+        if let deadErrno {
+            failureErrno = deadErrno
+            return .failed(errno: deadErrno)
+        }
         let result = stream.read(into: buffer)
         switch result {
         case .transferred(let count):
             if tracksRecords { records.consume(UnsafeRawBufferPointer(rebasing: buffer.prefix(count))) }
         case .wouldBlock: break
         case .endOfStream: reachedEndOfStream = true
-        case .failed(let error): failureErrno = error
+        case .failed(let error):
+            failureErrno = error
+            deadErrno = error
         }
         return result
     }
@@ -284,12 +295,20 @@ package final class TLSTransportIO {
     /// Writes for the backend; the result is recorded.
     package func write(_ bytes: UnsafeRawBufferPointer) -> TLSIOResult {
         if bytes.count == 0 { return .transferred(0) }
+        if let deadErrno {
+            failureErrno = deadErrno
+            return .failed(errno: deadErrno)
+        }
         let result = stream.write(bytes)
         switch result {
         case .transferred: break
         case .wouldBlock: break
-        case .endOfStream: failureErrno = EPIPE
-        case .failed(let error): failureErrno = error
+        case .endOfStream:
+            failureErrno = EPIPE
+            deadErrno = EPIPE
+        case .failed(let error):
+            failureErrno = error
+            deadErrno = error
         }
         return result
     }
