@@ -307,6 +307,17 @@ public struct TLSConfiguration: Sendable, Hashable {
         return result + additionalCredentials
     }
 
+    /// True when a server has something to present: primary or SNI credentials.
+    package var hasServerIdentity: Bool {
+        !primaryCredentials.isEmpty || !serverNameCredentials.isEmpty
+    }
+
+    /// True when a client must know the peer's name: full verification with pins (if
+    /// any) in addition to the chain.
+    package var needsServerName: Bool {
+        certificateVerification == .fullVerification && pinningMode == .inAdditionToChainVerification
+    }
+
     /// ``cipherSuites`` as named suites; throws for an unknown name.
     package var resolvedCipherSuites: [TLSCipherSuite]? {
         get throws {

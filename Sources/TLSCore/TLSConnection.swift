@@ -178,9 +178,21 @@ public final class TLSConnection {
     }
 
     private func startSession(role: TLSRole, transport: TLSTransportIO) -> (any TLSSessionEngine)? {
-        let name = role == .client ? (serverName ?? context.configuration.serverName) : nil
+        let configuration = context.configuration
+        let name = role == .client ? (serverName ?? configuration.serverName) : nil
         if let name, !TLSHostName.isValidServerName(name) {
             _ = misuse(.invalidConfiguration, "serverName \"\(name)\" is neither a DNS name nor an IP address")
+            return nil
+        }
+        // Checked here once for every backend; nothing has been sent yet.
+        if role == .server && !configuration.hasServerIdentity {
+            _ = misuse(.invalidConfiguration, "a server needs a certificate chain and private key")
+            return nil
+        }
+        if role == .client && name == nil && configuration.needsServerName {
+            _ = misuse(.invalidConfiguration,
+                "host-name verification needs a serverName: set TLSConfiguration.serverName or "
+                + "TLSConnection.serverName, or choose .noHostnameVerification explicitly")
             return nil
         }
         do {

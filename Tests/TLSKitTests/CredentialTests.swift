@@ -166,6 +166,24 @@ struct CredentialTests {
         }
     }
 
+    @Test("a server with SNI identities only: a matching client is served, the same on every backend", arguments: allBackends)
+    func serverNameIdentitiesOnly(backend: Backend) throws {
+        let f = try Self.factory.get()
+        try f.issue("only", issuer: "inter", names: ["only.example"])
+        var configuration = TLSConfiguration()
+        configuration.serverNameCredentials = [TLSServerNameCredentials(
+            serverNames: ["only.example"],
+            credentials: [.certificateChain(.pem(try f.read("only.pem") + f.read("inter.pem")), privateKey: .file(f.path("only.key")))])]
+        let server = try backend.type.makeContext(configuration)
+        let link = Self.expectHandshake(try MemoryLink(client: Self.client(backend, host: "only.example"), server: server), "SNI only")
+        #expect(link.client.peerCertificateInfo?.dnsNames == ["only.example"])
+        // No identity at all is refused before anything is sent, on either role's check.
+        let empty = try backend.type.makeContext(TLSConfiguration()).makeConnection()
+        try empty.setTransport(.memory(TLSMemoryPair()))
+        #expect(empty.step { $0.accept() } == Step(-1, .ssl))
+        #expect(empty.lastError?.code == .invalidConfiguration)
+    }
+
     @Test("RSA and ECDSA identities both offered: a client that accepts only RSA signatures gets the RSA one",
           arguments: allBackends)
     func rsaAndECDSA(backend: Backend) throws {

@@ -19,7 +19,6 @@ final class GnuTLSContextEngine: TLSContextEngine, @unchecked Sendable {
     let serverNameCredentials: [(entry: TLSServerNameCredentials, credentials: GnuTLSCertificateCredentials)]
     let priorities: gnutls_priority_t
     /// True when a server has something to present (primary or SNI identities).
-    let hasCertificate: Bool
     /// The 64-byte GnuTLS ticket master key given to every server session; nil when
     /// tickets are off. GnuTLS derives time-rotated ticket keys from it.
     let ticketMasterKey: [UInt8]?
@@ -33,7 +32,6 @@ final class GnuTLSContextEngine: TLSContextEngine, @unchecked Sendable {
         serverNameCredentials = try configuration.serverNameCredentials.map {
             ($0, try GnuTLSCertificateCredentials(configuration: configuration, identities: $0.credentials))
         }
-        hasCertificate = !configuration.primaryCredentials.isEmpty || !configuration.serverNameCredentials.isEmpty
 
         var prioritiesOrNil: gnutls_priority_t?
         let priorityString = try Self.priorityString(configuration)
@@ -129,17 +127,7 @@ final class GnuTLSContextEngine: TLSContextEngine, @unchecked Sendable {
     }
 
     func makeSession(role: TLSRole, transport: TLSTransportIO, serverName: String?) throws -> any TLSSessionEngine {
-        if role == .server && !hasCertificate {
-            throw GnuTLS.error(.invalidConfiguration, "a server needs a certificate chain and private key")
-        }
-        // Pins instead of the chain: no host name is checked, none is needed.
-        if role == .client && serverName == nil && configuration.certificateVerification == .fullVerification
-            && configuration.pinningMode == .inAdditionToChainVerification {
-            throw GnuTLS.error(.invalidConfiguration,
-                "host-name verification needs a serverName: set TLSConfiguration.serverName or "
-                + "TLSConnection.serverName, or choose .noHostnameVerification explicitly")
-        }
-        return try GnuTLSSession(context: self, role: role, transport: transport, serverName: serverName)
+        try GnuTLSSession(context: self, role: role, transport: transport, serverName: serverName)
     }
 }
 

@@ -14,8 +14,6 @@ final class OpenSSLContextEngine: TLSContextEngine, @unchecked Sendable {
     /// The server's ALPN list in wire format, at a stable address for the selection
     /// callback (which hands OpenSSL a pointer into it).
     let alpnWire: UnsafeMutableBufferPointer<UInt8>
-    /// True when the primary context carries a certificate.
-    let hasIdentity: Bool
     /// SNI entries and their contexts, in configuration order.
     let serverNameContexts: [(entry: TLSServerNameCredentials, ctx: OpaquePointer)]
 
@@ -41,7 +39,6 @@ final class OpenSSLContextEngine: TLSContextEngine, @unchecked Sendable {
             alpnWire.deallocate()
             throw error
         }
-        hasIdentity = !configuration.primaryCredentials.isEmpty
         let me = Unmanaged.passUnretained(self).toOpaque()
         let selectsALPN = alpnWire.count > 0 || configuration.applicationProtocolSelector != nil
         for context in [ctx] + serverNameContexts.map(\.ctx) where selectsALPN {

@@ -28,16 +28,7 @@ final class OpenSSLSession: TLSSessionEngine {
     init(context: OpenSSLContextEngine, role: TLSRole, transport: TLSTransportIO, serverName: String?) throws {
         let backend = OpenSSLBackend.name
         let configuration = context.configuration
-        if role == .server && !context.hasIdentity {
-            throw TLSError(.invalidConfiguration, "a server needs a certificate chain and private key", backend: backend)
-        }
         let policy = TLSPeerPolicy(configuration: configuration, role: role, serverName: serverName)
-        if role == .client && configuration.certificateVerification == .fullVerification
-            && configuration.pinningMode == .inAdditionToChainVerification && serverName == nil {
-            throw TLSError(.invalidConfiguration,
-                "host-name verification needs a serverName (set TLSConfiguration.serverName or TLSConnection.serverName, or use .noHostnameVerification explicitly)",
-                backend: backend)
-        }
         ERR_clear_error()
         guard let ssl = SSL_new(context.ctx) else {
             throw TLSError(.internalError, "SSL_new: \(OpenSSLErrorQueue.drainText())", backend: backend)
