@@ -127,6 +127,11 @@ final class GnuTLSCertificateCredentials: @unchecked Sendable {
     /// is the leaf's.
     private func add(_ certificates: [gnutls_x509_crt_t], _ key: gnutls_x509_privkey_t,
                      mismatch: String, what: String) throws {
+        // Checked here first: on a mismatch gnutls_certificate_set_x509_key (3.7.9) leaks the
+        // private-key copy it made (found by the configuration fuzzer under LeakSanitizer).
+        guard let leaf = certificates.first, Self.keyID(ofCertificate: leaf) == Self.keyID(ofPrivateKey: key) else {
+            throw GnuTLS.error(.keyCertificateMismatch, mismatch)
+        }
         var list: [gnutls_x509_crt_t?] = certificates
         let result = gnutls_certificate_set_x509_key(handle, &list, Int32(list.count), key)
         if result == GNUTLS_E_CERTIFICATE_KEY_MISMATCH {
@@ -135,6 +140,22 @@ final class GnuTLSCertificateCredentials: @unchecked Sendable {
         if result < 0 {
             throw GnuTLS.error(.badCertificate, "loading \(what)", result)
         }
+    }
+
+    /// SHA-256 key ID of a certificate's public key, nil if it cannot be computed.
+    private static func keyID(ofCertificate certificate: gnutls_x509_crt_t) -> [UInt8]? {
+        var id = [UInt8](repeating: 0, count: 64)
+        var size = id.count
+        guard gnutls_x509_crt_get_key_id(certificate, UInt32(GNUTLS_KEYID_USE_SHA256.rawValue), &id, &size) >= 0 else { return nil }
+        return Array(id.prefix(size))
+    }
+
+    /// SHA-256 key ID of a private key's public half, nil if it cannot be computed.
+    private static func keyID(ofPrivateKey key: gnutls_x509_privkey_t) -> [UInt8]? {
+        var id = [UInt8](repeating: 0, count: 64)
+        var size = id.count
+        guard gnutls_x509_privkey_get_key_id(key, UInt32(GNUTLS_KEYID_USE_SHA256.rawValue), &id, &size) >= 0 else { return nil }
+        return Array(id.prefix(size))
     }
 
     /// Our own chain must meet the 112-bit level the peer's chain is held to, as OpenSSL's
