@@ -166,6 +166,22 @@ func socketPair(nonBlocking: Bool = false) throws -> (Int32, Int32) {
     return (fds[0], fds[1])
 }
 
+/// A descriptor number that was open and is now closed, chosen at the top of the
+/// descriptor table: descriptors are allocated lowest-first, so tests running in
+/// parallel do not reuse it (a just-closed low number would be reused at once).
+func makeClosedDescriptor() throws -> Int32 {
+    var limit = rlimit()
+    getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+    let (a, b) = try socketPair()
+    defer { close(a); close(b) }
+    let high = Int32(clamping: min(limit.rlim_cur, 65_536)) - 1
+    guard dup2(a, high) == high else {
+        throw TLSError(.transportFailure, "dup2 to \(high) failed", backend: "tests", errno: errno)
+    }
+    close(high)
+    return high
+}
+
 /// A scratch directory for files handed to external tools.
 func temporaryDirectory() throws -> URL {
     let url = FileManager.default.temporaryDirectory.appendingPathComponent("tlskit-tests-\(UUID().uuidString)")
