@@ -279,6 +279,11 @@ struct CredentialTests {
         #expect(fingerprint.contains(info.sha256FingerprintText), "\(fingerprint) vs \(info.sha256FingerprintText)")
         let serial = try f.openssl(["x509", "-in", f.path("good.pem"), "-noout", "-serial"])
         #expect(serial.lowercased().contains(info.serialNumber), "\(serial) vs \(info.serialNumber)")
+        // RFC 7469 pin: SHA-256 of the whole SubjectPublicKeyInfo DER.
+        let publicKey = try f.openssl(["x509", "-in", f.path("good.pem"), "-noout", "-pubkey"])
+        try f.openssl(["pkey", "-pubin", "-outform", "DER", "-out", f.path("good.spki")], input: publicKey)
+        let spkiDigest = try f.openssl(["dgst", "-sha256", "-r", f.path("good.spki")])
+        #expect(spkiDigest.hasPrefix(info.spkiSHA256.map { String(format: "%02x", $0) }.joined()), "\(spkiDigest)")
         let error = try #require(throws: TLSError.self) { try backend.type.certificateInfo(der: [1, 2, 3]) }
         #expect(error.code == .badCertificate)
     }

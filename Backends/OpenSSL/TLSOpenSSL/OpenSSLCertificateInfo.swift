@@ -64,9 +64,20 @@ enum OpenSSLCertificateParser {
         }
         if serial.isEmpty { serial = "0" }
 
-        var spkiDigest = [UInt8](repeating: 0, count: 32)
-        var spkiLength: UInt32 = 0
-        X509_pubkey_digest(certificate, EVP_sha256(), &spkiDigest, &spkiLength)
+        // RFC 7469: the hash of the whole SubjectPublicKeyInfo DER (X509_pubkey_digest
+        // would hash the key's BIT STRING only).
+        var spki: [UInt8] = []
+        if let publicKey = X509_get_X509_PUBKEY(certificate) {
+            let length = i2d_X509_PUBKEY(publicKey, nil)
+            if length > 0 {
+                spki = [UInt8](repeating: 0, count: Int(length))
+                spki.withUnsafeMutableBufferPointer { buffer in
+                    var cursor: UnsafeMutablePointer<UInt8>? = buffer.baseAddress
+                    _ = i2d_X509_PUBKEY(publicKey, &cursor)
+                }
+            }
+        }
+        let spkiDigest = sha256(spki)
 
         return TLSCertificateInfo(
             subject: name(X509_get_subject_name(certificate)),
@@ -95,10 +106,12 @@ enum OpenSSLCertificateParser {
         return Int64(timegm(&broken))
     }
 
-    static func sha256(_ bytes: [UInt8]) -> [UInt8] {
+    static func sha256(_ bytes: [UInt8]) -> [UInt8] { bytes.withUnsafeBytes(sha256) }
+
+    static func sha256(_ bytes: UnsafeRawBufferPointer) -> [UInt8] {
         var digest = [UInt8](repeating: 0, count: 32)
         var length: UInt32 = 0
-        _ = bytes.withUnsafeBytes { EVP_Digest($0.baseAddress, $0.count, &digest, &length, EVP_sha256(), nil) }
+        _ = EVP_Digest(bytes.baseAddress, bytes.count, &digest, &length, EVP_sha256(), nil)
         return digest
     }
 }
