@@ -153,24 +153,31 @@ package struct TLSPeerPolicy: Sendable {
         pinsOnly = configuration.pinningMode == .insteadOfChainVerification
     }
 
-    /// The first failure for this leaf, or nil when it passes.
-    package func check(leaf: TLSCertificateInfo) -> TLSError.VerificationFailure? {
-        if let hostname, !TLSHostName.matches(hostname, certificate: leaf) { return .hostnameMismatch }
-        if !pins.isEmpty && !pins.contains(leaf.spkiSHA256) { return .pinMismatch }
-        return nil
-    }
+    /// True when ``check(leafDER:sha256:)`` has anything to check.
+    package var checksLeaf: Bool { hostname != nil || !pins.isEmpty }
 
-    /// A human-readable reason for a failure of ``check(leaf:)``.
-    package func explain(_ failure: TLSError.VerificationFailure, leaf: TLSCertificateInfo) -> String {
-        switch failure {
-        case .hostnameMismatch:
-            let names = leaf.dnsNames + leaf.ipAddresses
-            return "the certificate is not valid for \(hostname ?? "?"): it names \(names.isEmpty ? "CN=\(leaf.commonName ?? "")" : names.joined(separator: ", "))"
-        case .pinMismatch:
-            return "the peer's public key (SPKI SHA-256 \(leaf.spkiSHA256.map { String(format2: $0) }.joined())) is not pinned"
-        default:
-            return "\(failure)"
+    /// The leaf (DER, as the library received and parsed it) against the host name and
+    /// the pins: nil when it passes, else the first failure and a reason to show.
+    /// `sha256` is the backend's digest, used only when pinning.
+    package func check(
+        leafDER: UnsafeRawBufferPointer, sha256: (UnsafeRawBufferPointer) -> [UInt8]
+    ) -> (failure: TLSError.VerificationFailure, reason: String)? {
+        guard checksLeaf else { return nil }
+        guard let leaf = TLSLeafIdentity(der: leafDER) else {
+            return (.other, "the certificate's names and public key cannot be read (malformed DER)")
         }
+        if let hostname, !TLSHostName.matches(hostname, leaf: leaf) {
+            let names = leaf.dnsNames + leaf.ipAddresses
+            return (.hostnameMismatch, "the certificate is not valid for \(hostname): it names "
+                    + (names.isEmpty ? "CN=\(leaf.commonName ?? "")" : names.joined(separator: ", ")))
+        }
+        if !pins.isEmpty {
+            let digest = sha256(UnsafeRawBufferPointer(rebasing: leafDER[leaf.subjectPublicKeyInfo]))
+            if !pins.contains(digest) {
+                return (.pinMismatch, "the peer's public key (SPKI SHA-256 \(digest.map { String(format2: $0) }.joined())) is not pinned")
+            }
+        }
+        return nil
     }
 }
 

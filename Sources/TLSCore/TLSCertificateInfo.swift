@@ -76,15 +76,25 @@ extension TLSHostName {
     ///   match); partial-label wildcards (`f*.example.com`, `*x.example.com`) never match,
     ///   and a wildcard never matches an IDNA A-label (`xn--…`).
     package static func matches(_ name: String, certificate: TLSCertificateInfo) -> Bool {
+        matches(name, dnsNames: certificate.dnsNames, ipAddresses: certificate.ipAddresses,
+                commonName: certificate.commonName)
+    }
+
+    /// ``matches(_:certificate:)`` on the leaf's names as ``TLSLeafIdentity`` reads them.
+    package static func matches(_ name: String, leaf: TLSLeafIdentity) -> Bool {
+        matches(name, dnsNames: leaf.dnsNames, ipAddresses: leaf.ipAddresses, commonName: leaf.commonName)
+    }
+
+    private static func matches(_ name: String, dnsNames: [String], ipAddresses: [String], commonName: String?) -> Bool {
         if let address = ipAddressBytes(name) {
-            return certificate.ipAddresses.contains { ipAddressBytes($0) == address }
+            return ipAddresses.contains { ipAddressBytes($0) == address }
         }
         let host = normalised(verificationName(name))
         guard !host.isEmpty else { return false }
-        if !certificate.dnsNames.isEmpty || !certificate.ipAddresses.isEmpty {
-            return certificate.dnsNames.contains { pattern($0, matches: host) }
+        if !dnsNames.isEmpty || !ipAddresses.isEmpty {
+            return dnsNames.contains { pattern($0, matches: host) }
         }
-        guard let commonName = certificate.commonName, ipAddressBytes(commonName) == nil else { return false }
+        guard let commonName, ipAddressBytes(commonName) == nil else { return false }
         return pattern(commonName, matches: host)
     }
 

@@ -207,17 +207,9 @@ final class GnuTLSSession: TLSSessionEngine {
             verifyStatus = status
             if status != 0 { return GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR }
         }
-        if policy.hostname == nil && policy.pins.isEmpty { return 0 }
-        let leaf: TLSCertificateInfo
-        do {
-            leaf = try GnuTLSCertificateParser.info(der: GnuTLS.copy(list[0]))
-        } catch {
-            verifyStatus = nil
-            verifyError = GNUTLS_E_CERTIFICATE_ERROR
-            return GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR
-        }
-        if let failure = policy.check(leaf: leaf) {
-            policyFailure = (failure, policy.explain(failure, leaf: leaf))
+        let leaf = UnsafeRawBufferPointer(start: list[0].data, count: Int(list[0].size))
+        if let (failure, reason) = policy.check(leafDER: leaf, sha256: GnuTLSCertificateParser.sha256) {
+            policyFailure = (failure, reason)
             return GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR
         }
         return 0

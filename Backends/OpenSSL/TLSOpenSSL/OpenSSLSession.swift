@@ -364,10 +364,12 @@ private func openSSLVerifyCallback(_ preverified: Int32, _ store: OpaquePointer?
                             || error == X509_V_ERR_CRL_NOT_YET_VALID) { return 1 }
     // Pins instead of the chain: every chain error is ignored; only the leaf's key counts.
     if preverified == 0 && !policy.pinsOnly { return 0 }
-    guard X509_STORE_CTX_get_error_depth(store) == 0, let leaf = X509_STORE_CTX_get_current_cert(store) else { return 1 }
-    let info = OpenSSLCertificateParser.info(leaf)
-    guard let failure = policy.check(leaf: info) else { return 1 }
-    session.policyFailure = (failure, policy.explain(failure, leaf: info), failure.alert)
+    guard policy.checksLeaf, X509_STORE_CTX_get_error_depth(store) == 0,
+          let leaf = X509_STORE_CTX_get_current_cert(store) else { return 1 }
+    let der = OpenSSLPEM.der(leaf)
+    let verdict = der.withUnsafeBytes { policy.check(leafDER: $0, sha256: OpenSSLCertificateParser.sha256) }
+    guard let (failure, reason) = verdict else { return 1 }
+    session.policyFailure = (failure, reason, failure.alert)
     // The X509 error decides libssl's alert: both give bad_certificate, as GnuTLS sends.
     X509_STORE_CTX_set_error(store, failure == .hostnameMismatch ? X509_V_ERR_HOSTNAME_MISMATCH : X509_V_ERR_CERT_REJECTED)
     return 0

@@ -1,0 +1,172 @@
+/// What ``TLSPeerPolicy`` reads from the peer's leaf certificate: the names it is valid
+/// for and where its public key is, read straight from the DER.
+///
+/// Both backends hand the policy the leaf's DER once their library has parsed it (and,
+/// unless pins replace chain verification, verified its chain), so this reader never
+/// sees bytes the library rejected; it still refuses anything that is not well-formed
+/// DER, and the policy then fails the handshake. Reading the few fields needed here
+/// costs a few microseconds, where importing the certificate again into the library's
+/// own X.509 structures cost 4% of a GnuTLS handshake.
+package struct TLSLeafIdentity: Sendable {
+    /// The first common name (OID 2.5.4.3) of the subject, if any.
+    package var commonName: String?
+    /// dNSName entries of the subjectAltName extension, as written (never cut at a NUL).
+    package var dnsNames: [String] = []
+    /// iPAddress entries of the subjectAltName extension, in text form.
+    package var ipAddresses: [String] = []
+    /// Where the SubjectPublicKeyInfo (tag and length included) is in the DER.
+    package var subjectPublicKeyInfo: Range<Int>
+
+    /// Reads a DER certificate; nil when it is not a well-formed X.509 certificate.
+    package init?(der: UnsafeRawBufferPointer) {
+        do { self = try Self.read(der) } catch { return nil }
+    }
+
+    private init(subjectPublicKeyInfo: Range<Int>) { self.subjectPublicKeyInfo = subjectPublicKeyInfo }
+
+    private struct Malformed: Error {}
+
+    private static func read(_ der: UnsafeRawBufferPointer) throws -> TLSLeafIdentity {
+        var top = DERReader(der, der.indices)
+        let certificate = try top.expect(DERReader.sequence)
+        if try top.next() != nil { throw Malformed() }                   // nothing after it
+        var fields = top.reader(certificate.content)
+        var tbs = fields.reader(try fields.expect(DERReader.sequence).content)
+        var element = try tbs.next()
+        if element?.tag == 0xA0 { element = try tbs.next() }              // [0] version
+        guard element?.tag == 0x02 else { throw Malformed() }             // serialNumber
+        _ = try tbs.expect(DERReader.sequence)                            // signature
+        _ = try tbs.expect(DERReader.sequence)                            // issuer
+        _ = try tbs.expect(DERReader.sequence)                            // validity
+        let subject = try tbs.expect(DERReader.sequence)
+        let key = try tbs.expect(DERReader.sequence)
+        var identity = TLSLeafIdentity(subjectPublicKeyInfo: key.whole)
+        identity.commonName = try firstCommonName(tbs.reader(subject.content))
+        while let optional = try tbs.next() {                             // [1], [2], [3] extensions
+            guard optional.tag == 0xA3 else { continue }
+            var wrapper = tbs.reader(optional.content)
+            var extensions = wrapper.reader(try wrapper.expect(DERReader.sequence).content)
+            while let item = try extensions.next() {
+                guard item.tag == DERReader.sequence else { throw Malformed() }
+                var parts = extensions.reader(item.content)
+                let oid = try parts.expect(0x06)
+                var value = try parts.next()
+                if value?.tag == 0x01 { value = try parts.next() }        // critical
+                guard let value, value.tag == 0x04 else { throw Malformed() }
+                if parts.bytes(oid.content).elementsEqual([0x55, 0x1D, 0x11]) {   // 2.5.29.17
+                    try identity.readSubjectAltNames(parts.reader(value.content))
+                }
+            }
+        }
+        return identity
+    }
+
+    /// GeneralNames: dNSName [2] IA5String and iPAddress [7] OCTET STRING; others skipped.
+    private mutating func readSubjectAltNames(_ reader: DERReader) throws {
+        var outer = reader
+        var entries = outer.reader(try outer.expect(DERReader.sequence).content)
+        while let entry = try entries.next() {
+            let bytes = entries.bytes(entry.content)
+            switch entry.tag {
+            case 0x82: dnsNames.append(String(decoding: bytes, as: UTF8.self))
+            case 0x87:
+                guard let text = TLSHostName.ipAddressText(Array(bytes)) else { throw Malformed() }
+                ipAddresses.append(text)
+            default: continue
+            }
+        }
+    }
+
+    /// The value of the first CN in a Name (SEQUENCE OF SET OF AttributeTypeAndValue), nil
+    /// when there is none.
+    private static func firstCommonName(_ reader: DERReader) throws -> String? {
+        var relativeNames = reader
+        while let set = try relativeNames.next() {
+            guard set.tag == 0x31 else { throw Malformed() }
+            var attributes = relativeNames.reader(set.content)
+            while let attribute = try attributes.next() {
+                guard attribute.tag == DERReader.sequence else { throw Malformed() }
+                var parts = attributes.reader(attribute.content)
+                let type = try parts.expect(0x06)
+                guard let value = try parts.next() else { throw Malformed() }
+                if parts.bytes(type.content).elementsEqual([0x55, 0x04, 0x03]) {
+                    return decodeString(tag: value.tag, parts.bytes(value.content))
+                }
+            }
+        }
+        return nil
+    }
+
+    /// A directory string as text, as libcrypto's `ASN1_STRING_to_UTF8` converts it.
+    private static func decodeString(tag: UInt8, _ bytes: UnsafeRawBufferPointer) -> String {
+        switch tag {
+        case 0x1E: // BMPString: UTF-16BE
+            let units = stride(from: 0, to: bytes.count - 1, by: 2).map { UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]) }
+            return String(decoding: units, as: UTF16.self)
+        case 0x1C: // UniversalString: UTF-32BE
+            var scalars = String.UnicodeScalarView()
+            for offset in stride(from: 0, to: bytes.count - 3, by: 4) {
+                var value: UInt32 = 0
+                for byte in bytes[offset..<offset + 4] { value = value << 8 | UInt32(byte) }
+                scalars.append(Unicode.Scalar(value) ?? "\u{FFFD}")
+            }
+            return String(scalars)
+        case 0x14: // T61String, read as Latin-1 (as libcrypto does)
+            return String(String.UnicodeScalarView(bytes.map { Unicode.Scalar($0) }))
+        default:   // UTF8String, PrintableString, IA5String, …
+            return String(decoding: bytes, as: UTF8.self)
+        }
+    }
+}
+
+/// Walks DER tag-length-value elements (definite lengths, single-byte tags) inside a range.
+private struct DERReader {
+    static let sequence: UInt8 = 0x30
+
+    private let buffer: UnsafeRawBufferPointer
+    private var index: Int
+    private let end: Int
+
+    init(_ buffer: UnsafeRawBufferPointer, _ range: Range<Int>) {
+        self.buffer = buffer
+        self.index = range.lowerBound
+        self.end = range.upperBound
+    }
+
+    struct Malformed: Error {}
+
+    /// The next element: its tag, content range and whole range; nil at the end. Throws on
+    /// anything but well-formed DER (a truncated element, a length past the end).
+    mutating func next() throws -> (tag: UInt8, content: Range<Int>, whole: Range<Int>)? {
+        if index == end { return nil }
+        let start = index
+        guard end - index >= 2, buffer[index] & 0x1F != 0x1F else { throw Malformed() }
+        let tag = buffer[index]
+        var cursor = index + 1
+        let first = buffer[cursor]
+        cursor += 1
+        var length = Int(first)
+        if first >= 0x80 {
+            let count = Int(first & 0x7F)
+            guard (1...3).contains(count), end - cursor >= count else { throw Malformed() }
+            length = 0
+            for _ in 0..<count {
+                length = length << 8 | Int(buffer[cursor])
+                cursor += 1
+            }
+        }
+        guard length <= end - cursor else { throw Malformed() }
+        index = cursor + length
+        return (tag, cursor..<index, start..<index)
+    }
+
+    /// The next element, which must exist and have this tag.
+    mutating func expect(_ tag: UInt8) throws -> (tag: UInt8, content: Range<Int>, whole: Range<Int>) {
+        guard let element = try next(), element.tag == tag else { throw Malformed() }
+        return element
+    }
+
+    func reader(_ range: Range<Int>) -> DERReader { DERReader(buffer, range) }
+
+    func bytes(_ range: Range<Int>) -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: buffer[range]) }
+}
