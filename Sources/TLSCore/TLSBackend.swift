@@ -213,7 +213,9 @@ package protocol TLSSessionEngine: AnyObject {
     /// after the server's NewSessionTicket has been read).
     var exportedSession: [UInt8]? { get }
     /// Client role: resume this session (before the handshake). False if unusable.
-    func resume(from bytes: [UInt8]) -> Bool
+    /// A backend that must decode ``TLSSession/bytes`` keeps the decoded form in
+    /// ``TLSSession/decoded``, so that a session is decoded once, not per connection.
+    func resume(from session: TLSSession) -> Bool
     /// RFC 5705 / RFC 8446 §7.5 exporter; nil when the library refuses.
     func exportKeyingMaterial(label: String, context: [UInt8]?, length: Int) -> [UInt8]?
     /// Sends a TLS 1.3 KeyUpdate (asking the peer to update too when `updatePeer`).
@@ -229,7 +231,7 @@ extension TLSSessionEngine {
     package var localCertificate: [UInt8]? { nil }
     package var isSessionReused: Bool { false }
     package var exportedSession: [UInt8]? { nil }
-    package func resume(from bytes: [UInt8]) -> Bool { false }
+    package func resume(from session: TLSSession) -> Bool { false }
     package func exportKeyingMaterial(label: String, context: [UInt8]?, length: Int) -> [UInt8]? { nil }
     package func requestKeyUpdate(updatePeer: Bool) -> TLSEngineStatus {
         .failure(TLSError(.unsupported, "KeyUpdate is not supported by this backend", backend: "TLSKit"))

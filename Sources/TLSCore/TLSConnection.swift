@@ -198,7 +198,7 @@ public final class TLSConnection {
         do {
             let engine = try context.engine.makeSession(role: role, transport: transport, serverName: name)
             self.engine = engine
-            if let pendingSession, role == .client, !engine.resume(from: pendingSession.bytes) {
+            if let pendingSession, role == .client, !engine.resume(from: pendingSession) {
                 _ = fail(TLSError(.invalidConfiguration, "the session given to setSession(_:) cannot be resumed by \(backendName)",
                                   backend: backendName), transport: transport, result: -1)
                 return nil

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// Chooses the ALPN protocol on a server from the client's offered list.
 ///
 /// Return one of the offered names, or nil to refuse the connection with the fatal
@@ -77,16 +79,50 @@ public enum TLSOCSPStapling: Sendable, Hashable {
 
 /// A resumable TLS session, exported by a client after a handshake and given back to a
 /// later connection (in this process or another one) to resume it.
+///
+/// Two sessions are equal when their ``bytes`` and ``backend`` are.
 public struct TLSSession: Sendable, Hashable {
     /// The backend's own serialisation of the session (contains secrets: store it safely).
     public let bytes: [UInt8]
     /// The backend that produced it: a session resumes only on the same backend.
     public let backend: String
+    /// The backend's decoded form of ``bytes``, made by the first connection that
+    /// resumes this session and shared by every copy of this value.
+    package let decoded = TLSDecodedSession()
 
     /// Rebuilds a session from bytes produced by ``bytes`` on `backend`.
     public init(bytes: [UInt8], backend: String) {
         self.bytes = bytes
         self.backend = backend
+    }
+
+    public static func == (lhs: TLSSession, rhs: TLSSession) -> Bool {
+        lhs.bytes == rhs.bytes && lhs.backend == rhs.backend
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(bytes)
+        hasher.combine(backend)
+    }
+}
+
+/// A backend's decoded session, kept with a ``TLSSession`` (OpenSSL: an `SSL_SESSION`,
+/// whose decoding parses the server's certificate: a third of a resumed handshake).
+package final class TLSDecodedSession: Sendable {
+    private let storage = Mutex<(any AnyObject & Sendable)?>(nil)
+
+    package init() {}
+
+    /// The decoded form of type `Decoded`, made by `decode` the first time.
+    package func value<Decoded: AnyObject & Sendable>(
+        as type: Decoded.Type, decode: () -> Decoded?
+    ) -> Decoded? {
+        storage.withLock { stored in
+            if let existing = stored as? Decoded { return existing }
+            let made = decode()
+            if let made { stored = made }
+            return made
+        }
     }
 }
 

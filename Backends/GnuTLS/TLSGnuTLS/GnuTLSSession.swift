@@ -713,9 +713,11 @@ final class GnuTLSSession: TLSSessionEngine {
         return bytes.isEmpty ? nil : bytes
     }
 
-    func resume(from bytes: [UInt8]) -> Bool {
+    /// `gnutls_session_set_data` unpacks the bytes itself; there is no decoded form to keep.
+    func resume(from session: TLSSession) -> Bool {
+        let bytes = session.bytes
         guard role == .client, !bytes.isEmpty else { return false }
-        return bytes.withUnsafeBytes { gnutls_session_set_data(session, $0.baseAddress, $0.count) } >= 0
+        return bytes.withUnsafeBytes { gnutls_session_set_data(self.session, $0.baseAddress, $0.count) } >= 0
     }
 
     /// `gnutls_prf_rfc5705`: a nil context is "no context" (TLS 1.2 tells it apart from an

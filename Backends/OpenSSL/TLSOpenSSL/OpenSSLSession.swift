@@ -268,14 +268,17 @@ final class OpenSSLSession: TLSSessionEngine {
         return bytes
     }
 
-    func resume(from bytes: [UInt8]) -> Bool {
-        let session: OpaquePointer? = bytes.withUnsafeBufferPointer { buffer in
-            var cursor: UnsafePointer<UInt8>? = buffer.baseAddress
-            return d2i_SSL_SESSION(nil, &cursor, buffer.count)
+    /// The session is decoded once per ``TLSSession`` (`d2i_SSL_SESSION` parses the
+    /// server's certificate: a third of a resumed handshake) and each connection gets
+    /// its own copy: libssl marks the `SSL_SESSION` it used not-resumable when that
+    /// connection ends without close_notify, which must not spoil the shared one.
+    func resume(from session: TLSSession) -> Bool {
+        let decoded = session.decoded.value(as: OpenSSLDecodedSession.self) {
+            OpenSSLDecodedSession(bytes: session.bytes)
         }
-        guard let session else { ERR_clear_error(); return false }
-        defer { SSL_SESSION_free(session) }
-        return SSL_set_session(ssl, session) == 1
+        guard let decoded, let copy = SSL_SESSION_dup(decoded.pointer) else { ERR_clear_error(); return false }
+        defer { SSL_SESSION_free(copy) }
+        return SSL_set_session(ssl, copy) == 1
     }
 
     func exportKeyingMaterial(label: String, context: [UInt8]?, length: Int) -> [UInt8]? {
@@ -344,6 +347,24 @@ final class OpenSSLSession: TLSSessionEngine {
         guard role == .server, let name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) else { return nil }
         return String(cString: name)
     }
+}
+
+/// An `SSL_SESSION` decoded from ``TLSSession/bytes``, never given to a connection
+/// itself (connections get `SSL_SESSION_dup` copies), so only read after `init`.
+final class OpenSSLDecodedSession: @unchecked Sendable {
+    let pointer: OpaquePointer
+
+    init?(bytes: [UInt8]) {
+        ERR_clear_error()
+        let decoded: OpaquePointer? = bytes.withUnsafeBufferPointer { buffer in
+            var cursor: UnsafePointer<UInt8>? = buffer.baseAddress
+            return d2i_SSL_SESSION(nil, &cursor, buffer.count)
+        }
+        guard let decoded else { ERR_clear_error(); return nil }
+        pointer = decoded
+    }
+
+    deinit { SSL_SESSION_free(pointer) }
 }
 
 /// The verify callback of every session: libssl's verdict on the chain first; then, on
