@@ -1,9 +1,10 @@
+// `package`: the backends hand TLSTransportIO the C library's `iovec`s.
 #if canImport(Glibc)
-import Glibc
+package import Glibc
 #elseif canImport(Musl)
-import Musl
+package import Musl
 #elseif canImport(Darwin)
-import Darwin
+package import Darwin
 #endif
 
 /// The outcome of one transport read or write.
@@ -199,9 +200,15 @@ struct ByteQueue {
     }
 }
 
+/// A stream that can write several buffers in one call (a socket: one `sendmsg`).
+protocol TLSVectorWritable: AnyObject {
+    /// Writes some of the bytes of `vectors`, in order (at least one byte on success).
+    func write(vectors: UnsafeBufferPointer<iovec>) -> TLSIOResult
+}
+
 /// A socket (or pipe) descriptor as a byte stream. `recv`/`send` with `MSG_NOSIGNAL`,
 /// falling back to `read`/`write` for descriptors that are not sockets.
-final class SocketStream: TLSCustomTransport {
+final class SocketStream: TLSCustomTransport, TLSVectorWritable {
     let descriptor: Int32
     private var isSocket = true
 
@@ -239,6 +246,31 @@ final class SocketStream: TLSCustomTransport {
             }
         }
     }
+
+    /// One `sendmsg` (`writev` for a non-socket) for a whole flight of records, as a
+    /// C program's socket transport does, rather than one `send` per record.
+    func write(vectors: UnsafeBufferPointer<iovec>) -> TLSIOResult {
+        let total = vectors.reduce(0) { $0 + $1.iov_len }
+        while true {
+            let n: Int
+            if isSocket {
+                var message = msghdr()
+                message.msg_iov = UnsafeMutablePointer(mutating: vectors.baseAddress)
+                message.msg_iovlen = vectors.count
+                n = sendmsg(descriptor, &message, Int32(MSG_NOSIGNAL))
+            } else {
+                n = writev(descriptor, vectors.baseAddress, Int32(vectors.count))
+            }
+            if n >= 0 { return n == 0 && total > 0 ? .wouldBlock : .transferred(n) }
+            let error = errno
+            switch error {
+            case EINTR: continue
+            case EAGAIN, EWOULDBLOCK: return .wouldBlock
+            case ENOTSOCK where isSocket: isSocket = false; continue
+            default: return .failed(errno: error)
+            }
+        }
+    }
 }
 
 /// The transport as the backends see it: one read and one write entry point for the C
@@ -263,7 +295,13 @@ package final class TLSTransportIO {
     /// it on for the handshake only (before keys exist an alert can arrive unprotected).
     package var tracksRecords = true
 
-    init(_ stream: any TLSCustomTransport) { self.stream = stream }
+    /// The same stream when it writes vectors natively (a socket), cast once.
+    private let vectorStream: (any TLSVectorWritable)?
+
+    init(_ stream: any TLSCustomTransport) {
+        self.stream = stream
+        self.vectorStream = stream as? any TLSVectorWritable
+    }
 
     /// (level, description) of the last complete incoming record if it was an
     /// unprotected 2-byte alert, read while ``tracksRecords`` was on.
@@ -311,6 +349,37 @@ package final class TLSTransportIO {
             deadErrno = error
         }
         return result
+    }
+
+    /// Writes several buffers in order, for a backend that hands over a whole flight at
+    /// once (GnuTLS's vector push). A socket gets them in one system call; another
+    /// stream gets them one ``write(_:)`` after the other, stopping at the first short
+    /// or blocked write. Returns the bytes written (a prefix of the concatenation), or
+    /// what blocked or failed when nothing was.
+    package func write(vectors: UnsafeBufferPointer<iovec>) -> TLSIOResult {
+        if let deadErrno {
+            failureErrno = deadErrno
+            return .failed(errno: deadErrno)
+        }
+        if let vectorStream {
+            if vectors.allSatisfy({ $0.iov_len == 0 }) { return .transferred(0) }
+            let result = vectorStream.write(vectors: vectors)
+            if case .failed(let error) = result {
+                failureErrno = error
+                deadErrno = error
+            }
+            return result
+        }
+        var written = 0
+        for vector in vectors where vector.iov_len > 0 {
+            let result = write(UnsafeRawBufferPointer(start: vector.iov_base, count: vector.iov_len))
+            guard case .transferred(let count) = result else {
+                return written > 0 ? .transferred(written) : result
+            }
+            written += count
+            if count < vector.iov_len { break }
+        }
+        return .transferred(written)
     }
 }
 
