@@ -5,7 +5,7 @@
 //
 //   bench-tlskit handshake --backend B --transport memory|tcp --key ecdsa|rsa --count N --certs DIR
 //   bench-tlskit resume    --backend B --count N --certs DIR [--groups x25519]
-//   bench-tlskit bulk      --backend B --transport memory|tcp --mib M --certs DIR
+//   bench-tlskit bulk      --backend B --transport memory|tcp --mib M --certs DIR [--cipher aes128]
 //   bench-tlskit idle      --backend B --count N --certs DIR
 import BenchSupport
 import TLSKit
@@ -28,6 +28,13 @@ func makeContexts() -> (client: TLSContext, server: TLSContext) {
     if !groups.isEmpty {
         client.keyExchangeGroups = [groups.lowercased()]
         server.keyExchangeGroups = [groups.lowercased()]
+    }
+    // `--cipher aes128`: AES-128-GCM only (the bulk scenario's suite; TLS 1.3 is
+    // negotiated, the TLS 1.2 entries keep the configuration valid for both versions).
+    if arguments["cipher", default: ""] == "aes128" {
+        let suites = ["TLS_AES_128_GCM_SHA256", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"]
+        client.cipherSuites = suites
+        server.cipherSuites = suites
     }
     do {
         return (try backend.makeContext(client), try backend.makeContext(server))
