@@ -9,7 +9,7 @@
 //   bench-nio        swift-nio-ssl (BoringSSL), for comparison
 //
 // plus libBenchMallocCounter.so, an LD_PRELOAD malloc counter. `Benchmarks/run` builds
-// everything in release and prints one table; see Docs/benchmarks.md.
+// everything in release and prints one table; see Docs/performance.md.
 import PackageDescription
 
 let cOptimised: [CSetting] = [.unsafeFlags(["-O2"])]
