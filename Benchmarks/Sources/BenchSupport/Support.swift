@@ -75,6 +75,21 @@ public func benchFail(_ message: String) -> Never {
     exit(1)
 }
 
+/// The cipher suite of a server's first flight (the ServerHello), read from the bytes
+/// on the wire: the way to know what a library that does not report it negotiated.
+public func cipherSuite(inServerFlight bytes: [UInt8]) -> String {
+    // Record header (5), handshake header (4), version (2), random (32), session id.
+    guard bytes.count > 44, bytes[0] == 22, bytes[5] == 2 else { return "unknown" }
+    let index = 44 + Int(bytes[43])
+    guard index + 2 <= bytes.count else { return "unknown" }
+    switch Int(bytes[index]) << 8 | Int(bytes[index + 1]) {
+    case 0x1301: return "TLS_AES_128_GCM_SHA256"
+    case 0x1302: return "TLS_AES_256_GCM_SHA384"
+    case 0x1303: return "TLS_CHACHA20_POLY1305_SHA256"
+    case let other: return "0x" + String(other, radix: 16)
+    }
+}
+
 /// The key-exchange group in a server's first flight (TLS 1.3 ServerHello key_share),
 /// read from the bytes on the wire; "HRR:<group>" for a HelloRetryRequest.
 public func keyShareGroup(inServerFlight bytes: [UInt8]) -> String {

@@ -62,6 +62,8 @@ final class EmbeddedPair {
     let server = EmbeddedChannel()
     let clientWatcher = HandshakeWatcher()
     let serverWatcher = HandshakeWatcher()
+    /// The server's first flight as sent (its ServerHello names the suite).
+    var serverFirstFlight: [UInt8]?
 
     init(_ contexts: (client: NIOSSLContext, server: NIOSSLContext)) {
         do {
@@ -88,6 +90,7 @@ final class EmbeddedPair {
                 moved += 1
             }
             while let buffer = try server.readOutbound(as: ByteBuffer.self) {
+                if serverFirstFlight == nil { serverFirstFlight = buffer.getBytes(at: buffer.readerIndex, length: buffer.readableBytes) }
                 try client.writeInbound(buffer)
                 moved += 1
             }
@@ -299,7 +302,8 @@ func memoryBulk(chunks: Int, warmup: Int) {
     }
     let elapsed = benchNow() - start
     guard received == (chunks + warmup) * chunkSize else { benchFail("bytes lost: \(received)") }
-    var fields = [("version", pair.clientWatcher.version)]
+    var fields = [("version", pair.clientWatcher.version),
+                  ("cipher", cipherSuite(inServerFlight: pair.serverFirstFlight ?? []))]
     if let perOperation = allocationsPerOperation(allocations, allocationCount(), operations: chunks) {
         fields.append(perOperation)
     }
