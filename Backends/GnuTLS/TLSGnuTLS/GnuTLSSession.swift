@@ -331,20 +331,18 @@ final class GnuTLSSession: TLSSessionEngine {
     fileprivate func push(_ bytes: UnsafeRawPointer?, _ count: Int) -> Int {
         guard count > 0 else { return 0 }
         guard let bytes else { return fail(EINVAL) }
-        switch transport.write(UnsafeRawBufferPointer(start: bytes, count: count)) {
-        case .transferred(let written): return written
-        case .wouldBlock:
-            blockedDirection = .wantWrite
-            return fail(EAGAIN)
-        case .endOfStream: return fail(EPIPE)
-        case .failed(let error): return fail(error)
-        }
+        return pushed(transport.write(UnsafeRawBufferPointer(start: bytes, count: count)))
     }
 
     fileprivate func push(vectors: UnsafePointer<giovec_t>?, _ count: Int32) -> Int {
         guard count > 0 else { return 0 }
         guard let vectors else { return fail(EINVAL) }
-        switch transport.write(vectors: UnsafeBufferPointer(start: vectors, count: Int(count))) {
+        return pushed(transport.write(vectors: UnsafeBufferPointer(start: vectors, count: Int(count))))
+    }
+
+    /// A transport write's result as a push function returns it.
+    private func pushed(_ result: TLSIOResult) -> Int {
+        switch result {
         case .transferred(let written): return written
         case .wouldBlock:
             blockedDirection = .wantWrite
