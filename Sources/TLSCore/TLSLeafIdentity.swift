@@ -70,8 +70,9 @@ package struct TLSLeafIdentity: Sendable {
             switch entry.tag {
             case 0x82: dnsNames.append(String(decoding: bytes, as: UTF8.self))
             case 0x87:
-                guard let text = TLSHostName.ipAddressText(Array(bytes)) else { throw Malformed() }
-                ipAddresses.append(text)
+                // 4 or 16 bytes; another length names no address and is skipped, as
+                // both libraries' parsers do.
+                if let text = TLSHostName.ipAddressText(Array(bytes)) { ipAddresses.append(text) }
             default: continue
             }
         }
