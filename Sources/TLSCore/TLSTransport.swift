@@ -351,35 +351,29 @@ package final class TLSTransportIO {
         return result
     }
 
-    /// Writes several buffers in order, for a backend that hands over a whole flight at
-    /// once (GnuTLS's vector push). A socket gets them in one system call; another
-    /// stream gets them one ``write(_:)`` after the other, stopping at the first short
-    /// or blocked write. Returns the bytes written (a prefix of the concatenation), or
-    /// what blocked or failed when nothing was.
+    /// True when the stream writes several buffers in one call (a socket: `sendmsg`).
+    package var writesVectors: Bool { vectorStream != nil }
+
+    /// Writes several buffers in order, in one call, for a backend that hands over a
+    /// whole flight at once (GnuTLS's vector push, installed when ``writesVectors``).
+    /// Returns the bytes written (a prefix of the concatenation), or what blocked or
+    /// failed. On a stream without vectored writes, writes the first non-empty buffer.
     package func write(vectors: UnsafeBufferPointer<iovec>) -> TLSIOResult {
+        guard let vectorStream else {
+            guard let first = vectors.first(where: { $0.iov_len > 0 }) else { return .transferred(0) }
+            return write(UnsafeRawBufferPointer(start: first.iov_base, count: first.iov_len))
+        }
         if let deadErrno {
             failureErrno = deadErrno
             return .failed(errno: deadErrno)
         }
-        if let vectorStream {
-            if vectors.allSatisfy({ $0.iov_len == 0 }) { return .transferred(0) }
-            let result = vectorStream.write(vectors: vectors)
-            if case .failed(let error) = result {
-                failureErrno = error
-                deadErrno = error
-            }
-            return result
+        if vectors.allSatisfy({ $0.iov_len == 0 }) { return .transferred(0) }
+        let result = vectorStream.write(vectors: vectors)
+        if case .failed(let error) = result {
+            failureErrno = error
+            deadErrno = error
         }
-        var written = 0
-        for vector in vectors where vector.iov_len > 0 {
-            let result = write(UnsafeRawBufferPointer(start: vector.iov_base, count: vector.iov_len))
-            guard case .transferred(let count) = result else {
-                return written > 0 ? .transferred(written) : result
-            }
-            written += count
-            if count < vector.iov_len { break }
-        }
-        return .transferred(written)
+        return result
     }
 }
 

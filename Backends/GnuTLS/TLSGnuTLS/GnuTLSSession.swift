@@ -73,10 +73,14 @@ final class GnuTLSSession: TLSSessionEngine {
         gnutls_transport_set_ptr(session, Unmanaged.passUnretained(self).toOpaque())
         gnutls_session_set_ptr(session, Unmanaged.passUnretained(self).toOpaque())
         gnutls_transport_set_push_function(session, gnuTLSPush)
-        // A flight of records in one call: one sendmsg on a socket, as GnuTLS's own
-        // descriptor transport does with writev. With the plain push alone GnuTLS sends
-        // record by record: 11 send calls per handshake pair instead of 6 over loopback.
-        gnutls_transport_set_vec_push_function(session, gnuTLSVectorPush)
+        // On a socket, a flight of records in one sendmsg, as GnuTLS's own descriptor
+        // transport does with writev. With the plain push alone GnuTLS sends record by
+        // record: 11 send calls per handshake pair instead of 6 over loopback. (Other
+        // transports keep the plain push: GnuTLS takes a short vector write for "try
+        // again", which would hide from the caller a custom transport that blocks.)
+        if transport.writesVectors {
+            gnutls_transport_set_vec_push_function(session, gnuTLSVectorPush)
+        }
         gnutls_transport_set_pull_function(session, gnuTLSPull)
         // GnuTLS calls the pull-timeout function before a pull only when a timeout is
         // set (handshake or record timeout, both disabled here). Its default would
