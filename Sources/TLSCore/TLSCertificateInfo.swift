@@ -75,26 +75,16 @@ extension TLSHostName {
     ///   non-empty label, and needs at least two labels after it (`*.com`, `*.local` never
     ///   match); partial-label wildcards (`f*.example.com`, `*x.example.com`) never match,
     ///   and a wildcard never matches an IDNA A-label (`xn--…`).
-    package static func matches(_ name: String, certificate: TLSCertificateInfo) -> Bool {
-        matches(name, dnsNames: certificate.dnsNames, ipAddresses: certificate.ipAddresses,
-                commonName: certificate.commonName)
-    }
-
-    /// ``matches(_:certificate:)`` on the leaf's names as ``TLSLeafIdentity`` reads them.
     package static func matches(_ name: String, leaf: TLSLeafIdentity) -> Bool {
-        matches(name, dnsNames: leaf.dnsNames, ipAddresses: leaf.ipAddresses, commonName: leaf.commonName)
-    }
-
-    private static func matches(_ name: String, dnsNames: [String], ipAddresses: [String], commonName: String?) -> Bool {
         if let address = ipAddressBytes(name) {
-            return ipAddresses.contains { ipAddressBytes($0) == address }
+            return leaf.ipAddresses.contains { ipAddressBytes($0) == address }
         }
         let host = normalised(verificationName(name))
         guard !host.isEmpty else { return false }
-        if !dnsNames.isEmpty || !ipAddresses.isEmpty {
-            return dnsNames.contains { pattern($0, matches: host) }
+        if !leaf.dnsNames.isEmpty || !leaf.ipAddresses.isEmpty {
+            return leaf.dnsNames.contains { pattern($0, matches: host) }
         }
-        guard let commonName, ipAddressBytes(commonName) == nil else { return false }
+        guard let commonName = leaf.commonName, ipAddressBytes(commonName) == nil else { return false }
         return pattern(commonName, matches: host)
     }
 

@@ -232,35 +232,29 @@ final class SocketStream: TLSCustomTransport, TLSVectorWritable {
     }
 
     func write(_ bytes: UnsafeRawBufferPointer) -> TLSIOResult {
-        while true {
-            let n = isSocket
-                ? send(descriptor, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL))
-                : Glibc.write(descriptor, bytes.baseAddress, bytes.count)
-            if n >= 0 { return n == 0 && bytes.count > 0 ? .wouldBlock : .transferred(n) }
-            let error = errno
-            switch error {
-            case EINTR: continue
-            case EAGAIN, EWOULDBLOCK: return .wouldBlock
-            case ENOTSOCK where isSocket: isSocket = false; continue
-            default: return .failed(errno: error)
-            }
+        writing(bytes.count) { isSocket in
+            isSocket ? send(descriptor, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL))
+                     : Glibc.write(descriptor, bytes.baseAddress, bytes.count)
         }
     }
 
     /// One `sendmsg` (`writev` for a non-socket) for a whole flight of records, as a
     /// C program's socket transport does, rather than one `send` per record.
     func write(vectors: UnsafeBufferPointer<iovec>) -> TLSIOResult {
-        let total = vectors.reduce(0) { $0 + $1.iov_len }
+        writing(vectors.reduce(0) { $0 + $1.iov_len }) { isSocket in
+            guard isSocket else { return writev(descriptor, vectors.baseAddress, Int32(vectors.count)) }
+            var message = msghdr()
+            message.msg_iov = UnsafeMutablePointer(mutating: vectors.baseAddress)
+            message.msg_iovlen = vectors.count
+            return sendmsg(descriptor, &message, Int32(MSG_NOSIGNAL))
+        }
+    }
+
+    /// Runs a write system call (given whether the descriptor is a socket) until it does
+    /// something other than EINTR, falling back to the non-socket call on ENOTSOCK.
+    private func writing(_ total: Int, _ call: (_ isSocket: Bool) -> Int) -> TLSIOResult {
         while true {
-            let n: Int
-            if isSocket {
-                var message = msghdr()
-                message.msg_iov = UnsafeMutablePointer(mutating: vectors.baseAddress)
-                message.msg_iovlen = vectors.count
-                n = sendmsg(descriptor, &message, Int32(MSG_NOSIGNAL))
-            } else {
-                n = writev(descriptor, vectors.baseAddress, Int32(vectors.count))
-            }
+            let n = call(isSocket)
             if n >= 0 { return n == 0 && total > 0 ? .wouldBlock : .transferred(n) }
             let error = errno
             switch error {
@@ -333,14 +327,19 @@ package final class TLSTransportIO {
     /// Writes for the backend; the result is recorded.
     package func write(_ bytes: UnsafeRawBufferPointer) -> TLSIOResult {
         if bytes.count == 0 { return .transferred(0) }
+        return recordingWrite { stream.write(bytes) }
+    }
+
+    /// A write on a live stream, its failure recorded (sticky); the recorded failure
+    /// without touching the stream once it has failed.
+    private func recordingWrite(_ write: () -> TLSIOResult) -> TLSIOResult {
         if let deadErrno {
             failureErrno = deadErrno
             return .failed(errno: deadErrno)
         }
-        let result = stream.write(bytes)
+        let result = write()
         switch result {
-        case .transferred: break
-        case .wouldBlock: break
+        case .transferred, .wouldBlock: break
         case .endOfStream:
             failureErrno = EPIPE
             deadErrno = EPIPE
@@ -363,17 +362,8 @@ package final class TLSTransportIO {
             guard let first = vectors.first(where: { $0.iov_len > 0 }) else { return .transferred(0) }
             return write(UnsafeRawBufferPointer(start: first.iov_base, count: first.iov_len))
         }
-        if let deadErrno {
-            failureErrno = deadErrno
-            return .failed(errno: deadErrno)
-        }
         if vectors.allSatisfy({ $0.iov_len == 0 }) { return .transferred(0) }
-        let result = vectorStream.write(vectors: vectors)
-        if case .failed(let error) = result {
-            failureErrno = error
-            deadErrno = error
-        }
-        return result
+        return recordingWrite { vectorStream.write(vectors: vectors) }
     }
 }
 
