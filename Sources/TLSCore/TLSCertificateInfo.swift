@@ -10,7 +10,9 @@ public struct TLSCertificateInfo: Sendable, Hashable {
     public var issuer: String
     /// The subject's common name, if any (the first `CN`).
     public var commonName: String?
-    /// DNS names from the subjectAltName extension, as written.
+    /// DNS names from the subjectAltName extension, as written (bytes that are not UTF-8
+    /// as `\xNN`, ``TLSUntrustedText/decode(_:)``). Peer-controlled: show them through
+    /// ``description`` or ``TLSUntrustedText/escape(_:)-(String)``.
     public var dnsNames: [String]
     /// IP addresses from the subjectAltName extension, in text form (`127.0.0.1`, `::1`).
     public var ipAddresses: [String]
@@ -44,6 +46,17 @@ public struct TLSCertificateInfo: Sendable, Hashable {
     /// The fingerprint as colon-separated upper-case hex, as `openssl x509 -fingerprint` prints it.
     public var sha256FingerprintText: String {
         sha256Fingerprint.map { String(format2: $0) }.joined(separator: ":")
+    }
+}
+
+extension TLSCertificateInfo: CustomStringConvertible {
+    /// One line naming the certificate: subject, SANs, issuer and fingerprint, with every
+    /// peer-controlled string escaped (``TLSUntrustedText``), safe for logs and terminals.
+    public var description: String {
+        let names = dnsNames.map { "DNS:\($0)" } + ipAddresses.map { "IP:\($0)" }
+        let text = "subject \(subject); SANs \(names.isEmpty ? "none" : names.joined(separator: ", ")); "
+            + "issuer \(issuer); SHA-256 \(sha256FingerprintText)"
+        return TLSUntrustedText.escape(text)
     }
 }
 
@@ -96,7 +109,9 @@ extension TLSHostName {
     /// One presented identifier against the reference host name (already normalised).
     static func pattern(_ presented: String, matches host: String) -> Bool {
         let pattern = normalised(presented)
-        guard !pattern.isEmpty, pattern.allSatisfy({ $0.isASCII }) else { return false }
+        // A backslash is never in a DNS name; in a decoded name it stands for a byte that
+        // was not UTF-8 (`\xNN`), which must not match a host name spelled that way.
+        guard !pattern.isEmpty, pattern.allSatisfy({ $0.isASCII }), !pattern.contains("\\") else { return false }
         if !pattern.contains("*") { return pattern == host }
         let patternLabels = pattern.split(separator: ".", omittingEmptySubsequences: false)
         let hostLabels = host.split(separator: ".", omittingEmptySubsequences: false)

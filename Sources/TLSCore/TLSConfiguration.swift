@@ -111,6 +111,14 @@ public struct TLSConfiguration: Sendable, Hashable {
     public var pinningMode: TLSPinningMode
     /// The roots the peer's chain is verified against. Default: the system store.
     public var trustRoots: TLSTrustRoots
+    /// Whether a certificate in ``trustRoots`` that is not self-signed (an intermediate)
+    /// may end a chain as its trust anchor. Default: false, on both backends: a chain
+    /// must reach a self-signed root in ``trustRoots``, as with OpenSSL's and Python's
+    /// defaults; a chain that stops at a trusted intermediate fails with
+    /// ``TLSError/VerificationFailure/unknownIssuer``. True: any trusted certificate is
+    /// an anchor (OpenSSL's `X509_V_FLAG_PARTIAL_CHAIN`, curl's default, GnuTLS's native
+    /// behaviour). See `Docs/verification.md`.
+    public var trustsPartialChains: Bool = false
     /// How the peer's certificate is checked. Default: full verification.
     public var certificateVerification: TLSCertificateVerification
     /// Server role: whether to request a client certificate. Default: ``TLSClientAuthentication/none``.

@@ -76,15 +76,37 @@ public struct TLSError: Error, Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Why a certificate was rejected, with the same category on every backend.
+    ///
+    /// `Docs/verification.md` lists which native results of each library map to which case.
     public enum VerificationFailure: String, Sendable, Hashable, CaseIterable, CustomStringConvertible {
+        /// A certificate of the chain is past its notAfter date.
         case expired
+        /// A certificate of the chain is before its notBefore date.
         case notYetValid
+        /// The leaf is not valid for the requested host name or IP address.
         case hostnameMismatch
+        /// No trusted root was reached: an issuer is missing from what the peer sent and
+        /// from the trust roots (or, without ``TLSConfiguration/trustsPartialChains``, the
+        /// chain ends at a trusted certificate that is not a self-signed root).
         case unknownIssuer
+        /// The peer presented a lone self-signed certificate that is not trusted.
         case selfSigned
+        /// A signature in the chain does not verify, or uses an algorithm or key too weak
+        /// to be accepted.
         case badSignature
+        /// A certificate that signed another one is not allowed to: it is not a CA
+        /// (`basicConstraints CA:FALSE` or absent), its key usage lacks `keyCertSign`, or
+        /// its path-length constraint is exceeded. Adding a root does not help: the chain
+        /// itself is wrong.
+        case invalidCA
+        /// A name in a certificate is outside the names a CA of the chain is restricted
+        /// to (its nameConstraints extension: permitted or excluded DNS names, IP ranges…).
+        case nameConstraintsViolation
+        /// The certificate is not meant for this use (extended key usage).
         case invalidPurpose
+        /// A certificate of the chain is listed in a given CRL.
         case revoked
+        /// The leaf's public key matches none of ``TLSConfiguration/pinnedPublicKeys``.
         case pinMismatch
         /// No certificate was presented although one was required.
         case noCertificate
@@ -95,7 +117,9 @@ public struct TLSError: Error, Sendable, Hashable, CustomStringConvertible {
 
     /// The stable kind of failure.
     public var code: Code
-    /// A human-readable explanation, usually the backend library's own text.
+    /// A human-readable explanation, usually the backend library's own text. Text from
+    /// the peer in it (certificate names…) is escaped by ``TLSUntrustedText``: no control
+    /// character reaches a log or a terminal.
     public var message: String
     /// The backend that produced the error (`"OpenSSL"`, `"GnuTLS"`, or `"TLSKit"` for
     /// checks made before any backend is involved).
@@ -117,7 +141,7 @@ public struct TLSError: Error, Sendable, Hashable, CustomStringConvertible {
         errno: Int32? = nil
     ) {
         self.code = code
-        self.message = message
+        self.message = TLSUntrustedText.escape(message)
         self.backend = backend
         self.verificationFailure = verificationFailure
         self.alert = alert
@@ -129,7 +153,7 @@ public struct TLSError: Error, Sendable, Hashable, CustomStringConvertible {
         if let verificationFailure { text += " [\(verificationFailure)]" }
         if let alert { text += " [alert \(alert)]" }
         if let errno { text += " [errno \(errno): \(String(cString: strerror(errno)))]" }
-        return text + ": " + message
+        return text + ": " + TLSUntrustedText.escape(message)
     }
 }
 
@@ -218,7 +242,7 @@ extension TLSError.VerificationFailure {
         case .badSignature: return .decryptError
         case .invalidPurpose: return .unsupportedCertificate
         case .noCertificate: return .certificateRequired
-        case .hostnameMismatch, .pinMismatch, .other: return .badCertificate
+        case .invalidCA, .nameConstraintsViolation, .hostnameMismatch, .pinMismatch, .other: return .badCertificate
         }
     }
 }

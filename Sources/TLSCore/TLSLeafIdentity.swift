@@ -68,7 +68,7 @@ package struct TLSLeafIdentity: Sendable {
         while let entry = try entries.next() {
             let bytes = entries.bytes(entry.content)
             switch entry.tag {
-            case 0x82: dnsNames.append(String(decoding: bytes, as: UTF8.self))
+            case 0x82: dnsNames.append(TLSUntrustedText.decode(bytes))
             case 0x87:
                 // 4 or 16 bytes; another length names no address and is skipped, as
                 // both libraries' parsers do.
@@ -114,8 +114,8 @@ package struct TLSLeafIdentity: Sendable {
             return String(scalars)
         case 0x14: // T61String, read as Latin-1 (as libcrypto does)
             return String(String.UnicodeScalarView(bytes.map { Unicode.Scalar($0) }))
-        default:   // UTF8String, PrintableString, IA5String, …
-            return String(decoding: bytes, as: UTF8.self)
+        default:   // UTF8String, PrintableString, IA5String, … (invalid UTF-8 kept as `\xNN`)
+            return TLSUntrustedText.decode(bytes)
         }
     }
 }

@@ -58,13 +58,14 @@ struct CertificateFactory {
     ///   - days: validity relative to now: `(-10, -1)` is expired, `(1, 10)` not yet valid.
     func issue(_ name: String, issuer: String?, commonName: String? = nil, names: [String] = [],
                days: (Int, Int) = (-1, 2), isCA: Bool = false, extendedKeyUsage: String? = "serverAuth,clientAuth",
-               key: String = "ec", digest: String = "sha256") throws {
+               key: String = "ec", digest: String = "sha256",
+               basicConstraints: String? = nil, keyUsage: String? = nil, extraExtensions: [String] = []) throws {
         let keyArguments = key == "ec" ? ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"] : ["-newkey", key]
         try openssl(["req", "-new"] + keyArguments + ["-nodes", "-keyout", path("\(name).key"), "-out", path("\(name).csr"),
                      "-subj", "/CN=\(commonName ?? names.first ?? name)"])
-        var extensions = ["basicConstraints=critical,CA:\(isCA ? "TRUE" : "FALSE")",
-                          "keyUsage=critical,\(isCA ? "keyCertSign,cRLSign" : "digitalSignature,keyEncipherment")",
-                          "subjectKeyIdentifier=hash"]
+        var extensions = ["basicConstraints=critical,\(basicConstraints ?? "CA:\(isCA ? "TRUE" : "FALSE")")",
+                          "keyUsage=critical,\(keyUsage ?? (isCA ? "keyCertSign,cRLSign" : "digitalSignature,keyEncipherment"))",
+                          "subjectKeyIdentifier=hash"] + extraExtensions
         if let extendedKeyUsage { extensions.append("extendedKeyUsage=\(extendedKeyUsage)") }
         if !names.isEmpty {
             extensions.append("subjectAltName=" + names.map { TLSKitTestsHostName.isIP($0) ? "IP:\($0)" : "DNS:\($0)" }.joined(separator: ","))
@@ -118,6 +119,86 @@ struct CertificateFactory {
         formatter.timeZone = TimeZone(identifier: "UTC")
         formatter.dateFormat = "yyyyMMddHHmmss'Z'"
         return formatter.string(from: date)
+    }
+
+    /// Flips one bit in the last byte of `<name>.pem`'s signature (inside the BIT STRING,
+    /// so the DER stays well-formed) and writes the result as `<newName>.pem`.
+    func tamperSignature(_ name: String, as newName: String) throws {
+        var der = firstDER(ofPEM: try read("\(name).pem"))
+        let (tbs, algorithm, signature) = try Self.certificateParts(der)
+        _ = (tbs, algorithm)
+        der[signature.upperBound - 1] ^= 0x01
+        try Self.pem(der).write(toFile: path("\(newName).pem"), atomically: true, encoding: .utf8)
+    }
+
+    /// Replaces `placeholder` (ASCII, in the to-be-signed part of `<name>.pem`) with
+    /// `bytes` of the same length, signs the result again with `<issuer>.key` (an EC key,
+    /// ECDSA with SHA-256, as `issue` makes them) and writes it back: how a certificate
+    /// gets names `openssl` will not write (a NUL, an ESC, bytes that are not UTF-8).
+    func patch(_ name: String, issuer: String, replacing placeholder: String, with bytes: [UInt8]) throws {
+        let old = Array(placeholder.utf8)
+        precondition(old.count == bytes.count, "the replacement must keep the DER lengths")
+        let der = firstDER(ofPEM: try read("\(name).pem"))
+        let (tbsRange, algorithm, _) = try Self.certificateParts(der)
+        var tbs = Array(der[tbsRange])
+        var replaced = 0
+        var index = 0
+        while index + old.count <= tbs.count {
+            if Array(tbs[index..<index + old.count]) == old {
+                tbs.replaceSubrange(index..<index + old.count, with: bytes)
+                replaced += 1
+                index += old.count
+            } else {
+                index += 1
+            }
+        }
+        guard replaced > 0 else { throw TLSError(.internalError, "placeholder \(placeholder) not in \(name)", backend: "tests") }
+        try Data(tbs).write(to: URL(fileURLWithPath: path("\(name).tbs")))
+        try openssl(["dgst", "-sha256", "-sign", path("\(issuer).key"), "-out", path("\(name).sig"), path("\(name).tbs")])
+        let signature = Array(try Data(contentsOf: URL(fileURLWithPath: path("\(name).sig"))))
+        let body = tbs + Array(der[algorithm]) + Self.derElement(0x03, [0] + signature)
+        try Self.pem(Self.derElement(0x30, body)).write(toFile: path("\(name).pem"), atomically: true, encoding: .utf8)
+    }
+
+    /// The whole-element ranges of a certificate's tbsCertificate and signatureAlgorithm,
+    /// and the content range of its signature BIT STRING.
+    static func certificateParts(_ der: [UInt8]) throws -> (Range<Int>, Range<Int>, Range<Int>) {
+        func element(at start: Int) throws -> (content: Range<Int>, whole: Range<Int>) {
+            guard start + 2 <= der.count else { throw TLSError(.internalError, "truncated DER", backend: "tests") }
+            var cursor = start + 1
+            var length = Int(der[cursor])
+            cursor += 1
+            if length >= 0x80 {
+                let count = length & 0x7F
+                length = 0
+                for _ in 0..<count { length = length << 8 | Int(der[cursor]); cursor += 1 }
+            }
+            return (cursor..<cursor + length, start..<cursor + length)
+        }
+        let top = try element(at: 0)
+        let tbs = try element(at: top.content.lowerBound)
+        let algorithm = try element(at: tbs.whole.upperBound)
+        let signature = try element(at: algorithm.whole.upperBound)
+        return (tbs.whole, algorithm.whole, signature.content)
+    }
+
+    /// A DER element: tag, definite length, content.
+    static func derElement(_ tag: UInt8, _ content: [UInt8]) -> [UInt8] {
+        var length: [UInt8] = []
+        var count = content.count
+        if count < 0x80 {
+            length = [UInt8(count)]
+        } else {
+            while count > 0 { length.insert(UInt8(count & 0xFF), at: 0); count >>= 8 }
+            length.insert(0x80 | UInt8(length.count), at: 0)
+        }
+        return [tag] + length + content
+    }
+
+    /// DER certificate bytes as PEM.
+    static func pem(_ der: [UInt8]) -> String {
+        let base64 = Data(der).base64EncodedString(options: [.lineLength64Characters, .endLineWithLineFeed])
+        return "-----BEGIN CERTIFICATE-----\n\(base64)\n-----END CERTIFICATE-----\n"
     }
 
     func identity(_ name: String) throws -> TLSIdentity {

@@ -41,7 +41,7 @@ struct VerificationMatrixTests {
         Case(name: "IP address never matched against the CN", chain: ["cnip", "inter"], host: "127.0.0.1", failure: .hostnameMismatch),
         Case(name: "self-signed leaf", chain: ["selfsigned"], host: "localhost", failure: .selfSigned),
         Case(name: "unknown root", chain: ["stranger"], host: "localhost", failure: .unknownIssuer),
-        Case(name: "leaf used as CA", chain: ["child", "notca", "inter"], host: "localhost", failure: .unknownIssuer),
+        Case(name: "leaf used as CA", chain: ["child", "notca", "inter"], host: "localhost", failure: .invalidCA),
         Case(name: "server certificate with only clientAuth EKU", chain: ["clientonly", "inter"], host: "localhost", failure: .invalidPurpose),
         Case(name: "revoked via CRL", chain: ["revoked", "inter"], host: "localhost", failure: .revoked, withCRL: true),
         Case(name: "CRL given, certificate not revoked", chain: ["good", "inter"], host: "localhost", failure: nil, withCRL: true),

@@ -214,6 +214,13 @@ final class GnuTLSSession: TLSSessionEngine {
             }
             verifyStatus = status
             if status != 0 { return GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR }
+            if !configuration.trustsPartialChains && !chainPath(list, count).reachesTrustedRoot {
+                // GnuTLS takes any certificate of the trust list as an anchor; TLSKit's
+                // default, like OpenSSL's, wants a self-signed root: report what GnuTLS
+                // reports when the anchor is missing (OpenSSL: UNABLE_TO_GET_ISSUER_CERT_LOCALLY).
+                verifyStatus = GNUTLS_CERT_INVALID.rawValue | GNUTLS_CERT_SIGNER_NOT_FOUND.rawValue
+                return GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR
+            }
         }
         let leaf = UnsafeRawBufferPointer(start: list[0].data, count: Int(list[0].size))
         if let (failure, reason) = policy.check(leafDER: leaf, sha256: GnuTLSCertificateParser.sha256) {
@@ -624,6 +631,14 @@ final class GnuTLSSession: TLSSessionEngine {
         }
         var failure = Self.category(of: status)
         if status & Self.untrustedBits != 0 && peerChainIsSingleSelfIssued() { failure = .selfSigned }
+        // One bit for three causes: tell a name-constraints violation from an issuer not
+        // allowed to sign (no keyCertSign, path length exceeded), as OpenSSL's codes do.
+        if failure == .invalidCA && status & GNUTLS_CERT_SIGNER_CONSTRAINTS_FAILURE.rawValue != 0 {
+            var count: UInt32 = 0
+            if let list = gnutls_certificate_get_peers(session, &count), chainPath(list, count).violatesNameConstraints {
+                failure = .nameConstraintsViolation
+            }
+        }
 
         var text = "certificate verification failed"
         var printed = gnutls_datum_t(data: nil, size: 0)
@@ -640,9 +655,10 @@ final class GnuTLSSession: TLSSessionEngine {
     /// meets them: chain building, purpose, host name, revocation, signatures, times.
     static func category(of status: UInt32) -> TLSError.VerificationFailure {
         func has(_ flag: gnutls_certificate_status_t) -> Bool { status & flag.rawValue != 0 }
-        // SIGNER_NOT_CA: the chain leads to a trusted root through a certificate that is
-        // not a CA (CA:false); OpenSSL reports X509_V_ERR_INVALID_CA, also unknownIssuer.
-        if has(GNUTLS_CERT_SIGNER_NOT_FOUND) || has(GNUTLS_CERT_SIGNER_NOT_CA) { return .unknownIssuer }
+        if has(GNUTLS_CERT_SIGNER_NOT_FOUND) { return .unknownIssuer }
+        // NOT_CA: CA:FALSE issuer. CONSTRAINTS_FAILURE: no keyCertSign, path length
+        // exceeded, or a name constraint (told apart in verificationFailed).
+        if has(GNUTLS_CERT_SIGNER_NOT_CA) || has(GNUTLS_CERT_SIGNER_CONSTRAINTS_FAILURE) { return .invalidCA }
         if has(GNUTLS_CERT_PURPOSE_MISMATCH) { return .invalidPurpose }
         if has(GNUTLS_CERT_UNEXPECTED_OWNER) { return .hostnameMismatch }
         if has(GNUTLS_CERT_REVOKED) { return .revoked }
@@ -657,6 +673,17 @@ final class GnuTLSSession: TLSSessionEngine {
     /// same subject and reports a signature or CA failure instead of "signer not found").
     static let untrustedBits = GNUTLS_CERT_SIGNER_NOT_FOUND.rawValue | GNUTLS_CERT_SIGNER_NOT_CA.rawValue
         | GNUTLS_CERT_SIGNER_CONSTRAINTS_FAILURE.rawValue | GNUTLS_CERT_SIGNATURE_FAILURE.rawValue
+
+    /// The path GnuTLS verified for the peer's certificates, with the trust list of the
+    /// credentials this session uses (SNI may have selected other ones).
+    private func chainPath(_ list: UnsafePointer<gnutls_datum_t>, _ count: UInt32) -> GnuTLSChainPath {
+        var credentials: UnsafeMutableRawPointer?
+        var trust: gnutls_x509_trust_list_t?
+        if gnutls_credentials_get(session, GNUTLS_CRD_CERTIFICATE, &credentials) >= 0, let credentials {
+            gnutls_certificate_get_trust_list(OpaquePointer(credentials), &trust)
+        }
+        return GnuTLSChainPath(peer: list, count: Int(count), trust: trust)
+    }
 
     /// True when the peer sent exactly one certificate and it is its own issuer.
     private func peerChainIsSingleSelfIssued() -> Bool {

@@ -96,6 +96,11 @@ final class OpenSSLContextEngine: TLSContextEngine, @unchecked Sendable {
                 && configuration.certificateVerification != .insecureNoVerification {
                 try loadTrust(ctx, configuration.trustRoots)
                 try loadRevocationLists(ctx, configuration.certificateRevocationLists)
+                if configuration.trustsPartialChains {
+                    // Any certificate of the trust store may end the chain, not only a
+                    // self-signed root.
+                    X509_STORE_set_flags(SSL_CTX_get_cert_store(ctx), UInt(X509_V_FLAG_PARTIAL_CHAIN))
+                }
             }
             for credential in credentials {
                 try OpenSSLCredentialLoader.load(credential, into: ctx)

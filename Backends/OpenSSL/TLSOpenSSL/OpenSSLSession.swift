@@ -20,6 +20,10 @@ final class OpenSSLSession: TLSSessionEngine {
     /// The failure the verify or OCSP callback found in TLSKit's own checks, with its
     /// reason and the alert libssl sends for it.
     fileprivate var policyFailure: (TLSError.VerificationFailure, String, TLSAlert)?
+    /// The chain error (`X509_V_ERR_*`) and depth at which the verify callback failed the
+    /// handshake: what a verification failure is classified from, whatever else the
+    /// error queue holds (a bad RSA signature also queues padding errors first).
+    fileprivate var chainFailure: (code: Int32, depth: Int32)?
     /// The configuration (for the callbacks: key log, tickets, OCSP).
     let configuration: TLSConfiguration
     /// A KeyUpdate scheduled with SSL_key_update whose sending was interrupted.
@@ -164,6 +168,14 @@ final class OpenSSLSession: TLSSessionEngine {
             return .failure(TLSError(.certificateVerificationFailed, "certificate verify failed: \(explanation)",
                                      backend: backend, verificationFailure: failure, alert: alert))
         }
+        if let (code, depth) = chainFailure {
+            let text = String(cString: X509_verify_cert_error_string(Int(code)))
+            let failure = Self.verificationFailure(code)
+            _ = OpenSSLErrorQueue.drainText()
+            return .failure(TLSError(
+                .certificateVerificationFailed, "certificate verify failed: \(text) (X509_V_ERR \(code), depth \(depth))",
+                backend: backend, verificationFailure: failure, alert: failure.alert))
+        }
         if reason == SSL_R_CERTIFICATE_VERIFY_FAILED, verifyResult != X509_V_OK {
             let text = String(cString: X509_verify_cert_error_string(verifyResult))
             _ = OpenSSLErrorQueue.drainText()
@@ -198,9 +210,12 @@ final class OpenSSLSession: TLSSessionEngine {
         case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT: return .selfSigned
         case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT, X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY,
              X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE, X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN,
-             X509_V_ERR_CERT_UNTRUSTED, X509_V_ERR_INVALID_CA:
-            // A non-CA certificate in the issuer's place: no valid issuer (alert unknown_ca).
+             X509_V_ERR_CERT_UNTRUSTED:
             return .unknownIssuer
+        case X509_V_ERR_INVALID_CA, X509_V_ERR_KEYUSAGE_NO_CERTSIGN, X509_V_ERR_PATH_LENGTH_EXCEEDED:
+            return .invalidCA
+        case X509_V_ERR_PERMITTED_VIOLATION, X509_V_ERR_EXCLUDED_VIOLATION, X509_V_ERR_SUBTREE_MINMAX:
+            return .nameConstraintsViolation
         case X509_V_ERR_CERT_SIGNATURE_FAILURE, X509_V_ERR_UNABLE_TO_DECRYPT_CERT_SIGNATURE,
              X509_V_ERR_EE_KEY_TOO_SMALL, X509_V_ERR_CA_KEY_TOO_SMALL, X509_V_ERR_CA_MD_TOO_WEAK:
             return .badSignature
@@ -384,7 +399,17 @@ private func openSSLVerifyCallback(_ preverified: Int32, _ store: OpaquePointer?
     if preverified == 0 && (error == X509_V_ERR_UNABLE_TO_GET_CRL || error == X509_V_ERR_CRL_HAS_EXPIRED
                             || error == X509_V_ERR_CRL_NOT_YET_VALID) { return 1 }
     // Pins instead of the chain: every chain error is ignored; only the leaf's key counts.
-    if preverified == 0 && !policy.pinsOnly { return 0 }
+    if preverified == 0 && !policy.pinsOnly {
+        session.chainFailure = (error, X509_STORE_CTX_get_error_depth(store))
+        // libssl picks the alert from the X509 error; where its table gives a category's
+        // errors different alerts (INVALID_CA and PATH_LENGTH_EXCEEDED unknown_ca,
+        // KEYUSAGE_NO_CERTSIGN bad_certificate), set one that gives the category's alert,
+        // as the GnuTLS backend sends. The original error stays in chainFailure.
+        if OpenSSLSession.verificationFailure(error) == .invalidCA {
+            X509_STORE_CTX_set_error(store, X509_V_ERR_KEYUSAGE_NO_CERTSIGN)
+        }
+        return 0
+    }
     guard policy.checksLeaf, X509_STORE_CTX_get_error_depth(store) == 0,
           let leaf = X509_STORE_CTX_get_current_cert(store) else { return 1 }
     let der = OpenSSLPEM.der(leaf)
