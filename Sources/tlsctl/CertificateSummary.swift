@@ -5,7 +5,8 @@ import TLSKit
 /// (`Backend.certificateInfo(der:)`); tlsctl itself parses nothing but PEM armour.
 enum CertificateSummary {
     /// `peer subject:`, `peer SANs:`, `peer issuer:`, validity and fingerprint lines for
-    /// the leaf of a chain, or one line saying there is no certificate.
+    /// the leaf of a chain, or one line saying there is no certificate. The peer's text
+    /// is escaped (``TLSUntrustedText``): no control byte of its certificate is printed.
     static func lines(chain: [[UInt8]], backend: any TLSBackend.Type, label: String) -> [String] {
         guard let leaf = chain.first else { return ["\(label) cert:     none"] }
         let info: TLSCertificateInfo
@@ -15,9 +16,9 @@ enum CertificateSummary {
             return ["\(label) cert:     unreadable (\(describe(error)))"]
         }
         return [
-            "\(label) subject:  \(info.subject)",
-            "\(label) SANs:     \(sans(info))",
-            "\(label) issuer:   \(info.issuer)",
+            "\(label) subject:  \(TLSUntrustedText.escape(info.subject))",
+            "\(label) SANs:     \(TLSUntrustedText.escape(sans(info)))",
+            "\(label) issuer:   \(TLSUntrustedText.escape(info.issuer))",
             "\(label) validity: \(date(info.notValidBefore)) to \(date(info.notValidAfter))",
             "\(label) SHA-256:  \(info.sha256FingerprintText)",
             "\(label) chain:    \(chain.count) certificate(s)",

@@ -68,7 +68,7 @@ enum HTTPResponder {
         lines.append("cipher suite:  \(connection.cipherSuite ?? "?")")
         lines.append("ALPN:          \(connection.negotiatedApplicationProtocol ?? "none")")
         lines.append("SNI:           \(connection.requestedServerName ?? "none")")
-        lines.append("client cert:   \(connection.peerCertificateInfo.map { "\($0.subject) (\(connection.peerVerification.map { "\($0)" } ?? "?"))" } ?? "none")")
+        lines.append("client cert:   \(connection.peerCertificateInfo.map { "\(TLSUntrustedText.escape($0.subject)) (\(connection.peerVerification.map { "\($0)" } ?? "?"))" } ?? "none")")
         lines.append("request:       \(method) \(target.prefix(200)) \(version)")
         return lines.joined(separator: "\n") + "\n"
     }

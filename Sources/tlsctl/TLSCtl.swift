@@ -121,16 +121,17 @@ func applyVersions(_ minimum: VersionArgument?, _ maximum: VersionArgument?,
 }
 
 /// Prints one line on stderr and exits 1: the tool's way of reporting a TLS failure.
+/// Control characters in the message (peer text) are escaped: one line, no terminal codes.
 func fail(_ message: String) -> Never {
     var standardError = StandardError()
-    print("tlsctl: \(message)", to: &standardError)
+    print("tlsctl: \(TLSUntrustedText.escape(message))", to: &standardError)
     Glibc.exit(1)
 }
 
-/// Prints one line on stderr, prefixed with `tlsctl: `.
+/// Prints one line on stderr, prefixed with `tlsctl: `, control characters escaped.
 func log(_ message: String) {
     var standardError = StandardError()
-    print("tlsctl: \(message)", to: &standardError)
+    print("tlsctl: \(TLSUntrustedText.escape(message))", to: &standardError)
 }
 
 /// Unbuffered writes to file descriptor 2.

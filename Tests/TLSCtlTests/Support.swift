@@ -144,6 +144,9 @@ final class Child: @unchecked Sendable {
 
     var output: String { String(decoding: outputBox.withLock { $0 }, as: UTF8.self) }
     var errorOutput: String { String(decoding: errorBox.withLock { $0 }, as: UTF8.self) }
+    /// The raw bytes written to stdout and stderr so far.
+    var outputBytes: [UInt8] { Array(outputBox.withLock { $0 }) }
+    var errorBytes: [UInt8] { Array(errorBox.withLock { $0 }) }
 
     /// Writes `text` to the child's stdin (blocking until it is all taken).
     func send(_ text: String) {

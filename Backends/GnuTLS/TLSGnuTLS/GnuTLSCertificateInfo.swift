@@ -20,18 +20,15 @@ enum GnuTLSCertificateParser {
         func distinguishedName(_ read: (UnsafeMutablePointer<gnutls_datum_t>) -> Int32) -> String {
             var datum = gnutls_datum_t(data: nil, size: 0)
             guard read(&datum) >= 0 else { return "" }
-            return String(decoding: GnuTLS.consume(&datum), as: UTF8.self)
+            return TLSUntrustedText.decode(GnuTLS.consume(&datum))
         }
         let flags = UInt32(GNUTLS_X509_DN_FLAG_COMPAT)
         let subject = distinguishedName { gnutls_x509_crt_get_dn3(certificate, $0, flags) }
         let issuer = distinguishedName { gnutls_x509_crt_get_issuer_dn3(certificate, $0, flags) }
 
-        var commonName: String?
-        var buffer = [CChar](repeating: 0, count: 1024)
-        var size = buffer.count
-        if gnutls_x509_crt_get_dn_by_oid(certificate, tlskit_gnutls_oid_common_name(), 0, 0, &buffer, &size) >= 0 {
-            commonName = String(decoding: buffer.prefix(size).map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        }
+        // The first CN as the host-name check reads it: gnutls_x509_crt_get_dn_by_oid
+        // gives a CN holding a control character as RFC 4514 hex (`#0c10…`) instead.
+        let commonName = der.withUnsafeBytes { TLSLeafIdentity(der: $0)?.commonName }
 
         var dnsNames: [String] = [], ipAddresses: [String] = []
         var index: UInt32 = 0
@@ -43,7 +40,7 @@ enum GnuTLSCertificateParser {
             if type == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE || type < 0 { break }
             let value = Array(bytes.prefix(length))
             if type == GNUTLS_SAN_DNSNAME.rawValue {
-                dnsNames.append(String(decoding: value.prefix { $0 != 0 }, as: UTF8.self))
+                dnsNames.append(TLSUntrustedText.decode(value.prefix { $0 != 0 }))
             } else if type == GNUTLS_SAN_IPADDRESS.rawValue, let text = TLSHostName.ipAddressText(value) {
                 ipAddresses.append(text)
             }

@@ -34,7 +34,7 @@ enum OpenSSLCertificateParser {
                 guard let data, length >= 0 else { continue }
                 let bytes = Array(UnsafeBufferPointer(start: data, count: Int(length)))
                 if type == GEN_DNS {
-                    dnsNames.append(String(decoding: bytes, as: UTF8.self))
+                    dnsNames.append(TLSUntrustedText.decode(bytes))
                 } else if type == GEN_IPADD, let text = TLSHostName.ipAddressText(bytes) {
                     ipAddresses.append(text)
                 }
@@ -49,7 +49,7 @@ enum OpenSSLCertificateParser {
             var utf8: UnsafeMutablePointer<UInt8>?
             let length = ASN1_STRING_to_UTF8(&utf8, data)
             if length >= 0, let utf8 {
-                commonName = String(decoding: UnsafeBufferPointer(start: utf8, count: Int(length)), as: UTF8.self)
+                commonName = TLSUntrustedText.decode(UnsafeBufferPointer(start: utf8, count: Int(length)))
                 tlskit_OPENSSL_free(utf8)
             }
         }
@@ -96,7 +96,7 @@ enum OpenSSLCertificateParser {
         var pointer: UnsafeMutablePointer<CChar>?
         let length = BIO_ctrl(bio, BIO_CTRL_INFO, 0, &pointer)
         guard let pointer, length > 0 else { return "" }
-        return String(decoding: UnsafeRawBufferPointer(start: pointer, count: length), as: UTF8.self)
+        return TLSUntrustedText.decode(UnsafeRawBufferPointer(start: pointer, count: length))
     }
 
     private static func epoch(_ time: UnsafePointer<ASN1_TIME>?) -> Int64 {

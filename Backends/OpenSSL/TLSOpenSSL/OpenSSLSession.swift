@@ -401,12 +401,14 @@ private func openSSLVerifyCallback(_ preverified: Int32, _ store: OpaquePointer?
     // Pins instead of the chain: every chain error is ignored; only the leaf's key counts.
     if preverified == 0 && !policy.pinsOnly {
         session.chainFailure = (error, X509_STORE_CTX_get_error_depth(store))
-        // libssl picks the alert from the X509 error; where its table gives a category's
-        // errors different alerts (INVALID_CA and PATH_LENGTH_EXCEEDED unknown_ca,
-        // KEYUSAGE_NO_CERTSIGN bad_certificate), set one that gives the category's alert,
-        // as the GnuTLS backend sends. The original error stays in chainFailure.
-        if OpenSSLSession.verificationFailure(error) == .invalidCA {
-            X509_STORE_CTX_set_error(store, X509_V_ERR_KEYUSAGE_NO_CERTSIGN)
+        // libssl picks the alert from the X509 error, and its table has none of the
+        // categories' alert for these (INVALID_CA, PATH_LENGTH_EXCEEDED: unknown_ca;
+        // KEYUSAGE_NO_CERTSIGN, PERMITTED_VIOLATION: certificate_unknown): set the error
+        // that gives bad_certificate, as the GnuTLS backend sends. The original error
+        // stays in chainFailure for the verdict.
+        let failure = OpenSSLSession.verificationFailure(error)
+        if failure == .invalidCA || failure == .nameConstraintsViolation {
+            X509_STORE_CTX_set_error(store, X509_V_ERR_CERT_REJECTED)
         }
         return 0
     }
