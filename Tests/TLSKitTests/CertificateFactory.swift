@@ -201,6 +201,20 @@ struct CertificateFactory {
         return "-----BEGIN CERTIFICATE-----\n\(base64)\n-----END CERTIFICATE-----\n"
     }
 
+    /// An in-memory handshake: a server presenting `chain` (files, leaf first) with
+    /// `<key>.key`, up to TLS 1.3, and a client configured by `configure`.
+    func memoryHandshake(backend: Backend, chain: [String], key: String,
+                         configure: (inout TLSConfiguration) -> Void) throws -> (MemoryLink, [Step], [Step]) {
+        var server = TLSConfiguration.makeServerConfiguration(
+            certificateChain: .pem(try chain.map { try read("\($0).pem") }.joined()), privateKey: .file(path("\(key).key")))
+        server.maximumTLSVersion = .tls13
+        var client = TLSConfiguration.makeClientConfiguration()
+        configure(&client)
+        let link = try MemoryLink(client: backend.type.makeContext(client), server: backend.type.makeContext(server))
+        let (clientSteps, serverSteps) = link.handshake()
+        return (link, clientSteps, serverSteps)
+    }
+
     func identity(_ name: String) throws -> TLSIdentity {
         TLSIdentity(certificateChainPEM: try read("\(name).pem"), privateKeyPEM: try read("\(name).key"))
     }

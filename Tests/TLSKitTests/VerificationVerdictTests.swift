@@ -112,24 +112,16 @@ struct VerificationVerdictTests {
 
     static let factory = Result { try makeFactory() }
 
-    static func chainPEM(_ f: CertificateFactory, _ names: [String]) throws -> String {
-        try names.map { try f.read("\($0).pem") }.joined()
-    }
-
     @Test("every case in memory: exact code, category and alert, the same on every backend", arguments: allBackends)
     func verdicts(backend: Backend) throws {
         let f = try Self.factory.get()
         for row in Self.cases {
-            var server = TLSConfiguration.makeServerConfiguration(
-                certificateChain: .pem(try Self.chainPEM(f, row.chain)),
-                privateKey: .file(f.path("\(row.key ?? row.chain[0]).key")))
-            server.maximumTLSVersion = .tls13
-            var client = TLSConfiguration.makeClientConfiguration()
-            client.trustRoots = .caFile(f.path("\(row.trust).pem"))
-            client.trustsPartialChains = row.partialChains
-            client.serverName = row.host
-            let link = try MemoryLink(client: backend.type.makeContext(client), server: backend.type.makeContext(server))
-            let (clientSteps, serverSteps) = link.handshake()
+            let (link, clientSteps, serverSteps) = try f.memoryHandshake(
+                backend: backend, chain: row.chain, key: row.key ?? row.chain[0]) { client in
+                client.trustRoots = .caFile(f.path("\(row.trust).pem"))
+                client.trustsPartialChains = row.partialChains
+                client.serverName = row.host
+            }
             if let failure = row.failure {
                 let error = link.client.lastError
                 #expect(clientSteps.last == Step(-1, .ssl), "\(row.name)")
@@ -172,50 +164,36 @@ struct VerificationVerdictTests {
         }
     }
 
-    @Test("partial chains from openssl s_server: refused by default, accepted when allowed", arguments: allBackends)
-    func partialChainRealPeer(backend: Backend) throws {
+    @Test("openssl s_server presenting them: the same verdicts over a socket", arguments: allBackends)
+    func realPeer(backend: Backend) throws {
         let f = try Self.factory.get()
-        for allowed in [false, true] {
+        let rows: [(String, [String], String, String, Bool, TLSError.VerificationFailure?)] = [
+            ("bad RSA leaf signature", ["badrsaleaf", "rsainter"], "rsaleaf", "root", false, .badSignature),
+            ("partial chain, default", ["good", "inter"], "good", "inter", false, .unknownIssuer),
+            ("partial chain, allowed", ["good", "inter"], "good", "inter", true, nil),
+        ]
+        for (name, chain, key, trust, partialChains, failure) in rows {
             let port = try freePort()
             let server = try Peer(try tool("openssl"), [
-                "s_server", "-accept", "127.0.0.1:\(port)", "-cert", f.path("good.pem"),
-                "-cert_chain", f.path("inter.pem"), "-key", f.path("good.key"), "-www", "-naccept", "1",
+                "s_server", "-accept", "127.0.0.1:\(port)", "-cert", f.path("\(chain[0]).pem"),
+                "-cert_chain", f.path("\(chain[1]).pem"), "-key", f.path("\(key).key"), "-www", "-naccept", "1",
             ])
             defer { server.stop() }
             var client = TLSConfiguration.makeClientConfiguration()
-            client.trustRoots = .caFile(f.path("inter.pem"))
-            client.trustsPartialChains = allowed
+            client.trustRoots = .caFile(f.path("\(trust).pem"))
+            client.trustsPartialChains = partialChains
             client.serverName = "localhost"
-            if allowed {
+            guard let failure else {
                 let socket = try connectWhenReady(port: port, context: backend.type.makeContext(client))
-                #expect(socket.connection.peerVerification == .verified)
-            } else {
-                let error = try #require(throws: TLSError.self) {
-                    try connectWhenReady(port: port, context: backend.type.makeContext(client))
-                }
-                #expect(error.code == .certificateVerificationFailed, "\(error)")
-                #expect(error.verificationFailure == .unknownIssuer, "\(error)")
+                #expect(socket.connection.peerVerification == .verified, "\(name)")
+                continue
             }
+            let error = try #require(throws: TLSError.self, "\(name)") {
+                try connectWhenReady(port: port, context: backend.type.makeContext(client))
+            }
+            #expect(error.code == .certificateVerificationFailed, "\(name): \(error)")
+            #expect(error.verificationFailure == failure, "\(name): \(error)")
+            #expect(error.alert == failure.alert, "\(name): \(error)")
         }
-    }
-
-    @Test("bad leaf signature from openssl s_server (RSA): badSignature, not a protocol failure", arguments: allBackends)
-    func badSignatureRealPeer(backend: Backend) throws {
-        let f = try Self.factory.get()
-        let port = try freePort()
-        let server = try Peer(try tool("openssl"), [
-            "s_server", "-accept", "127.0.0.1:\(port)", "-cert", f.path("badrsaleaf.pem"),
-            "-cert_chain", f.path("rsainter.pem"), "-key", f.path("rsaleaf.key"), "-www", "-naccept", "1",
-        ])
-        defer { server.stop() }
-        var client = TLSConfiguration.makeClientConfiguration()
-        client.trustRoots = .caFile(f.path("root.pem"))
-        client.serverName = "localhost"
-        let error = try #require(throws: TLSError.self) {
-            try connectWhenReady(port: port, context: backend.type.makeContext(client))
-        }
-        #expect(error.code == .certificateVerificationFailed, "\(error)")
-        #expect(error.verificationFailure == .badSignature, "\(error)")
-        #expect(error.alert?.name == "decrypt_error", "\(error)")
     }
 }
