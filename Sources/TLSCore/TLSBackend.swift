@@ -193,6 +193,10 @@ package protocol TLSSessionEngine: AnyObject {
     func write(_ bytes: UnsafeRawBufferPointer) -> TLSEngineStatus
     /// Sends close_notify, or flushes a pending one. Never called twice once it succeeded.
     func sendCloseNotify() -> TLSEngineStatus
+    /// After a failed handshake step: sends the fatal `alert` unless the library has
+    /// already sent a fatal alert of its own. Returns the alert the peer gets (the
+    /// library's own when it sent one), nil when none could be sent.
+    func sendFatalAlert(_ alert: TLSAlert) -> TLSAlert?
 
     /// Negotiated protocol version.
     var negotiatedVersion: TLSVersion? { get }

@@ -155,11 +155,24 @@ public final class TLSConnection {
         guard let engine = engine ?? startSession(role: role, transport: transport) else { return -1 }
         phase = .handshaking
         transport.resetStatus()
-        switch engine.handshake() {
-        case .success:
+        transport.wire.role = role
+        let status = engine.handshake()
+        if case .success = status {
             phase = .established
             transport.tracksRecords = false
             return succeed(1)
+        }
+        // Bytes that can never form a valid record or message: the same verdict on
+        // every backend, whether the library noticed or is still waiting for more.
+        if let violation = transport.wire.violation, transport.failureErrno == nil {
+            let sent = engine.sendFatalAlert(violation.alert)
+            return fail(TLSError(.protocolFailure, "the peer sent \(violation.reason)"
+                                 + (sent.map { " (alert \($0) sent)" } ?? ""),
+                                 backend: backendName, alert: sent ?? violation.alert),
+                        transport: transport, result: -1)
+        }
+        switch status {
+        case .success: return succeed(1)
         case .wantRead: return want(.wantRead)
         case .wantWrite: return want(.wantWrite)
         case .closeNotify:
@@ -169,9 +182,17 @@ public final class TLSConnection {
             // A close_notify can arrive unprotected before any handshake message (the
             // very first record): OpenSSL 3.0 calls that "unexpected message". It is
             // still the peer's controlled shutdown: 0, as when it arrives later.
-            if let (_, description) = transport.lastPlaintextAlert, description == TLSAlert.closeNotify.rawValue {
+            if let alert = transport.lastPlaintextAlert, alert.description == TLSAlert.closeNotify.rawValue {
                 phase = .closedDuringHandshake
                 return closedCleanly()
+            }
+            // Every protocol failure we detect sends a fatal alert, so the peer never
+            // waits: the library's own, else unexpected_message (OpenSSL sends none for
+            // bytes that are not TLS at all; GnuTLS none for errors without an alert).
+            var error = error
+            if error.code == .protocolFailure, error.alert == nil, transport.failureErrno == nil,
+               !transport.reachedEndOfStream, let sent = engine.sendFatalAlert(.unexpectedMessage) {
+                error = TLSError(.protocolFailure, error.message + " (alert \(sent) sent)", backend: error.backend, alert: sent)
             }
             return fail(error, transport: transport, result: -1)
         }

@@ -283,10 +283,11 @@ package final class TLSTransportIO {
     /// would then go unreported there while OpenSSL reports it.)
     private var deadErrno: Int32?
 
-    /// Record framing of the incoming bytes, followed while ``tracksRecords`` is on.
-    private var records = RecordTracker()
-    /// Whether incoming bytes are followed record by record. ``TLSConnection`` turns
-    /// it on for the handshake only (before keys exist an alert can arrive unprotected).
+    /// The wire reader over the incoming bytes, fed while ``tracksRecords`` is on.
+    package var wire = TLSWireReader()
+    /// Whether incoming bytes go through the wire reader. ``TLSConnection`` turns it
+    /// on for the handshake only (where what the libraries check differs, and where an
+    /// alert can arrive unprotected).
     package var tracksRecords = true
 
     /// The same stream when it writes vectors natively (a socket), cast once.
@@ -298,8 +299,8 @@ package final class TLSTransportIO {
     }
 
     /// (level, description) of the last complete incoming record if it was an
-    /// unprotected 2-byte alert, read while ``tracksRecords`` was on.
-    package var lastPlaintextAlert: (UInt8, UInt8)? { records.lastPlaintextAlert }
+    /// unprotected 2-byte alert the peer could still send, read while ``tracksRecords`` was on.
+    package var lastPlaintextAlert: (level: UInt8, description: UInt8)? { wire.lastPlaintextAlert }
 
     /// Clears the failure record; the connection calls this before each TLS call.
     package func resetStatus() { failureErrno = nil }
@@ -314,7 +315,7 @@ package final class TLSTransportIO {
         let result = stream.read(into: buffer)
         switch result {
         case .transferred(let count):
-            if tracksRecords { records.consume(UnsafeRawBufferPointer(rebasing: buffer.prefix(count))) }
+            if tracksRecords { wire.consume(UnsafeRawBufferPointer(rebasing: buffer.prefix(count))) }
         case .wouldBlock: break
         case .endOfStream: reachedEndOfStream = true
         case .failed(let error):
@@ -364,42 +365,5 @@ package final class TLSTransportIO {
         }
         if vectors.allSatisfy({ $0.iov_len == 0 }) { return .transferred(0) }
         return recordingWrite { vectorStream.write(vectors: vectors) }
-    }
-}
-
-/// Follows TLS record boundaries in a byte stream (header: type, version, 16-bit length)
-/// and remembers whether the last complete record was a 2-byte alert record, i.e. an
-/// unprotected alert (a protected one is longer, and in TLS 1.3 has type 23).
-struct RecordTracker {
-    private var header: [UInt8] = []
-    private var remaining = 0
-    private var isPlainAlert = false
-    private var body: [UInt8] = []
-    /// (level, description) of the last complete record if it was an unprotected alert.
-    private(set) var lastPlaintextAlert: (UInt8, UInt8)?
-
-    mutating func consume(_ bytes: UnsafeRawBufferPointer) {
-        var index = 0
-        while index < bytes.count {
-            if remaining == 0 {
-                header.append(bytes[index])
-                index += 1
-                if header.count == 5 {
-                    remaining = Int(header[3]) << 8 | Int(header[4])
-                    isPlainAlert = header[0] == 21 && remaining == 2
-                    body.removeAll(keepingCapacity: true)
-                    header.removeAll(keepingCapacity: true)
-                    if remaining == 0 { lastPlaintextAlert = nil }
-                }
-                continue
-            }
-            let take = min(remaining, bytes.count - index)
-            if isPlainAlert { body.append(contentsOf: bytes[index..<index + take]) }
-            index += take
-            remaining -= take
-            if remaining == 0 {
-                lastPlaintextAlert = isPlainAlert && body.count == 2 ? (body[0], body[1]) : nil
-            }
-        }
     }
 }

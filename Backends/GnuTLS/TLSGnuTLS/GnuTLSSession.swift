@@ -263,33 +263,20 @@ final class GnuTLSSession: TLSSessionEngine {
         return result < 0 ? result : 0
     }
 
-    /// Versions the client offered in `supported_versions` (TLS 1.3 style), if it sent one.
-    fileprivate var offeredVersions: [UInt16]?
     /// Protocols the client offered in ALPN, if it sent the extension.
-    fileprivate var offeredProtocols: [String]?
+    private var offeredProtocols: [String]?
 
-    /// Server: called with the ClientHello body before GnuTLS processes it. Refuses a
-    /// client that offers no version in our range with GNUTLS_E_UNSUPPORTED_VERSION_PACKET
-    /// (alert protocol_version).
+    /// Server: called with the ClientHello body before GnuTLS processes it (read by
+    /// ``TLSWire/clientHello(_:)``). Refuses a client that offers no version in our range
+    /// with GNUTLS_E_UNSUPPORTED_VERSION_PACKET (alert protocol_version).
     fileprivate func checkClientHello(_ message: gnutls_datum_t) -> Int32 {
-        guard let data = message.data, message.size >= 2 else { return 0 }
-        let legacyVersion = UInt16(data[0]) << 8 | UInt16(data[1])
-        offeredVersions = nil
-        offeredProtocols = nil
-        var datum = message
-        let parsed = gnutls_ext_raw_parse(Unmanaged.passUnretained(self).toOpaque(), gnuTLSClientHelloExtension,
-                                          &datum, UInt32(GNUTLS_EXT_RAW_FLAG_TLS_CLIENT_HELLO))
-        if parsed < 0 { return 0 } // malformed: let GnuTLS report it
+        guard let data = message.data,
+              let hello = TLSWire.clientHello(UnsafeRawBufferPointer(start: data, count: Int(message.size)))
+        else { return 0 } // malformed: let GnuTLS report it
+        offeredProtocols = hello.applicationProtocols
         let configuration = context.configuration
         let range = UInt16(configuration.minimumTLSVersion.rawValue)...UInt16(configuration.maximumTLSVersion.rawValue)
-        let common: Bool
-        if let offeredVersions {
-            common = offeredVersions.contains { range.contains($0) }
-        } else {
-            // No supported_versions: the client speaks every version up to legacy_version.
-            common = legacyVersion >= range.lowerBound
-        }
-        guard common else { return GNUTLS_E_UNSUPPORTED_VERSION_PACKET }
+        guard hello.offersVersion(in: range) else { return GNUTLS_E_UNSUPPORTED_VERSION_PACKET }
         return selectApplicationProtocol()
     }
 
@@ -307,34 +294,6 @@ final class GnuTLSSession: TLSSessionEngine {
                 UInt32(GNUTLS_ALPN_SERVER_PRECEDENCE.rawValue | GNUTLS_ALPN_MANDATORY.rawValue))
             return result < 0 ? result : 0
         }
-    }
-
-    /// One ClientHello extension, from `gnutls_ext_raw_parse`.
-    fileprivate func clientHelloExtension(_ id: UInt32, _ data: UnsafePointer<UInt8>?, _ size: UInt32) {
-        if id == 16, let data, size >= 2 { // application_layer_protocol_negotiation
-            // A 2-byte list length, then 1-byte-length-prefixed names.
-            let end = min(2 + (Int(data[0]) << 8 | Int(data[1])), Int(size))
-            var names: [String] = []
-            var index = 2
-            while index < end {
-                let length = Int(data[index])
-                guard length > 0, index + 1 + length <= end else { break }
-                names.append(String(decoding: UnsafeBufferPointer(start: data + index + 1, count: length), as: UTF8.self))
-                index += 1 + length
-            }
-            offeredProtocols = names
-            return
-        }
-        guard id == 43, let data, size >= 1 else { return } // supported_versions
-        // One length byte, then 2-byte versions in data[1 ..< 1 + listLength].
-        let listLength = min(Int(data[0]), Int(size) - 1)
-        var versions: [UInt16] = []
-        var index = 1
-        while index + 1 <= listLength {
-            versions.append(UInt16(data[index]) << 8 | UInt16(data[index + 1]))
-            index += 2
-        }
-        offeredVersions = versions
     }
 
     // MARK: - Transport callbacks
@@ -566,18 +525,25 @@ final class GnuTLSSession: TLSSessionEngine {
                         backend: GnuTLS.backendName, alert: TLSAlert(UInt8(truncatingIfNeeded: alert.rawValue)))
     }
 
-    /// Sends a fatal alert (GnuTLS sends none of its own) unless the transport is broken.
-    /// TLS 1.2 has no certificate_required alert: handshake_failure is sent instead, as
-    /// OpenSSL does. - Returns: the alert sent, or nil.
+    /// The fatal alert sent on this session, if any.
+    private var sentAlert: TLSAlert?
+
+    /// Sends a fatal alert (GnuTLS sends none of its own) unless one was sent already or
+    /// the transport is broken. TLS 1.2 has no certificate_required alert:
+    /// handshake_failure is sent instead, as OpenSSL does. - Returns: the alert the peer
+    /// gets, or nil.
     @discardableResult
-    private func sendFatalAlert(_ alert: TLSAlert) -> TLSAlert? {
+    func sendFatalAlert(_ alert: TLSAlert) -> TLSAlert? {
+        if let sentAlert { return sentAlert }
         if transport.failureErrno != nil || transport.reachedEndOfStream { return nil }
         var alert = alert
         if alert == .certificateRequired && gnutls_protocol_get_version(session) != GNUTLS_TLS1_3 {
             alert = .handshakeFailure
         }
         let description = gnutls_alert_description_t(rawValue: UInt32(alert.rawValue))
-        return gnutls_alert_send(session, GNUTLS_AL_FATAL, description) == GNUTLS_E_SUCCESS ? alert : nil
+        guard gnutls_alert_send(session, GNUTLS_AL_FATAL, description) == GNUTLS_E_SUCCESS else { return nil }
+        sentAlert = alert
+        return alert
     }
 
     /// A fatal local error: protocol failure, with the alert GnuTLS would pick sent to the peer.
@@ -860,14 +826,6 @@ private func gnuTLSClientHelloHook(
 ) -> Int32 {
     guard let session, let message, incoming != 0, let pointer = gnutls_session_get_ptr(session) else { return 0 }
     return Unmanaged<GnuTLSSession>.fromOpaque(pointer).takeUnretainedValue().checkClientHello(message.pointee)
-}
-
-private func gnuTLSClientHelloExtension(
-    _ context: UnsafeMutableRawPointer?, _ id: UInt32, _ data: UnsafePointer<UInt8>?, _ size: UInt32
-) -> Int32 {
-    guard let context else { return 0 }
-    Unmanaged<GnuTLSSession>.fromOpaque(context).takeUnretainedValue().clientHelloExtension(id, data, size)
-    return 0
 }
 
 private func gnuTLSKeyLog(

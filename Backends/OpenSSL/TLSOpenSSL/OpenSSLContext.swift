@@ -293,21 +293,13 @@ private func openSSLALPNSelect(
     guard let argument, let out, let outLength, let offered else { return SSL_TLSEXT_ERR_ALERT_FATAL }
     let engine = Unmanaged<OpenSSLContextEngine>.fromOpaque(argument).takeUnretainedValue()
     if let selector = engine.configuration.applicationProtocolSelector {
-        // Walk the client's length-prefixed list; answer with a pointer into it.
-        var offers: [(String, UnsafePointer<UInt8>, UInt8)] = []
-        var index = 0
-        while index < Int(offeredLength) {
-            let length = Int(offered[index])
-            guard length > 0, index + 1 + length <= Int(offeredLength) else { return SSL_TLSEXT_ERR_ALERT_FATAL }
-            let start = offered + index + 1
-            offers.append((String(decoding: UnsafeBufferPointer(start: start, count: length), as: UTF8.self), start, UInt8(length)))
-            index += 1 + length
-        }
-        guard let chosen = selector.select(offers.map(\.0)), let match = offers.first(where: { $0.0 == chosen }) else {
-            return SSL_TLSEXT_ERR_ALERT_FATAL
-        }
-        out.pointee = match.1
-        outLength.pointee = match.2
+        // The client's list, read by TLSWire; answer with a pointer into it.
+        let list = UnsafeRawBufferPointer(start: offered, count: Int(offeredLength))
+        guard let names = TLSWire.protocolNames(list), let chosen = selector.select(names),
+              let match = offsets(of: names, in: list).first(where: { $0.0 == chosen })
+        else { return SSL_TLSEXT_ERR_ALERT_FATAL }
+        out.pointee = offered + match.1 + 1
+        outLength.pointee = UInt8(match.2)
         return SSL_TLSEXT_ERR_OK
     }
     let server = engine.alpnWire
@@ -320,6 +312,15 @@ private func openSSLALPNSelect(
     out.pointee = UnsafePointer(selected)
     outLength.pointee = selectedLength
     return SSL_TLSEXT_ERR_OK
+}
+
+/// Each name with the offset of its length byte in the ProtocolNameList and its length.
+private func offsets(of names: [String], in list: UnsafeRawBufferPointer) -> [(String, Int, Int)] {
+    var offset = 0
+    return names.map { name in
+        defer { offset += 1 + Int(list[offset]) }
+        return (name, offset, Int(list[offset]))
+    }
 }
 
 /// SNI on the server: switch to the context of the matching entry, if any.

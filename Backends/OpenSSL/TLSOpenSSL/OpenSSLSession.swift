@@ -11,8 +11,8 @@ final class OpenSSLSession: TLSSessionEngine {
     private let role: TLSRole
     /// The last alert the peer sent (level, description), seen through the info callback.
     fileprivate var receivedAlert: (level: UInt8, description: UInt8)?
-    /// Whether libssl wrote an alert of its own.
-    fileprivate var sentAlert = false
+    /// The fatal alert libssl (or ``sendFatalAlert(_:)``) wrote, if any.
+    fileprivate var sentAlert: TLSAlert?
     /// Host-name and pin rules, checked from the verify callback.
     fileprivate let policy: TLSPeerPolicy
     /// True when certificates are accepted whatever the chain (insecureNoVerification).
@@ -108,21 +108,20 @@ final class OpenSSLSession: TLSSessionEngine {
             ERR_clear_error()
             return .closeNotify
         }
-        let status = classify(result)
-        if case .failure(let error) = status, error.code == .protocolFailure, !sentAlert {
-            sendPlaintextAlert(.unexpectedMessage)
-        }
-        return status
+        return classify(result)
     }
 
-    /// OpenSSL sends no alert for input that is not TLS at all (`SSL_AD_NO_ALERT`, e.g. an
-    /// HTTP request). TLSKit's contract sends a fatal alert on every detected protocol
-    /// failure, so the peer never waits: write one unencrypted alert record. This only
-    /// happens before any key is established, where alerts are plaintext.
-    private func sendPlaintextAlert(_ alert: TLSAlert) {
-        let record: [UInt8] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, alert.rawValue]
-        record.withUnsafeBytes { _ = transport.write($0) }
-        sentAlert = true
+    /// libssl's own fatal alert when it sent one. It sends none for input that is not
+    /// TLS at all (`SSL_AD_NO_ALERT`, e.g. an HTTP request) and has no call to send an
+    /// arbitrary alert: then one unprotected alert record is written (this happens
+    /// before keys exist, where alerts are plaintext; once libssl has keys it detects
+    /// every violation of the wire reader itself and sends the alert protected).
+    func sendFatalAlert(_ alert: TLSAlert) -> TLSAlert? {
+        if let sentAlert { return sentAlert }
+        let written = TLSWire.alertRecord(alert).withUnsafeBytes { transport.write($0) }
+        guard case .transferred(7) = written else { return nil }
+        sentAlert = alert
+        return alert
     }
 
     func read(into buffer: UnsafeMutableRawBufferPointer) -> TLSEngineStatus {
@@ -430,8 +429,8 @@ private func openSSLInfoCallback(_ ssl: OpaquePointer?, _ where: Int32, _ value:
     let session = Unmanaged<OpenSSLSession>.fromOpaque(data).takeUnretainedValue()
     if (`where` & SSL_CB_READ_ALERT) == SSL_CB_READ_ALERT {
         session.receivedAlert = (UInt8(truncatingIfNeeded: value >> 8), UInt8(truncatingIfNeeded: value))
-    } else if (`where` & SSL_CB_WRITE_ALERT) == SSL_CB_WRITE_ALERT {
-        session.sentAlert = true
+    } else if (`where` & SSL_CB_WRITE_ALERT) == SSL_CB_WRITE_ALERT, value >> 8 == 2 {
+        session.sentAlert = TLSAlert(UInt8(truncatingIfNeeded: value))
     }
 }
 

@@ -1,0 +1,158 @@
+/// Follows the peer's byte stream record by record, as the backend's library reads it,
+/// and checks what one library checks early and the other late (or not at all):
+/// record headers, the headers of unprotected handshake messages, and plaintext alerts
+/// where RFC 8446 §5/§6 (and RFC 5246 §7.1 after ChangeCipherSpec) require protected
+/// ones. The first violation is kept (``violation``) and reading stops there:
+/// ``TLSConnection`` then fails at once with ``TLSError/Code/protocolFailure`` and
+/// the violation's fatal alert, whether the library had noticed or was still waiting.
+///
+/// The peer's direction counts as protected once the peer has sent ChangeCipherSpec or
+/// application_data (a TLS 1.3 peer's encrypted records), or, for a client, once the
+/// server's TLS 1.3 ServerHello (not a HelloRetryRequest) has been read. Before that
+/// a plaintext alert is the peer's word (it may have failed before having keys).
+package struct TLSWireReader: Sendable {
+    /// Our role; set before the first byte (the server reads ClientHellos, the client
+    /// reads ServerHellos).
+    package var role: TLSRole = .client
+    /// The first violation found; nothing is read after it.
+    package private(set) var violation: TLSWireViolation?
+    /// (level, description) of the last complete record if it was an unprotected
+    /// 2-byte alert read while the peer's direction was still unprotected.
+    package private(set) var lastPlaintextAlert: (level: UInt8, description: UInt8)?
+    /// True once the peer's records are protected (see the type's description).
+    package private(set) var peerProtected = false
+    /// True once a client has read a TLS 1.3 ServerHello.
+    package private(set) var isTLS13 = false
+
+    private var header: [UInt8] = []
+    private var recordType: UInt8 = 0
+    private var remaining = 0
+    private var alertBody: [UInt8] = []
+    /// The current handshake message: its 4-byte header as it arrives, bytes left, and
+    /// (a client's ServerHello only) its body.
+    private var messageHeader: [UInt8] = []
+    private var messageRemaining = 0
+    private var messageType: UInt8 = 0
+    private var messageBody: [UInt8] = []
+    /// A client has read a ServerHello that is not a HelloRetryRequest.
+    private var sawServerHello = false
+
+    package init(role: TLSRole = .client) { self.role = role }
+
+    /// Reads the next bytes of the peer's stream.
+    package mutating func consume(_ bytes: UnsafeRawBufferPointer) {
+        var index = 0
+        while index < bytes.count, violation == nil {
+            if remaining == 0 && header.count < TLSWire.recordHeaderLength {
+                header.append(bytes[index])
+                index += 1
+                if header.count == TLSWire.recordHeaderLength { startRecord() }
+                continue
+            }
+            let take = min(remaining, bytes.count - index)
+            let chunk = UnsafeRawBufferPointer(rebasing: bytes[index..<(index + take)])
+            index += take
+            remaining -= take
+            body(chunk)
+            if remaining == 0 { endRecord() }
+        }
+    }
+
+    private mutating func startRecord() {
+        let parsed = TLSWire.recordHeader(header)!
+        header.removeAll(keepingCapacity: true)
+        recordType = parsed.type
+        remaining = parsed.length
+        alertBody.removeAll(keepingCapacity: true)
+        let protectedRecord = peerProtected && (parsed.type == TLSWire.ContentType.applicationData.rawValue
+            || !isTLS13 && parsed.type != TLSWire.ContentType.changeCipherSpec.rawValue)
+        let limit = !protectedRecord ? TLSWire.maxPlaintextLength
+            : isTLS13 ? TLSWire.maxTLS13CiphertextLength : TLSWire.maxCiphertextLength
+        if let problem = TLSWire.validate(parsed, maxLength: limit) { return fail(problem) }
+        switch TLSWire.ContentType(rawValue: parsed.type)! {
+        case .alert where peerProtected && (isTLS13 || parsed.length == 2):
+            // TLS 1.3 protects every alert as application_data; a TLS 1.2 protected
+            // alert is longer than its 2 plaintext bytes.
+            return fail(TLSWireViolation(.unexpectedMessage,
+                "an unprotected alert record after the peer's records became protected (RFC 8446 §5, RFC 5246 §7.1)"))
+        case .handshake where peerProtected && isTLS13:
+            return fail(TLSWireViolation(.unexpectedMessage,
+                "an unprotected handshake record after the TLS 1.3 ServerHello (RFC 8446 §5)"))
+        case .applicationData:
+            peerProtected = true
+        case .changeCipherSpec:
+            // A TLS 1.2 peer protects what follows. A client ignores the server's TLS 1.3
+            // compatibility CCS that may follow a HelloRetryRequest (a plaintext
+            // ServerHello comes next); a TLS 1.3 client sends it just before its first
+            // protected flight.
+            if role == .server || sawServerHello { peerProtected = true }
+        default:
+            break
+        }
+        if remaining == 0 { endRecord() }
+    }
+
+    private mutating func body(_ chunk: UnsafeRawBufferPointer) {
+        switch TLSWire.ContentType(rawValue: recordType) {
+        case .alert?:
+            if alertBody.count < 2 { alertBody.append(contentsOf: chunk.prefix(2 - alertBody.count)) }
+        case .handshake? where !peerProtected:
+            handshakeBytes(chunk)
+        default:
+            break
+        }
+    }
+
+    private mutating func endRecord() {
+        let isPlainAlert = recordType == TLSWire.ContentType.alert.rawValue && !peerProtected && alertBody.count == 2
+        lastPlaintextAlert = isPlainAlert ? (alertBody[0], alertBody[1]) : nil
+    }
+
+    /// Unprotected handshake bytes: message headers checked, a client's ServerHello kept.
+    private mutating func handshakeBytes(_ chunk: UnsafeRawBufferPointer) {
+        var index = 0
+        while index < chunk.count, violation == nil, !peerProtected {
+            if messageRemaining == 0 && messageHeader.count < 4 {
+                messageHeader.append(chunk[index])
+                index += 1
+                if messageHeader.count == 4 { startMessage() }
+                continue
+            }
+            let take = min(messageRemaining, chunk.count - index)
+            if messageType == TLSWire.serverHelloType && role == .client {
+                messageBody.append(contentsOf: chunk[index..<(index + take)])
+            }
+            index += take
+            messageRemaining -= take
+            if messageRemaining == 0 { endMessage() }
+        }
+    }
+
+    private mutating func startMessage() {
+        messageType = messageHeader[0]
+        messageRemaining = Int(messageHeader[1]) << 16 | Int(messageHeader[2]) << 8 | Int(messageHeader[3])
+        messageHeader.removeAll(keepingCapacity: true)
+        messageBody.removeAll(keepingCapacity: true)
+        if let problem = TLSWire.validateHandshakeHeader(type: messageType, length: messageRemaining) { return fail(problem) }
+        if messageRemaining == 0 { endMessage() }
+    }
+
+    private mutating func endMessage() {
+        guard messageType == TLSWire.serverHelloType, role == .client else { return }
+        // A ServerHello the library will refuse (malformed) needs no verdict from us.
+        guard let hello = messageBody.withUnsafeBytes({ TLSWire.serverHello($0) }) else { return }
+        if !hello.isHelloRetryRequest {
+            sawServerHello = true
+            if hello.version == 0x0304 {
+                isTLS13 = true
+                peerProtected = true
+            }
+        }
+        messageBody = []
+    }
+
+    private mutating func fail(_ problem: TLSWireViolation) {
+        violation = problem
+        lastPlaintextAlert = nil
+    }
+}
