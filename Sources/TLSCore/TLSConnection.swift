@@ -159,18 +159,10 @@ public final class TLSConnection {
         let status = engine.handshake()
         if case .success = status {
             phase = .established
-            transport.tracksRecords = false
+            transport.wire.handshakeCompleted(version: engine.negotiatedVersion)
             return succeed(1)
         }
-        // Bytes that can never form a valid record or message: the same verdict on
-        // every backend, whether the library noticed or is still waiting for more.
-        if let violation = transport.wire.violation, transport.failureErrno == nil {
-            let sent = engine.sendFatalAlert(violation.alert)
-            return fail(TLSError(.protocolFailure, "the peer sent \(violation.reason)"
-                                 + (sent.map { " (alert \($0) sent)" } ?? ""),
-                                 backend: backendName, alert: sent ?? violation.alert),
-                        transport: transport, result: -1)
-        }
+        if let result = wireFailure(engine: engine, transport: transport) { return result }
         switch status {
         case .success: return succeed(1)
         case .wantRead: return want(.wantRead)
@@ -186,6 +178,14 @@ public final class TLSConnection {
                 phase = .closedDuringHandshake
                 return closedCleanly()
             }
+            // A fatal alert the peer could still send unprotected is the peer's word,
+            // even where a library calls it an unexpected message (OpenSSL's server
+            // before the ClientHello): -1 alertReceived, nothing sent back.
+            if let alert = transport.lastPlaintextAlert, alert.level == 2, error.code == .protocolFailure {
+                let received = TLSAlert(alert.description)
+                return fail(TLSError(.alertReceived, "the peer sent the fatal alert \(received) (unprotected); backend said: \(error.message)",
+                                     backend: backendName, alert: received), transport: transport, result: -1)
+            }
             // Every protocol failure we detect sends a fatal alert, so the peer never
             // waits: the library's own, else unexpected_message (OpenSSL sends none for
             // bytes that are not TLS at all; GnuTLS none for errors without an alert).
@@ -196,6 +196,19 @@ public final class TLSConnection {
             }
             return fail(error, transport: transport, result: -1)
         }
+    }
+
+    /// Bytes that can never form a valid record or message, or a plaintext alert where
+    /// a protected one is required: the same verdict on every backend, whether the
+    /// library noticed (and which alert it picked) or is still waiting for more bytes.
+    /// -1 `.ssl` ``TLSError/Code/protocolFailure`` and the wire reader's fatal alert
+    /// (the library's own if it already sent one); nil when the wire is clean.
+    private func wireFailure(engine: any TLSSessionEngine, transport: TLSTransportIO) -> Int32? {
+        guard let violation = transport.wire.violation, transport.failureErrno == nil else { return nil }
+        let sent = engine.sendFatalAlert(violation.alert)
+        return fail(TLSError(.protocolFailure, "the peer sent \(violation.reason)" + (sent.map { " (alert \($0) sent)" } ?? ""),
+                             backend: backendName, alert: sent ?? violation.alert),
+                    transport: transport, result: -1)
     }
 
     private func startSession(role: TLSRole, transport: TLSTransportIO) -> (any TLSSessionEngine)? {
@@ -251,8 +264,13 @@ public final class TLSConnection {
         if closeNotifyReceived { return closedCleanly() }
         if buffer.count == 0 { return succeed(0) }
         let transport = transport!
+        let engine = engine!
         transport.resetStatus()
-        switch engine!.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer.prefix(Int(Int32.max)))) {
+        let status = engine.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer.prefix(Int(Int32.max))))
+        if case .success = status {} else if let result = wireFailure(engine: engine, transport: transport) {
+            return result
+        }
+        switch status {
         case .success(let count): return succeed(Int32(count))
         case .wantRead: return want(.wantRead)
         case .wantWrite: return want(.wantWrite)

@@ -283,12 +283,9 @@ package final class TLSTransportIO {
     /// would then go unreported there while OpenSSL reports it.)
     private var deadErrno: Int32?
 
-    /// The wire reader over the incoming bytes, fed while ``tracksRecords`` is on.
+    /// The wire reader over every incoming byte (record headers only, once the
+    /// handshake is over): what the libraries check differently, checked once.
     package var wire = TLSWireReader()
-    /// Whether incoming bytes go through the wire reader. ``TLSConnection`` turns it
-    /// on for the handshake only (where what the libraries check differs, and where an
-    /// alert can arrive unprotected).
-    package var tracksRecords = true
 
     /// The same stream when it writes vectors natively (a socket), cast once.
     private let vectorStream: (any TLSVectorWritable)?
@@ -299,7 +296,7 @@ package final class TLSTransportIO {
     }
 
     /// (level, description) of the last complete incoming record if it was an
-    /// unprotected 2-byte alert the peer could still send, read while ``tracksRecords`` was on.
+    /// unprotected 2-byte alert the peer could still send.
     package var lastPlaintextAlert: (level: UInt8, description: UInt8)? { wire.lastPlaintextAlert }
 
     /// Clears the failure record; the connection calls this before each TLS call.
@@ -315,7 +312,7 @@ package final class TLSTransportIO {
         let result = stream.read(into: buffer)
         switch result {
         case .transferred(let count):
-            if tracksRecords { wire.consume(UnsafeRawBufferPointer(rebasing: buffer.prefix(count))) }
+            wire.consume(UnsafeRawBufferPointer(rebasing: buffer.prefix(count)))
         case .wouldBlock: break
         case .endOfStream: reachedEndOfStream = true
         case .failed(let error):

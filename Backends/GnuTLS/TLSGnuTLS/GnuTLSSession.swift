@@ -559,7 +559,10 @@ final class GnuTLSSession: TLSSessionEngine {
         var level: Int32 = 0
         let alertCode = gnutls_error_to_alert(code, &level)
         var alert: TLSAlert?
-        if alertCode >= 0 {
+        if let violation = transport.wire.violation {
+            // TLSCore's wire reader saw what GnuTLS failed on: its alert, as on OpenSSL.
+            alert = sendFatalAlert(violation.alert)
+        } else if alertCode >= 0 {
             alert = sendFatalAlert(TLSAlert(UInt8(truncatingIfNeeded: alertCode)))
         }
         var message = "\(what) failed: \(GnuTLS.describe(code))"

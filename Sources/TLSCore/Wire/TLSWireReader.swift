@@ -39,6 +39,14 @@ package struct TLSWireReader: Sendable {
 
     package init(role: TLSRole = .client) { self.role = role }
 
+    /// The handshake is complete: every record from the peer is protected from now on,
+    /// under `version`.
+    package mutating func handshakeCompleted(version: TLSVersion?) {
+        peerProtected = true
+        isTLS13 = version == .tls13
+        lastPlaintextAlert = nil
+    }
+
     /// Reads the next bytes of the peer's stream.
     package mutating func consume(_ bytes: UnsafeRawBufferPointer) {
         var index = 0
@@ -70,15 +78,22 @@ package struct TLSWireReader: Sendable {
             : isTLS13 ? TLSWire.maxTLS13CiphertextLength : TLSWire.maxCiphertextLength
         if let problem = TLSWire.validate(parsed, maxLength: limit) { return fail(problem) }
         switch TLSWire.ContentType(rawValue: parsed.type)! {
-        case .alert where peerProtected && (isTLS13 || parsed.length == 2):
-            // TLS 1.3 protects every alert as application_data; a TLS 1.2 protected
-            // alert is longer than its 2 plaintext bytes.
+        case .alert where peerProtected && isTLS13:
+            // TLS 1.3 protects every alert as application_data (OpenSSL: "bad record type").
             return fail(TLSWireViolation(.unexpectedMessage,
-                "an unprotected alert record after the peer's records became protected (RFC 8446 §5, RFC 5246 §7.1)"))
+                "an unprotected alert record after the peer's records became protected (RFC 8446 §5)"))
+        case .alert where peerProtected && parsed.length == 2:
+            // A TLS 1.2 protected alert is longer than its 2 plaintext bytes: this one
+            // cannot be decrypted (OpenSSL: "decryption failed or bad record mac").
+            return fail(TLSWireViolation(.badRecordMAC,
+                "an unprotected alert record after the peer's ChangeCipherSpec (RFC 5246 §7.1)"))
         case .handshake where peerProtected && isTLS13:
             return fail(TLSWireViolation(.unexpectedMessage,
                 "an unprotected handshake record after the TLS 1.3 ServerHello (RFC 8446 §5)"))
         case .applicationData:
+            // Before the handshake ends only a TLS 1.3 peer sends application_data
+            // records (its encrypted flight).
+            if !peerProtected { isTLS13 = true }
             peerProtected = true
         case .changeCipherSpec:
             // A TLS 1.2 peer protects what follows. A client ignores the server's TLS 1.3
