@@ -300,9 +300,20 @@ public struct TLSConfiguration: Sendable, Hashable {
         if let ocspResponse, ocspResponse.isEmpty {
             throw invalid("ocspResponse is empty; use nil for no staple")
         }
-        if let serverName, !TLSHostName.isValidServerName(serverName) {
-            throw invalid("serverName \"\(serverName)\" is neither a DNS name nor an IP address")
+        if let serverName, let error = Self.serverNameError(serverName) { throw error }
+        if case .certificates(let roots) = trustRoots, roots.isEmpty {
+            // An empty list would trust nothing (every chain fails) or, with some
+            // libraries, silently fall back to no roots at all: refuse it on every backend.
+            throw invalid("trustRoots .certificates([]) is empty: give at least one certificate, or use .system")
         }
+    }
+
+    /// The one rule for a client's `serverName`, set in the configuration or on the
+    /// connection: a DNS name or an IP address. Reported by TLSKit (backend `"TLSKit"`)
+    /// wherever it is set. - Returns: nil when valid.
+    package static func serverNameError(_ name: String) -> TLSError? {
+        guard !TLSHostName.isValidServerName(name) else { return nil }
+        return TLSError(.invalidConfiguration, "serverName \"\(name)\" is neither a DNS name nor an IP address", backend: "TLSKit")
     }
 
     /// Every credential offered by default: the primary one (``certificateChain`` and
@@ -499,8 +510,12 @@ extension TLSDataSource {
         return false
     }
 
-    /// The bytes, reading the file if needed. A missing or unreadable file is a
-    /// ``TLSError`` with the given code, naming the path.
+    /// The largest file TLSKit reads (certificates, keys, bundles), on every backend.
+    package static let maximumFileSize = 16 << 20
+
+    /// The bytes, reading the file if needed: the one file reader of every backend. A
+    /// missing or unreadable file, or one over ``maximumFileSize``, is a ``TLSError``
+    /// with the given code, naming the path.
     package func load(backend: String, code: TLSError.Code, what: String) throws -> [UInt8] {
         switch self {
         case .bytes(let bytes):
@@ -523,8 +538,8 @@ extension TLSDataSource {
                     throw TLSError(code, "cannot read \(what) file \(path): \(reason)", backend: backend)
                 }
                 result.append(contentsOf: chunk[0..<n])
-                if result.count > 16 << 20 {
-                    throw TLSError(code, "\(what) file \(path) is larger than 16 MiB", backend: backend)
+                if result.count > Self.maximumFileSize {
+                    throw TLSError(code, "\(what) file \(path) is larger than \(Self.maximumFileSize >> 20) MiB", backend: backend)
                 }
             }
             return result

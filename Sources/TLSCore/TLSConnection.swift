@@ -214,8 +214,9 @@ public final class TLSConnection {
     private func startSession(role: TLSRole, transport: TLSTransportIO) -> (any TLSSessionEngine)? {
         let configuration = context.configuration
         let name = role == .client ? (serverName ?? configuration.serverName) : nil
-        if let name, !TLSHostName.isValidServerName(name) {
-            _ = misuse(.invalidConfiguration, "serverName \"\(name)\" is neither a DNS name nor an IP address")
+        if let name, let error = TLSConfiguration.serverNameError(name) {
+            lastCode = .ssl
+            lastError = error
             return nil
         }
         // Checked here once for every backend; nothing has been sent yet.

@@ -28,24 +28,11 @@ enum GnuTLSCertificateParser {
 
         // The first CN as the host-name check reads it: gnutls_x509_crt_get_dn_by_oid
         // gives a CN holding a control character as RFC 4514 hex (`#0c10…`) instead.
-        let commonName = der.withUnsafeBytes { TLSLeafIdentity(der: $0)?.commonName }
-
-        var dnsNames: [String] = [], ipAddresses: [String] = []
-        var index: UInt32 = 0
-        while index < 1024 {
-            var bytes = [UInt8](repeating: 0, count: 1024)
-            var length = bytes.count
-            var critical: UInt32 = 0
-            let type = gnutls_x509_crt_get_subject_alt_name(certificate, index, &bytes, &length, &critical)
-            if type == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE || type < 0 { break }
-            let value = Array(bytes.prefix(length))
-            if type == GNUTLS_SAN_DNSNAME.rawValue {
-                dnsNames.append(TLSUntrustedText.decode(value.prefix { $0 != 0 }))
-            } else if type == GNUTLS_SAN_IPADDRESS.rawValue, let text = TLSHostName.ipAddressText(value) {
-                ipAddresses.append(text)
-            }
-            index += 1
-        }
+        // SANs too are read once, by TLSCore, for both backends and for host-name
+        // checks: a DNS name with a NUL inside is kept whole (so it never matches a host).
+        let leaf = der.withUnsafeBytes { TLSLeafIdentity(der: $0) }
+        let commonName = leaf?.commonName
+        let dnsNames = leaf?.dnsNames ?? [], ipAddresses = leaf?.ipAddresses ?? []
 
         var serial = [UInt8](repeating: 0, count: 64)
         var serialSize = serial.count

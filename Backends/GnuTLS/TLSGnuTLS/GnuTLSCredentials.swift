@@ -59,9 +59,6 @@ final class GnuTLSCertificateCredentials: @unchecked Sendable {
         case .caDirectory(let path):
             try check(gnutls_certificate_set_x509_trust_dir(handle, path, GNUTLS_X509_FMT_PEM), path)
         case .certificates(let sources):
-            if sources.isEmpty {
-                throw GnuTLS.error(.badCertificate, "the trust root list is empty")
-            }
             for (index, source) in sources.enumerated() {
                 let bytes = try Self.bytes(of: source, code: .badCertificate, what: "trust root")
                 let what: String
@@ -351,16 +348,7 @@ final class GnuTLSCertificateCredentials: @unchecked Sendable {
     }
 
     static func bytes(of source: TLSDataSource, code: TLSError.Code, what: String) throws -> [UInt8] {
-        switch source {
-        case .bytes(let bytes):
-            return bytes
-        case .file(let path):
-            switch GnuTLS.readFile(path) {
-            case .success(let bytes): return bytes
-            case .failure(let error):
-                throw GnuTLS.error(code, "cannot read the \(what) \(path): \(error.description)")
-            }
-        }
+        try source.load(backend: GnuTLS.backendName, code: code, what: what)
     }
 }
 #endif

@@ -64,34 +64,5 @@ enum GnuTLS {
             return withUnsafePointer(to: &datum) { body($0) }
         }
     }
-
-    /// Reads a whole file with POSIX calls.
-    /// - Returns: the bytes, or the `errno` of the failed call.
-    static func readFile(_ path: String) -> Result<[UInt8], FileError> {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { return .failure(FileError(errno: errno)) }
-        defer { close(descriptor) }
-        var result: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }
-            if count > 0 {
-                result.append(contentsOf: chunk[0..<count])
-                if result.count > 64 * 1024 * 1024 {
-                    return .failure(FileError(errno: EFBIG))
-                }
-            } else if count == 0 {
-                return .success(result)
-            } else if errno != EINTR {
-                return .failure(FileError(errno: errno))
-            }
-        }
-    }
-
-    /// The `errno` of a failed file read.
-    struct FileError: Error {
-        var errno: Int32
-        var description: String { String(cString: strerror(errno)) }
-    }
 }
 #endif

@@ -23,23 +23,10 @@ enum OpenSSLCertificateParser {
     /// Reads a parsed certificate; `der` is its encoding (for the fingerprint).
     static func info(_ certificate: OpaquePointer, der: [UInt8]? = nil) -> TLSCertificateInfo {
         let encoded = der ?? OpenSSLPEM.der(certificate)
-        var dnsNames: [String] = [], ipAddresses: [String] = []
-        if let raw = X509_get_ext_d2i(certificate, NID_subject_alt_name, nil, nil) {
-            let names = OpaquePointer(raw)
-            defer { tlskit_GENERAL_NAMES_free(names) }
-            for index in 0..<tlskit_sk_GENERAL_NAME_num(names) {
-                var data: UnsafePointer<UInt8>?
-                var length: Int32 = 0
-                let type = tlskit_general_name(tlskit_sk_GENERAL_NAME_value(names, index), &data, &length)
-                guard let data, length >= 0 else { continue }
-                let bytes = Array(UnsafeBufferPointer(start: data, count: Int(length)))
-                if type == GEN_DNS {
-                    dnsNames.append(TLSUntrustedText.decode(bytes))
-                } else if type == GEN_IPADD, let text = TLSHostName.ipAddressText(bytes) {
-                    ipAddresses.append(text)
-                }
-            }
-        }
+        // SANs are read once, by TLSCore, for both backends and for host-name checks:
+        // a DNS name with a NUL inside is kept whole (so it never matches a host).
+        let leaf = encoded.withUnsafeBytes { TLSLeafIdentity(der: $0) }
+        let dnsNames = leaf?.dnsNames ?? [], ipAddresses = leaf?.ipAddresses ?? []
 
         var commonName: String?
         let subjectName = X509_get_subject_name(certificate)
