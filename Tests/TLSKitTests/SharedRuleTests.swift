@@ -1,0 +1,94 @@
+import Foundation
+import Testing
+import TLSKit
+import TLSCore
+
+/// Rules that once lived in one backend only, now written once in TLSCore: the same
+/// answer on every backend.
+@Suite("Shared rules")
+struct SharedRuleTests {
+    @Test("empty trust roots .certificates([]): refused at context creation, by TLSKit", arguments: allBackends)
+    func emptyTrustRoots(backend: Backend) throws {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.trustRoots = .certificates([])
+        configuration.serverName = "localhost"
+        let error = #expect(throws: TLSError.self) { try backend.type.makeContext(configuration) }
+        #expect(error?.code == .invalidConfiguration)
+        #expect(error?.backend == "TLSKit")
+        #expect(error?.message.contains(".certificates([]) is empty") == true, "\(String(describing: error))")
+    }
+
+    @Test("one file reader, one cap: a file over 16 MiB is refused naming the path and the limit", arguments: allBackends)
+    func fileSizeCap(backend: Backend) throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("huge.pem").path
+        #expect(FileManager.default.createFile(atPath: path, contents: Data(count: (16 << 20) + 1)))
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.trustRoots = .certificates([.file(path)])
+        configuration.serverName = "localhost"
+        let error = #expect(throws: TLSError.self) { try backend.type.makeContext(configuration) }
+        #expect(error?.code == .badCertificate)
+        #expect(error?.backend == backend.name)
+        #expect(error?.message.contains("is larger than 16 MiB") == true, "\(String(describing: error))")
+        #expect(error?.message.contains(path) == true)
+
+        // Exactly at the cap: read (and then refused as not a certificate).
+        let atCap = directory.appendingPathComponent("at-cap.pem").path
+        #expect(FileManager.default.createFile(atPath: atCap, contents: Data(count: 16 << 20)))
+        configuration.trustRoots = .certificates([.file(atCap)])
+        let other = #expect(throws: TLSError.self) { try backend.type.makeContext(configuration) }
+        #expect(other?.message.contains("larger than") == false, "\(String(describing: other))")
+    }
+
+    @Test("an invalid serverName: the same error whether set in the configuration or on the connection",
+          arguments: allBackends)
+    func invalidServerName(backend: Backend) throws {
+        let fixture = try Fixture(backend)
+        let fromConfiguration = #expect(throws: TLSError.self) {
+            try fixture.clientContext { $0.serverName = "bad name" }
+        }
+        let connection = try fixture.clientContext().makeConnection()
+        try connection.setTransport(.memory(TLSMemoryPair()))
+        connection.serverName = "bad name"
+        #expect(connection.step { $0.connect() } == Step(-1, .ssl))
+        let fromConnection = connection.lastError
+        #expect(fromConfiguration?.code == .invalidConfiguration)
+        #expect(fromConnection?.code == .invalidConfiguration)
+        #expect(fromConfiguration?.backend == "TLSKit")
+        #expect(fromConnection?.backend == fromConfiguration?.backend)
+        #expect(fromConnection?.message == fromConfiguration?.message)
+    }
+
+    @Test("a DNS SAN with a NUL inside: kept whole by certificateInfo on every backend, and never matched",
+          arguments: allBackends)
+    func nulInDNSName(backend: Backend) throws {
+        let der = try CertificateBytes.selfSignedWithSANs(["evil.example\u{0}.good.example", "plain.example"])
+        let info = try backend.type.certificateInfo(der: der)
+        #expect(info.dnsNames == ["evil.example\u{0}.good.example", "plain.example"])
+        let leaf = der.withUnsafeBytes { TLSLeafIdentity(der: $0) }
+        #expect(leaf?.dnsNames == info.dnsNames)
+        #expect(leaf.map { TLSHostName.matches("evil.example", leaf: $0) } == false)
+        #expect(leaf.map { TLSHostName.matches("plain.example", leaf: $0) } == true)
+    }
+}
+
+/// Certificates with hand-encoded extensions, made with the `openssl` tool.
+enum CertificateBytes {
+    /// A self-signed certificate whose subjectAltName holds exactly these DNS names,
+    /// byte for byte (a NUL included), as DER.
+    static func selfSignedWithSANs(_ names: [String]) throws -> [UInt8] {
+        func tlv(_ tag: UInt8, _ content: [UInt8]) -> [UInt8] {
+            precondition(content.count < 128)
+            return [tag, UInt8(content.count)] + content
+        }
+        let generalNames = tlv(0x30, names.flatMap { tlv(0x82, Array($0.utf8)) })
+        let hex = generalNames.map { String(format: "%02X", $0) }.joined()
+        let factory = try CertificateFactory()
+        defer { factory.remove() }
+        try factory.openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                             "-keyout", factory.path("nul.key"), "-out", factory.path("nul.pem"), "-days", "2",
+                             "-subj", "/CN=nul test", "-addext", "subjectAltName=DER:\(hex)"])
+        return firstDER(ofPEM: try factory.read("nul.pem"))
+    }
+}
