@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import TLSKit
-import TLSCore
+@_spi(TLSWire) import TLSCore
 
 /// Rules that once lived in one backend only, now written once in TLSCore: the same
 /// answer on every backend.

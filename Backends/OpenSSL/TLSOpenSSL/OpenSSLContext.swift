@@ -1,6 +1,6 @@
 #if OpenSSL
 internal import COpenSSL
-import TLSCore
+@_spi(TLSWire) import TLSCore
 #if canImport(Glibc)
 import Glibc
 #endif

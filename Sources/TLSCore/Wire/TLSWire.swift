@@ -4,9 +4,9 @@
 /// Pure Swift over bytes, no C library. The rules are those of RFC 8446 §5.1/§5.2 and
 /// RFC 5246 §6.2; where an RFC leaves a choice, the alert is the one OpenSSL 3.0 sends
 /// for the same input, so that a peer sees the same alert from either backend.
-package enum TLSWire {
+@_spi(TLSWire) public enum TLSWire {
     /// The record content types (RFC 8446 §5.1; 24 is heartbeat, RFC 6520).
-    package enum ContentType: UInt8, Sendable {
+    public enum ContentType: UInt8, Sendable {
         case changeCipherSpec = 20
         case alert = 21
         case handshake = 22
@@ -15,43 +15,49 @@ package enum TLSWire {
     }
 
     /// The length of a record header: type (1), legacy_record_version (2), length (2).
-    package static let recordHeaderLength = 5
+    public static let recordHeaderLength = 5
     /// The largest TLSPlaintext fragment: 2^14 (RFC 8446 §5.1, RFC 5246 §6.2.1).
-    package static let maxPlaintextLength = 1 << 14
+    public static let maxPlaintextLength = 1 << 14
     /// The largest TLS 1.3 TLSCiphertext fragment: 2^14 + 256 (RFC 8446 §5.2).
-    package static let maxTLS13CiphertextLength = (1 << 14) + 256
+    public static let maxTLS13CiphertextLength = (1 << 14) + 256
     /// The largest TLS 1.2 TLSCiphertext fragment: 2^14 + 2048 (RFC 5246 §6.2.3), the
     /// largest record any version allows.
-    package static let maxCiphertextLength = (1 << 14) + 2048
+    public static let maxCiphertextLength = (1 << 14) + 2048
     /// The largest handshake message either library accepts (GnuTLS buffers at most
     /// 128 KiB of handshake data; OpenSSL's largest limit, for a ClientHello, is close).
     /// A header that declares more can never be answered: it is refused at once.
-    package static let maxHandshakeMessageLength = 1 << 17
+    public static let maxHandshakeMessageLength = 1 << 17
 
     /// Handshake message types in use (RFC 8446 §4, RFC 5246 §7.4, RFC 6066 §8
     /// certificate_status, RFC 8879 compressed_certificate, 254 message_hash).
-    package static let knownHandshakeTypes: Set<UInt8> = [0, 1, 2, 4, 5, 8, 11, 12, 13, 14, 15, 16, 20, 21, 22, 24, 25, 254]
+    public static let knownHandshakeTypes: Set<UInt8> = [0, 1, 2, 4, 5, 8, 11, 12, 13, 14, 15, 16, 20, 21, 22, 24, 25, 254]
 
     /// The handshake type of a ServerHello.
-    package static let serverHelloType: UInt8 = 2
+    public static let serverHelloType: UInt8 = 2
     /// The ServerHello.random that marks a HelloRetryRequest (RFC 8446 §4.1.3).
-    package static let helloRetryRequestRandom: [UInt8] = [
+    public static let helloRetryRequestRandom: [UInt8] = [
         0xCF, 0x21, 0xAD, 0x74, 0xE5, 0x9A, 0x61, 0x11, 0xBE, 0x1D, 0x8C, 0x02, 0x1E, 0x65, 0xB8, 0x91,
         0xC2, 0xA2, 0x11, 0x16, 0x7A, 0xBB, 0x8C, 0x5E, 0x07, 0x9E, 0x09, 0xE2, 0xC8, 0xA8, 0x33, 0x9C,
     ]
     /// Extension numbers TLSKit reads.
-    package static let alpnExtension: UInt16 = 16
-    package static let supportedVersionsExtension: UInt16 = 43
+    public static let alpnExtension: UInt16 = 16
+    public static let supportedVersionsExtension: UInt16 = 43
 
     /// A record header, as read.
-    package struct RecordHeader: Equatable, Sendable {
-        package var type: UInt8
-        package var version: UInt16
-        package var length: Int
+    public struct RecordHeader: Equatable, Sendable {
+        public var type: UInt8
+        public var version: UInt16
+        public var length: Int
+        /// A header with these fields.
+        public init(type: UInt8, version: UInt16, length: Int) {
+            self.type = type
+            self.version = version
+            self.length = length
+        }
     }
 
     /// Reads a record header from the first 5 bytes; nil with fewer.
-    package static func recordHeader<Bytes: Collection>(_ bytes: Bytes) -> RecordHeader? where Bytes.Element == UInt8 {
+    public static func recordHeader<Bytes: Collection>(_ bytes: Bytes) -> RecordHeader? where Bytes.Element == UInt8 {
         guard bytes.count >= recordHeaderLength else { return nil }
         let b = Array(bytes.prefix(recordHeaderLength))
         return RecordHeader(type: b[0], version: UInt16(b[1]) << 8 | UInt16(b[2]), length: Int(b[3]) << 8 | Int(b[4]))
@@ -62,7 +68,7 @@ package enum TLSWire {
     /// and a length within `maxLength` (``maxPlaintextLength`` for an unprotected record,
     /// ``maxCiphertextLength`` or ``maxTLS13CiphertextLength`` for a protected one).
     /// - Returns: nil when valid, else the violation with the alert to send.
-    package static func validate(_ header: RecordHeader, maxLength: Int = maxCiphertextLength) -> TLSWireViolation? {
+    public static func validate(_ header: RecordHeader, maxLength: Int = maxCiphertextLength) -> TLSWireViolation? {
         guard ContentType(rawValue: header.type) != nil else {
             return TLSWireViolation(.unexpectedMessage, "a record of unknown content type \(header.type)")
         }
@@ -77,7 +83,7 @@ package enum TLSWire {
 
     /// The handshake message header rules: a known type and a length under
     /// ``maxHandshakeMessageLength``. - Returns: nil when valid, else the violation.
-    package static func validateHandshakeHeader(type: UInt8, length: Int) -> TLSWireViolation? {
+    public static func validateHandshakeHeader(type: UInt8, length: Int) -> TLSWireViolation? {
         guard knownHandshakeTypes.contains(type) else {
             return TLSWireViolation(.unexpectedMessage, "a handshake message of unknown type \(type)")
         }
@@ -89,13 +95,13 @@ package enum TLSWire {
     }
 
     /// An unprotected alert record: type 21, version 0x0303, length 2, level, description.
-    package static func alertRecord(_ alert: TLSAlert, fatal: Bool = true) -> [UInt8] {
+    public static func alertRecord(_ alert: TLSAlert, fatal: Bool = true) -> [UInt8] {
         [ContentType.alert.rawValue, 0x03, 0x03, 0x00, 0x02, fatal ? 2 : 1, alert.rawValue]
     }
 
     /// Reads one unprotected alert record at the start of `bytes`: (level, alert), or
     /// nil when the bytes do not start with a complete 2-byte alert record.
-    package static func plaintextAlert<Bytes: Collection>(_ bytes: Bytes) -> (level: UInt8, alert: TLSAlert)?
+    public static func plaintextAlert<Bytes: Collection>(_ bytes: Bytes) -> (level: UInt8, alert: TLSAlert)?
     where Bytes.Element == UInt8 {
         let b = Array(bytes.prefix(recordHeaderLength + 2))
         guard b.count == 7, b[0] == ContentType.alert.rawValue, b[1] == 3, b[3] == 0, b[4] == 2 else { return nil }
@@ -105,7 +111,7 @@ package enum TLSWire {
     /// A ProtocolNameList body as OpenSSL's ALPN callback hands it (length-prefixed
     /// names, without the 2-byte list length): the names, or nil when malformed (an
     /// empty name, or a name running past the end).
-    package static func protocolNames(_ bytes: UnsafeRawBufferPointer) -> [String]? {
+    public static func protocolNames(_ bytes: UnsafeRawBufferPointer) -> [String]? {
         var names: [String] = []
         var index = 0
         while index < bytes.count {
@@ -119,7 +125,7 @@ package enum TLSWire {
 
     /// The body of an ALPN extension (2-byte list length, then the list): the names, or
     /// nil when malformed.
-    package static func alpnExtension(_ bytes: UnsafeRawBufferPointer) -> [String]? {
+    public static func alpnExtension(_ bytes: UnsafeRawBufferPointer) -> [String]? {
         guard bytes.count >= 2 else { return nil }
         let length = Int(bytes[0]) << 8 | Int(bytes[1])
         guard 2 + length == bytes.count else { return nil }
@@ -128,7 +134,7 @@ package enum TLSWire {
 
     /// The body of a ClientHello supported_versions extension (1-byte list length, then
     /// 2-byte versions): the versions, or nil when malformed.
-    package static func supportedVersions(_ bytes: UnsafeRawBufferPointer) -> [UInt16]? {
+    public static func supportedVersions(_ bytes: UnsafeRawBufferPointer) -> [UInt16]? {
         guard bytes.count >= 1 else { return nil }
         let length = Int(bytes[0])
         guard length % 2 == 0, 1 + length == bytes.count else { return nil }
@@ -137,24 +143,31 @@ package enum TLSWire {
 
     /// What a server needs from a ClientHello body (the handshake message without its
     /// 4-byte header): the legacy version, the offered versions and ALPN protocols.
-    package struct ClientHello: Equatable, Sendable {
+    public struct ClientHello: Equatable, Sendable {
         /// legacy_version.
-        package var legacyVersion: UInt16
+        public var legacyVersion: UInt16
         /// supported_versions, when the extension is present.
-        package var supportedVersions: [UInt16]?
+        public var supportedVersions: [UInt16]?
         /// ALPN protocol names, when the extension is present.
-        package var applicationProtocols: [String]?
+        public var applicationProtocols: [String]?
+
+        /// A ClientHello summary with these fields.
+        public init(legacyVersion: UInt16, supportedVersions: [UInt16]? = nil, applicationProtocols: [String]? = nil) {
+            self.legacyVersion = legacyVersion
+            self.supportedVersions = supportedVersions
+            self.applicationProtocols = applicationProtocols
+        }
 
         /// True when the client can speak a version in `range` (without
         /// supported_versions, every version up to legacy_version, RFC 8446 §4.2.1).
-        package func offersVersion(in range: ClosedRange<UInt16>) -> Bool {
+        public func offersVersion(in range: ClosedRange<UInt16>) -> Bool {
             if let supportedVersions { return supportedVersions.contains { range.contains($0) } }
             return legacyVersion >= range.lowerBound
         }
     }
 
     /// Parses a ClientHello body; nil when malformed.
-    package static func clientHello(_ body: UnsafeRawBufferPointer) -> ClientHello? {
+    public static func clientHello(_ body: UnsafeRawBufferPointer) -> ClientHello? {
         var reader = Reader(body)
         guard let version = reader.uint16(), reader.skip(32),      // legacy_version, random
               let sessionID = reader.uint8(), reader.skip(Int(sessionID)),
@@ -179,7 +192,7 @@ package enum TLSWire {
     /// What the client's wire reader needs from a ServerHello body: whether it is a
     /// HelloRetryRequest, and the selected version (supported_versions, else
     /// legacy_version). Nil when malformed.
-    package static func serverHello(_ body: UnsafeRawBufferPointer) -> (isHelloRetryRequest: Bool, version: UInt16)? {
+    public static func serverHello(_ body: UnsafeRawBufferPointer) -> (isHelloRetryRequest: Bool, version: UInt16)? {
         var reader = Reader(body)
         guard let legacy = reader.uint16(), let random = reader.bytes(32),
               let sessionID = reader.uint8(), reader.skip(Int(sessionID)), reader.skip(3)  // cipher, compression
@@ -244,13 +257,13 @@ package enum TLSWire {
 /// Bytes from the peer that can never form a valid record or message, found by the
 /// wire reader: the connection fails with ``TLSError/Code/protocolFailure`` and
 /// ``alert`` is sent.
-package struct TLSWireViolation: Equatable, Sendable {
+@_spi(TLSWire) public struct TLSWireViolation: Equatable, Sendable {
     /// The fatal alert to send (the one OpenSSL 3.0 sends for the same input).
-    package let alert: TLSAlert
+    public let alert: TLSAlert
     /// What was wrong, for ``TLSError/message``.
-    package let reason: String
+    public let reason: String
 
-    package init(_ alert: TLSAlert, _ reason: String) {
+    public init(_ alert: TLSAlert, _ reason: String) {
         self.alert = alert
         self.reason = reason
     }

@@ -10,19 +10,19 @@
 /// application_data (a TLS 1.3 peer's encrypted records), or, for a client, once the
 /// server's TLS 1.3 ServerHello (not a HelloRetryRequest) has been read. Before that
 /// a plaintext alert is the peer's word (it may have failed before having keys).
-package struct TLSWireReader: Sendable {
+@_spi(TLSWire) public struct TLSWireReader: Sendable {
     /// Our role; set before the first byte (the server reads ClientHellos, the client
     /// reads ServerHellos).
-    package var role: TLSRole = .client
+    public var role: TLSRole = .client
     /// The first violation found; nothing is read after it.
-    package private(set) var violation: TLSWireViolation?
+    public private(set) var violation: TLSWireViolation?
     /// (level, description) of the last complete record if it was an unprotected
     /// 2-byte alert read while the peer's direction was still unprotected.
-    package private(set) var lastPlaintextAlert: (level: UInt8, description: UInt8)?
+    public private(set) var lastPlaintextAlert: (level: UInt8, description: UInt8)?
     /// True once the peer's records are protected (see the type's description).
-    package private(set) var peerProtected = false
+    public private(set) var peerProtected = false
     /// True once a client has read a TLS 1.3 ServerHello.
-    package private(set) var isTLS13 = false
+    public private(set) var isTLS13 = false
 
     private var header: [UInt8] = []
     private var recordType: UInt8 = 0
@@ -37,18 +37,18 @@ package struct TLSWireReader: Sendable {
     /// A client has read a ServerHello that is not a HelloRetryRequest.
     private var sawServerHello = false
 
-    package init(role: TLSRole = .client) { self.role = role }
+    public init(role: TLSRole = .client) { self.role = role }
 
     /// The handshake is complete: every record from the peer is protected from now on,
     /// under `version`.
-    package mutating func handshakeCompleted(version: TLSVersion?) {
+    public mutating func handshakeCompleted(version: TLSVersion?) {
         peerProtected = true
         isTLS13 = version == .tls13
         lastPlaintextAlert = nil
     }
 
     /// Reads the next bytes of the peer's stream.
-    package mutating func consume(_ bytes: UnsafeRawBufferPointer) {
+    public mutating func consume(_ bytes: UnsafeRawBufferPointer) {
         var index = 0
         while index < bytes.count, violation == nil {
             if remaining == 0 && header.count < TLSWire.recordHeaderLength {
