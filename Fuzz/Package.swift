@@ -37,5 +37,6 @@ let package = Package(
         .executableTarget(name: "FuzzClientHandshake", dependencies: ["FuzzSupport"], swiftSettings: settings),
         .executableTarget(name: "FuzzRecords", dependencies: ["FuzzSupport"], swiftSettings: settings),
         .executableTarget(name: "FuzzConfiguration", dependencies: ["FuzzSupport"], swiftSettings: settings),
+        .executableTarget(name: "FuzzWire", dependencies: ["FuzzSupport"], swiftSettings: settings),
     ]
 )

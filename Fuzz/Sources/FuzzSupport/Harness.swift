@@ -1,4 +1,5 @@
 import TLSKit
+@_spi(TLSWire) import TLSCore
 import CFuzzerDriver
 
 #if canImport(Glibc)
@@ -18,6 +19,8 @@ public enum Target: String, Sendable {
     case records
     /// Context creation from arbitrary certificate, key, PKCS#12, trust-root and CRL bytes.
     case configuration
+    /// TLSCore's wire reader and ClientHello/ServerHello parsers, no backend involved.
+    case wire
 }
 
 /// Certificates and contexts made once per process for the backend of this build.
@@ -91,6 +94,7 @@ public enum Harness {
         case .clientHandshake: clientHandshake(bytes)
         case .records: records(bytes)
         case .configuration: configuration(bytes)
+        case .wire: wire(bytes)
         }
         return 0
     }
@@ -242,6 +246,40 @@ public enum Harness {
     /// Mode 0: certificate chain + private key (PEM or DER); 1: PKCS#12 bundle with
     /// password "fuzz"; 2: trust roots; 3: CRL bytes with the fixture's trust root;
     /// 4: encrypted key with passphrase "fuzz".
+    /// Input: mode byte (bit 0: server role; bits 1-7: piece size), then a peer's byte
+    /// stream. The wire reader must reach the same verdict whole and in pieces, keep its
+    /// first violation, and never trap; the parsers must never trap on any body.
+    static func wire(_ input: [UInt8]) {
+        let mode = input.first ?? 0
+        let role: TLSRole = mode & 1 == 1 ? .server : .client
+        let stream = Array(input.dropFirst())
+        var whole = TLSWireReader(role: role)
+        stream.withUnsafeBytes { whole.consume($0) }
+        var pieces = TLSWireReader(role: role)
+        let size = max(1, Int(mode >> 1))
+        var index = 0
+        var firstViolation: TLSWireViolation?
+        while index < stream.count {
+            let end = min(index + size, stream.count)
+            stream[index..<end].withUnsafeBytes { pieces.consume($0) }
+            if firstViolation == nil { firstViolation = pieces.violation }
+            require(pieces.violation == firstViolation, "the wire reader changed its verdict")
+            index = end
+        }
+        require(whole.violation == pieces.violation, "whole \(String(describing: whole.violation)) vs pieces \(String(describing: pieces.violation))")
+        require(whole.peerProtected == pieces.peerProtected && whole.isTLS13 == pieces.isTLS13, "protection differs by split")
+        require((whole.lastPlaintextAlert.map { [$0.level, $0.description] }) == (pieces.lastPlaintextAlert.map { [$0.level, $0.description] }),
+                "last plaintext alert differs by split")
+        stream.withUnsafeBytes { body in
+            if let hello = TLSWire.clientHello(body) { _ = hello.offersVersion(in: 0x0303...0x0304) }
+            _ = TLSWire.serverHello(body)
+            _ = TLSWire.protocolNames(body)
+            _ = TLSWire.alpnExtension(body)
+            _ = TLSWire.supportedVersions(body)
+            if let header = TLSWire.recordHeader(Array(body.prefix(5))) { _ = TLSWire.validate(header) }
+        }
+    }
+
     static func configuration(_ input: [UInt8]) {
         guard input.count >= 3 else { return }
         let mode = input[0] % 5

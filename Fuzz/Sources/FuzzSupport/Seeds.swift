@@ -22,6 +22,16 @@ enum Seeds {
                 [1, 0x17, 0x03, 0x03, 0x00, 0x05, 1, 2, 3, 4, 5],
                 [3, 0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28],
             ]
+        case .wire:
+            // Each side's real flights (client role reads the server's), whole and in
+            // 3-byte pieces; a stray 0x87 stream; a plaintext alert after a flight.
+            let tls13 = capture(tls12: false), tls12 = capture(tls12: true)
+            return [
+                [0] + tls13.serverFlights.joined(), [6] + tls12.serverFlights.joined(),
+                [1] + tls13.clientFlights.joined(), [7] + tls12.clientFlights.joined(),
+                [1, 0x87, 0x5A, 0x13, 0x81, 0x00, 1, 2, 3],
+                [0] + (tls13.serverFlights.first ?? []) + [0x15, 0x03, 0x03, 0x00, 0x02, 0x01, 0x00],
+            ]
         case .configuration:
             let certificate = Array(world.identity.certificateChainPEM.utf8)
             let key = Array(world.identity.privateKeyPEM.utf8)
