@@ -47,6 +47,17 @@ struct HostilePeerTests {
     /// ClientHello (victim server); the real ServerHello record (victim client).
     enum Point { case start, afterClientHello, afterServerHello, afterClientFinished }
 
+    /// The content types of the records in `bytes`, in order.
+    static func recordTypes(_ bytes: [UInt8]) -> [UInt8] {
+        var types: [UInt8] = []
+        var index = 0
+        while index + 5 <= bytes.count {
+            types.append(bytes[index])
+            index += 5 + (Int(bytes[index + 3]) << 8 | Int(bytes[index + 4]))
+        }
+        return types
+    }
+
     /// The first record of `bytes` (header and body).
     static func firstRecord(_ bytes: [UInt8]) -> [UInt8] {
         let length = Int(bytes[3]) << 8 | Int(bytes[4])
@@ -250,8 +261,12 @@ struct HostilePeerTests {
 
         let failing = try prepare(c, at: point)
         let (other, otherWire, _, _) = sides(failing, c.role)
+        _ = otherWire.takeOutgoing()
         otherWire.deliverIncoming(handshakeFailure)
         let step = handshake(other)
+        // A received fatal alert is not answered (what the victim wrote, if anything,
+        // is its own flight, which it had not sent yet: no alert record).
+        #expect(!recordTypes(otherWire.takeOutgoing()).contains(21), sourceLocation: sourceLocation)
         #expect(step == Step(-1, .ssl), sourceLocation: sourceLocation)
         #expect(other.lastError?.code == .alertReceived, "\(String(describing: other.lastError))", sourceLocation: sourceLocation)
         #expect(other.lastError?.alert == .handshakeFailure, sourceLocation: sourceLocation)
