@@ -50,9 +50,43 @@ func temporaryDirectory() throws -> URL {
     return url
 }
 
-/// A free TCP port on 127.0.0.1 (bound and released; a tool then binds it).
-func freePort() throws -> UInt16 {
-    try TLSListener(host: "127.0.0.1", port: 0).port
+/// A TCP port on 127.0.0.1 that refuses connections and that nobody else can take while
+/// the returned descriptor stays open: bound, never listening. Close the descriptor after use.
+func refusingPort() throws -> (fd: Int32, port: UInt16) {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    guard fd >= 0 else { throw TLSError(.transportFailure, "socket failed", backend: "tests", errno: errno) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+    }
+    guard bound else {
+        let error = errno
+        close(fd)
+        throw TLSError(.transportFailure, "bind failed", backend: "tests", errno: error)
+    }
+    return (fd, UInt16(bigEndian: address.sin_port))
+}
+
+/// The IPv4 port a process listens on, read back from the kernel (`/proc/<pid>/fd`
+/// socket inodes matched in `/proc/net/tcp`): for tools that pick port 0 without saying
+/// which port they got (gnutls-serv prints "port 0").
+func listeningPort(of pid: Int32) throws -> UInt16 {
+    let inodes = Set(try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").compactMap { name -> String? in
+        let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(name)")
+        guard let target, target.hasPrefix("socket:[") else { return nil }
+        return String(target.dropFirst("socket:[".count).dropLast())
+    })
+    for line in try String(contentsOfFile: "/proc/net/tcp", encoding: .utf8).split(separator: "\n").dropFirst() {
+        let fields = line.split(separator: " ")
+        // sl local_address rem_address st ... inode: state 0A is LISTEN.
+        guard fields.count > 9, fields[3] == "0A", inodes.contains(String(fields[9])),
+              let port = fields[1].split(separator: ":").last.flatMap({ UInt16($0, radix: 16) }) else { continue }
+        return port
+    }
+    throw TLSError(.internalError, "process \(pid) owns no IPv4 listening socket", backend: "tests")
 }
 
 /// A certificate and key generated now by the backend, written to files for the tools.
@@ -270,3 +304,43 @@ func run(_ executable: String, _ arguments: [String], input: String = "", timeou
 
 /// The lines of a text, without empty ones.
 func lines(_ text: String) -> [String] { text.split(separator: "\n").map(String.init) }
+
+/// A process-wide gate between suites, shared by every test target in this process (a
+/// `flock` on a file named after the process): suites that measure the process's own
+/// descriptors or resident memory (`.measuresProcess`) run alone, while every other
+/// suite (`.sharesProcess`) may run in parallel with the others. Waiting happens on a
+/// thread of its own, never on the concurrency pool.
+struct ProcessGate: SuiteTrait, TestScoping {
+    let exclusive: Bool
+    var isRecursive: Bool { false }
+
+    func provideScope(for test: Test, testCase: Test.Case?,
+                      performing function: @Sendable () async throws -> Void) async throws {
+        let fd = try await acquire()
+        defer { flock(fd, LOCK_UN); close(fd) }
+        try await function()
+    }
+
+    private func acquire() async throws -> Int32 {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("tlskit-tests-\(getpid()).gate").path
+        let exclusive = exclusive
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Int32, any Error>) in
+            Thread {
+                let fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
+                guard fd >= 0 else {
+                    continuation.resume(throwing: TLSError(.internalError, "cannot open \(path)", backend: "tests", errno: errno))
+                    return
+                }
+                while flock(fd, exclusive ? LOCK_EX : LOCK_SH) != 0 && errno == EINTR {}
+                continuation.resume(returning: fd)
+            }.start()
+        }
+    }
+}
+
+extension Trait where Self == ProcessGate {
+    /// This suite runs alongside any other, but never while a measuring suite runs.
+    static var sharesProcess: Self { ProcessGate(exclusive: false) }
+    /// This suite measures process-wide figures: it runs with no other suite.
+    static var measuresProcess: Self { ProcessGate(exclusive: true) }
+}

@@ -3,7 +3,7 @@ import Testing
 import TLSKit
 
 /// Help texts, usage errors (exit 2) and configuration errors (exit 1, one line).
-@Suite("tlsctl command line")
+@Suite("tlsctl command line", .timeLimit(.minutes(5)), .sharesProcess)
 struct TLSCtlCommandLineTests {
     @Test("tlsctl --help lists the four subcommands and the exit statuses")
     func rootHelp() throws {
@@ -101,7 +101,8 @@ struct TLSCtlCommandLineTests {
 
     @Test("connect to a closed port exits 1 naming the transport failure", arguments: allBackends)
     func connectionRefused(backend: Backend) throws {
-        let port = try freePort()
+        let (fd, port) = try refusingPort()
+        defer { close(fd) }
         let (status, _, errors) = try runTLSCtl(["connect", "127.0.0.1:\(port)", "--backend", backend.name], input: "")
         #expect(status == 1)
         #expect(errors == "tlsctl: transportFailure (\(backend.name): connect to 127.0.0.1:\(port): Connection refused)\n")

@@ -4,16 +4,20 @@ import TLSKit
 
 /// `tlsctl connect` against servers nobody here wrote (`openssl s_server`,
 /// `gnutls-serv`) and against `tlsctl serve`, on every compiled backend.
-@Suite("tlsctl connect", .serialized)
+@Suite("tlsctl connect", .serialized, .timeLimit(.minutes(5)), .sharesProcess)
 struct TLSCtlConnectTests {
-    /// Starts `openssl s_server` on a free port, reversing each line it receives.
+    /// Starts `openssl s_server` on a port it picks itself, reversing each line it receives;
+    /// returns once it printed `ACCEPT 127.0.0.1:<port>` (after it listens), with that port.
     private func openSSLServer(_ files: CertificateFiles, _ extra: [String] = []) throws -> (Child, UInt16) {
-        let port = try freePort()
         let server = try Child(try tool("openssl"), [
-            "s_server", "-accept", "127.0.0.1:\(port)", "-cert", files.cert, "-key", files.key,
+            "s_server", "-accept", "127.0.0.1:0", "-cert", files.cert, "-key", files.key,
             "-rev", "-naccept", "1",
         ] + extra)
-        try server.waitForOutput("ACCEPT", timeout: 30)
+        try server.waitForOutput("ACCEPT 127.0.0.1:", timeout: 30)
+        let line = server.output.split(separator: "\n").first { $0.hasPrefix("ACCEPT 127.0.0.1:") }
+        guard let port = line.flatMap({ UInt16($0.dropFirst("ACCEPT 127.0.0.1:".count)) }) else {
+            throw TLSError(.internalError, "no port in s_server's output: \(server.output)", backend: "tests")
+        }
         return (server, port)
     }
 
@@ -46,12 +50,16 @@ struct TLSCtlConnectTests {
     func againstGnuTLSServer(backend: Backend) throws {
         let files = try CertificateFiles(backend)
         defer { files.remove() }
-        let port = try freePort()
         let server = try Child(try tool("gnutls-serv"), [
-            "--port", "\(port)", "--x509certfile", files.cert, "--x509keyfile", files.key, "--echo",
+            "--port", "0", "--x509certfile", files.cert, "--x509keyfile", files.key, "--echo",
         ])
         defer { server.stop() }
-        #expect(server.stderrEventually(contains: "Echo Server listening on IPv4", timeout: 30), "\(server.errorOutput)")
+        // gnutls-serv picks its own port (printed as "port 0": read back from the kernel)
+        // and says "...done" once it listens. "localhost" may resolve to ::1 first, where
+        // gnutls-serv listens on another port: tlsctl then falls back to 127.0.0.1.
+        try #require(server.stderrEventually(contains: "Echo Server listening on IPv4 0.0.0.0 port 0...done", timeout: 30),
+                     "\(server.errorOutput)")
+        let port = try listeningPort(of: server.process.processIdentifier)
         let (status, output, errors) = try runTLSCtl([
             "connect", "localhost:\(port)", "--backend", backend.name, "--ca-file", files.cert, "--quiet",
         ], input: "ping\npong\n")

@@ -13,26 +13,11 @@ func tlsctlPath() throws -> String {
     throw TLSError(.invalidConfiguration, "tlsctl binary not found near \(Bundle.main.bundleURL.path)", backend: "tests")
 }
 
-/// Runs tlsctl to completion; returns (status, stdout, stderr).
-func runTLSCtl(_ arguments: [String]) throws -> (Int32, String, String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: try tlsctlPath())
-    process.arguments = arguments
-    let out = Pipe(), err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    let stdout = out.fileHandleForReading.readDataToEndOfFile()
-    let stderr = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
-}
-
-@Suite("tlsctl info and demo")
+@Suite("tlsctl info and demo", .timeLimit(.minutes(5)), .sharesProcess)
 struct TLSCtlInfoTests {
     @Test("tlsctl info names the default backend, its library version and capabilities")
     func info() throws {
-        let (status, output, _) = try runTLSCtl(["info"])
+        let (status, output, _) = try runTLSCtl(["info"], input: "")
         #expect(status == 0)
         #expect(output.contains("default backend: \(DefaultTLSBackend.name)"))
         #expect(output.contains(DefaultTLSBackend.libraryVersion))
@@ -42,7 +27,7 @@ struct TLSCtlInfoTests {
     @Test("tlsctl demo completes a TLS 1.3 handshake and exits 0, on every compiled backend",
           arguments: TLSBackends.available.map { $0.name })
     func demo(backend: String) throws {
-        let (status, output, errors) = try runTLSCtl(["demo", "--backend", backend])
+        let (status, output, errors) = try runTLSCtl(["demo", "--backend", backend], input: "")
         #expect(status == 0, "\(errors)")
         #expect(output.contains("backend:       \(backend)"))
         #expect(output.contains("protocol:      TLSv1.3"))

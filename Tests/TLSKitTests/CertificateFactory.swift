@@ -8,6 +8,26 @@ struct CertificateFactory {
 
     init() throws { directory = try temporaryDirectory() }
 
+    private init(directory: URL) { self.directory = directory }
+
+    /// A private copy of every file in a directory of its own, for one test that issues
+    /// more certificates, writes files, or reads the CA database (`openssl ocsp`): the
+    /// shared factory is never written after it is made, so parallel tests cannot race
+    /// on its `index.txt` or on a fixed file name. `remove()` it when done.
+    func copy() throws -> CertificateFactory {
+        let target = try temporaryDirectory()
+        try FileManager.default.removeItem(at: target)
+        try FileManager.default.copyItem(at: directory, to: target)
+        let copy = CertificateFactory(directory: target)
+        // The CA configuration names its database by absolute path: point it at the copy.
+        let config = copy.path("ca.cnf")
+        if FileManager.default.fileExists(atPath: config) {
+            let text = try String(contentsOfFile: config, encoding: .utf8)
+            try text.replacingOccurrences(of: directory.path, with: target.path).write(toFile: config, atomically: true, encoding: .utf8)
+        }
+        return copy
+    }
+
     /// Runs `openssl` with the arguments; throws with its stderr on failure.
     @discardableResult
     func openssl(_ arguments: [String], input: String? = nil) throws -> String {

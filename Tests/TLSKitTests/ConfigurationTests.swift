@@ -2,7 +2,7 @@ import Testing
 import TLSKit
 
 /// Configuration errors are reported at context creation with a clear code.
-@Suite("Configuration")
+@Suite("Configuration", .timeLimit(.minutes(5)), .sharesProcess)
 struct ConfigurationTests {
     @Test("secure defaults", arguments: allBackends)
     func defaults(backend: Backend) {

@@ -74,7 +74,7 @@ final class FaultyTransport: TLSCustomTransport {
 
 /// Fault injection through ``TLSCustomTransport``: for every I/O call index of a
 /// handshake, on each role, TLS 1.3 and 1.2, the faulty side's results are exact.
-@Suite("Fault injection")
+@Suite("Fault injection", .timeLimit(.minutes(5)), .sharesProcess)
 struct FaultInjectionTests {
     struct Run {
         /// Every step of the faulty side, in order.
@@ -222,7 +222,7 @@ struct FaultInjectionTests {
 
 /// A peer that stalls: the blocking helpers give up with `.timedOut` within their
 /// time-out, on both roles.
-@Suite("Stalled peer")
+@Suite("Stalled peer", .timeLimit(.minutes(5)), .sharesProcess)
 struct StalledPeerTests {
     static let timeout = Duration.milliseconds(800)
 

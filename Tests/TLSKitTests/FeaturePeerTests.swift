@@ -3,7 +3,7 @@ import Testing
 import TLSKit
 
 /// Protocol features against peers nobody here wrote.
-@Suite("Protocol features with real peers", .serialized)
+@Suite("Protocol features with real peers", .serialized, .timeLimit(.minutes(5)), .sharesProcess)
 struct FeaturePeerTests {
     private func files(_ fixture: Fixture) throws -> (URL, String, String) {
         let directory = try temporaryDirectory()
@@ -18,14 +18,13 @@ struct FeaturePeerTests {
         defer { try? FileManager.default.removeItem(at: directory) }
         let context = try fixture.clientContext { $0.maximumTLSVersion = version }
         for peer in ["openssl", "gnutls"] {
-            let port = try freePort()
-            let server = peer == "openssl"
-                ? try Peer(try tool("openssl"), ["s_server", "-accept", "127.0.0.1:\(port)", "-cert", cert, "-key", key, "-rev"])
-                : try Peer(try tool("gnutls-serv"), ["--port", "\(port)", "--x509certfile", cert, "--x509keyfile", key, "--echo"])
+            let (server, port) = peer == "openssl"
+                ? try startOpenSSLServer(["-cert", cert, "-key", key, "-rev"])
+                : try startGnuTLSServer(["--x509certfile", cert, "--x509keyfile", key, "--echo"])
             defer { server.stop() }
             var session: TLSSession?
             for attempt in 0..<2 {
-                let socket = try connectWhenReady(port: port, context: context, serverName: "localhost") { connection in
+                let socket = try connectToPeer(port: port, context: context, serverName: "localhost") { connection in
                     if let session { try connection.setSession(session) }
                 }
                 #expect(socket.connection.isSessionReused == (attempt == 1), "\(peer) attempt \(attempt)")
@@ -56,7 +55,7 @@ struct FeaturePeerTests {
         let client = try Peer(try tool("openssl"), ["s_client", "-connect", "127.0.0.1:\(listener.port)", "-servername", "localhost",
                                                    "-CAfile", cert, "-keylogfile", logFile, "-quiet"])
         client.closeInput()
-        client.wait(timeout: 20)
+        #expect(client.wait(timeout: 20) == 0, "\(client.errorOutput)")
         #expect(try server.join())
         let theirs = Set(try String(contentsOfFile: logFile, encoding: .utf8).split(separator: "\n").map(String.init)
             .filter { !$0.hasPrefix("#") && !$0.isEmpty })
@@ -70,14 +69,13 @@ struct FeaturePeerTests {
         let fixture = try Fixture(backend)
         let (directory, cert, key) = try files(fixture)
         defer { try? FileManager.default.removeItem(at: directory) }
-        let port = try freePort()
-        let server = try Peer(try tool("gnutls-serv"), [
-            "--port", "\(port)", "--x509certfile", cert, "--x509keyfile", key, "--echo",
+        let (server, port) = try startGnuTLSServer([
+            "--x509certfile", cert, "--x509keyfile", key, "--echo",
             "--keymatexport", "EXPERIMENTAL-tlskit", "--keymatexportsize", "20",
             "--priority", "NORMAL:-VERS-ALL:+VERS-TLS\(version == .tls13 ? "1.3" : "1.2")",
         ])
         defer { server.stop() }
-        let socket = try connectWhenReady(port: port, context: try fixture.clientContext())
+        let socket = try connectToPeer(port: port, context: try fixture.clientContext())
         let ours = try socket.connection.exportKeyingMaterial(label: "EXPERIMENTAL-tlskit", length: 20)
         try socket.write(Array("x\n".utf8))
         _ = try socket.read()

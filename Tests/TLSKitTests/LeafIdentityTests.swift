@@ -5,7 +5,7 @@ import TLSKit
 
 /// The DER reader behind host-name and pin checks (`TLSLeafIdentity`), held to what the
 /// libraries' own certificate parsers read, and to refusing anything malformed.
-@Suite("Leaf identity reader")
+@Suite("Leaf identity reader", .timeLimit(.minutes(5)), .sharesProcess)
 struct LeafIdentityTests {
     static let certificates = ["good", "wild", "partial", "iponly", "cnonly", "cnplus", "cnip", "selfsigned", "weak", "client"]
 

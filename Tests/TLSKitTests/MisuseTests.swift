@@ -8,7 +8,7 @@ import Glibc
 
 /// API misuse gets a TLSError, never a crash: the rows not covered by the handshake and
 /// data contract suites.
-@Suite("Misuse")
+@Suite("Misuse", .timeLimit(.minutes(5)), .measuresProcess)
 struct MisuseTests {
     @Test("a second transport, before and after the handshake: throws invalidState, the first one stays", arguments: allBackends)
     func transportTwice(backend: Backend) throws {

@@ -3,7 +3,7 @@ import TLSKit
 
 /// Certificate and host-name verification: on by default, failures categorised and
 /// announced to the peer with the same alert on every backend.
-@Suite("Verification")
+@Suite("Verification", .timeLimit(.minutes(5)), .sharesProcess)
 struct VerificationTests {
     @Test("wrong host name: client -1 .ssl hostnameMismatch; server -1 .ssl alert bad_certificate", arguments: allBackends)
     func wrongHost(backend: Backend) throws {
@@ -121,6 +121,7 @@ struct VerificationTests {
                                   server: { $0.applicationProtocols = ["http/1.1"] })
         let (client, server) = link.handshake()
         #expect(server.last == Step(-1, .ssl))
+        #expect(link.server.lastError?.code == .protocolFailure, "\(String(describing: link.server.lastError))")
         #expect(client.last == Step(-1, .ssl))
         #expect(link.client.lastError?.code == .alertReceived)
         #expect(link.client.lastError?.alert == .noApplicationProtocol)

@@ -1,0 +1,333 @@
+import Foundation
+import Testing
+import TLSKit
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Rows of DESIGN.md §1 that no other suite asserts exactly: role misuse, alert names,
+/// `.wantWrite` from a real socket and from `read`, reads that must do no I/O, shutdown
+/// while waiting, writes to a gone peer, the peer's chain order, and descriptor ownership.
+@Suite("Contract rows", .timeLimit(.minutes(5)), .sharesProcess)
+struct ContractRowsTests {
+    /// An in-memory pair end whose writes can be held back, counting every call.
+    final class GatedTransport: TLSCustomTransport {
+        let wire = TLSMemoryPair()
+        var blockWrites = false
+        var reads = 0, writes = 0
+        func read(into buffer: UnsafeMutableRawBufferPointer) -> TLSIOResult {
+            reads += 1
+            return wire.read(into: buffer)
+        }
+        func write(_ bytes: UnsafeRawBufferPointer) -> TLSIOResult {
+            writes += 1
+            return blockWrites ? .wouldBlock : wire.write(bytes)
+        }
+    }
+
+    /// A finished handshake over two gated transports; the test moves the bytes.
+    struct GatedLink {
+        let client: TLSConnection, server: TLSConnection
+        let clientSide = GatedTransport(), serverSide = GatedTransport()
+
+        init(_ fixture: Fixture) throws {
+            client = try fixture.clientContext().makeConnection()
+            server = try fixture.serverContext().makeConnection()
+            try client.setTransport(.custom(clientSide))
+            try server.setTransport(.custom(serverSide))
+            var done = (client: false, server: false)
+            for _ in 0..<50 where !(done.client && done.server) {
+                if !done.client { done.client = client.connect() == 1 }
+                exchange()
+                if !done.server { done.server = server.accept() == 1 }
+                exchange()
+            }
+            try #require(done.client && done.server)
+            // TLS 1.3 tickets: let the client take them now.
+            _ = client.readStep()
+            exchange()
+        }
+
+        func exchange() { TLSMemoryPair.exchange(clientSide.wire, serverSide.wire) }
+    }
+
+    @Test("connect() on a server and accept() on a client: -1 .ssl invalidState, nothing sent, still usable",
+          arguments: allBackends)
+    func wrongRoleCall(backend: Backend) throws {
+        let link = try MemoryLink(Fixture(backend))
+        #expect(link.server.step { $0.connect() } == Step(-1, .ssl))
+        #expect(link.server.lastError?.code == .invalidState)
+        #expect(link.server.lastError?.backend == backend.name)
+        #expect(link.client.step { $0.connect() } == Step(-1, .wantRead))
+        #expect(link.client.step { $0.accept() } == Step(-1, .ssl))
+        #expect(link.client.lastError?.code == .invalidState)
+        #expect(link.serverWire.pendingOutgoing == 0)
+        let (client, server) = link.handshake()
+        #expect(client.last == Step(1, .none))
+        #expect(server.last == Step(1, .none))
+    }
+
+    @Test("setConnectState/setAcceptState: free before the handshake, the same role again is fine, another throws invalidState",
+          arguments: allBackends)
+    func roleSetters(backend: Backend) throws {
+        let fixture = try Fixture(backend)
+        let connection = try fixture.clientContext().makeConnection()
+        try connection.setTransport(.memory(TLSMemoryPair()))
+        // Before any handshake call the role may change.
+        try connection.setAcceptState()
+        try connection.setConnectState()
+        #expect(connection.step { $0.doHandshake() } == Step(-1, .wantRead))
+        try connection.setConnectState()  // the same role: no error
+        let error = try #require(throws: TLSError.self) { try connection.setAcceptState() }
+        #expect(error.code == .invalidState)
+        #expect(error.backend == backend.name)
+
+        let server = try fixture.serverContext().makeConnection()
+        try server.setTransport(.memory(TLSMemoryPair()))
+        try server.setAcceptState()
+        #expect(server.step { $0.doHandshake() } == Step(-1, .wantRead))
+        let serverError = try #require(throws: TLSError.self) { try server.setConnectState() }
+        #expect(serverError.code == .invalidState)
+    }
+
+    @Test("a well-formed record with a handshake message out of place: -1 .ssl protocolFailure, unexpected_message sent",
+          arguments: allBackends)
+    func outOfPlaceHandshakeMessage(backend: Backend) throws {
+        let server = try Fixture(backend).serverContext().makeConnection()
+        let wire = TLSMemoryPair()
+        try server.setTransport(.memory(wire))
+        // A handshake record holding a complete Finished message (type 20, 32 bytes of
+        // verify data) as the very first message: framing valid, content invalid.
+        let finished: [UInt8] = [20, 0, 0, 32] + [UInt8](repeating: 0xAB, count: 32)
+        wire.deliverIncoming([0x16, 0x03, 0x01, 0x00, UInt8(finished.count)] + finished)
+        #expect(server.step { $0.accept() } == Step(-1, .ssl))
+        #expect(server.lastError?.code == .protocolFailure, "\(String(describing: server.lastError))")
+        let answer = wire.takeOutgoing()
+        #expect(answer.count == 7, "\(answer)")
+        #expect(Array(answer.prefix(1)) == [0x15])
+        #expect(answer.count >= 7 && answer[5] == 2 && answer[6] == 10, "fatal unexpected_message: \(answer)")
+    }
+
+    @Test("write on a real non-blocking socket whose peer does not read: -1 .wantWrite, then it completes once the peer reads",
+          arguments: allBackends)
+    func wantWriteOnSocket(backend: Backend) throws {
+        let fixture = try Fixture(backend)
+        let (a, b) = try socketPair(nonBlocking: true)
+        defer { close(a); close(b) }
+        var small: Int32 = 4096
+        for fd in [a, b] {
+            setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, socklen_t(MemoryLayout<Int32>.size))
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
+        }
+        let client = try fixture.clientContext().makeConnection()
+        let server = try fixture.serverContext().makeConnection()
+        try client.setTransport(.socket(a))
+        try server.setTransport(.socket(b))
+        var done = (client: false, server: false)
+        for _ in 0..<1000 where !(done.client && done.server) {
+            if !done.client {
+                let step = client.step { $0.connect() }
+                done.client = step == Step(1, .none)
+                #expect(step == Step(1, .none) || step == Step(-1, .wantRead) || step == Step(-1, .wantWrite), "\(step)")
+            }
+            if !done.server {
+                let step = server.step { $0.accept() }
+                done.server = step == Step(1, .none)
+                #expect(step == Step(1, .none) || step == Step(-1, .wantRead) || step == Step(-1, .wantWrite), "\(step)")
+            }
+        }
+        try #require(done.client && done.server)
+        // The server does not read: the socket buffers fill and the write must say so.
+        let payload = (0..<1_000_000).map { UInt8(truncatingIfNeeded: $0 &* 13) }
+        var result = client.step { $0.write(payload) }
+        #expect(result == Step(-1, .wantWrite))
+        var received: [UInt8] = []
+        var wants = 0
+        for _ in 0..<100_000 where result.result < 0 {
+            #expect(result == Step(-1, .wantWrite))
+            wants += 1
+            for _ in 0..<1000 {
+                let (step, chunk) = server.readStep()
+                if step.result <= 0 { break }
+                received += chunk
+            }
+            result = client.step { $0.write(payload) }
+        }
+        #expect(result == Step(1_000_000, .none))
+        #expect(wants > 0)
+        for _ in 0..<100_000 where received.count < payload.count {
+            let (step, chunk) = server.readStep()
+            if step.result <= 0 {
+                #expect(step == Step(-1, .wantRead))
+                continue
+            }
+            received += chunk
+        }
+        #expect(received == payload)
+    }
+
+    @Test("read must write (answering a TLS 1.3 KeyUpdate) and the transport is full: -1 .wantWrite, then it resumes",
+          arguments: allBackends)
+    func readWantsWrite(backend: Backend) throws {
+        let link = try GatedLink(Fixture(backend))
+        #expect(link.client.step { $0.requestKeyUpdate(updatePeer: true) } == Step(1, .none))
+        link.exchange()
+        link.serverSide.blockWrites = true
+        // The server reads the KeyUpdate, must send its own, and cannot.
+        #expect(link.server.readStep().0 == Step(-1, .wantWrite))
+        link.serverSide.blockWrites = false
+        #expect(link.server.readStep().0 == Step(-1, .wantRead))
+        #expect(link.server.step { $0.write(Array("after".utf8)) } == Step(5, .none))
+        link.exchange()
+        let (step, bytes) = link.client.readStep()
+        #expect(step == Step(5, .none))
+        #expect(bytes == Array("after".utf8))
+        #expect(link.client.step { $0.write(Array("back".utf8)) } == Step(4, .none))
+        link.exchange()
+        #expect(link.server.readStep().1 == Array("back".utf8))
+    }
+
+    @Test("a zero-length read performs no I/O, even with a record waiting; the next read gets it", arguments: allBackends)
+    func emptyReadNoIO(backend: Backend) throws {
+        let link = try GatedLink(Fixture(backend))
+        #expect(link.client.step { $0.write(Array("waiting".utf8)) } == Step(7, .none))
+        link.exchange()
+        let calls = (link.serverSide.reads, link.serverSide.writes)
+        var empty: [UInt8] = []
+        #expect(link.server.step { $0.read(into: &empty) } == Step(0, .none))
+        #expect(link.server.step { $0.read(into: UnsafeMutableRawBufferPointer(start: nil, count: 0)) } == Step(0, .none))
+        #expect(link.serverSide.reads == calls.0)
+        #expect(link.serverSide.writes == calls.1)
+        #expect(link.serverSide.wire.pendingIncoming > 0)
+        let (step, bytes) = link.server.readStep()
+        #expect(step == Step(7, .none))
+        #expect(bytes == Array("waiting".utf8))
+    }
+
+    @Test("shutdown while waiting discards the peer's application data and returns 1 on its close_notify",
+          arguments: allBackends)
+    func shutdownDiscardsData(backend: Backend) throws {
+        let link = try MemoryLink(Fixture(backend))
+        try #require(link.handshake().server.last == Step(1, .none))
+        link.exchange()
+        _ = link.client.readStep()
+        #expect(link.client.step { $0.shutdown() } == Step(0, .none))
+        link.exchange()
+        #expect(link.server.readStep().0 == Step(0, .zeroReturn))
+        #expect(link.server.step { $0.write(Array("discarded".utf8)) } == Step(9, .none))
+        #expect(link.server.step { $0.shutdown() } == Step(1, .none))
+        link.exchange()
+        #expect(link.client.step { $0.shutdown() } == Step(1, .none))
+        // The data was consumed by the shutdown: a read now sees only the end.
+        #expect(link.client.readStep().0 == Step(0, .zeroReturn))
+    }
+
+    @Test("shutdown before any handshake call: -1 .ssl shutdownDuringHandshake, nothing sent, not fatal",
+          arguments: allBackends)
+    func shutdownBeforeHandshake(backend: Backend) throws {
+        let link = try MemoryLink(Fixture(backend))
+        #expect(link.client.step { $0.shutdown() } == Step(-1, .ssl))
+        #expect(link.client.lastError?.code == .shutdownDuringHandshake)
+        #expect(link.clientWire.pendingOutgoing == 0)
+        let bare = try Fixture(backend).serverContext().makeConnection()
+        #expect(bare.step { $0.shutdown() } == Step(-1, .ssl))
+        #expect(bare.lastError?.code == .shutdownDuringHandshake)
+        #expect(link.handshake().client.last == Step(1, .none))
+    }
+
+    @Test("the peer vanishes while shutdown waits for its close_notify: -1 .ssl unexpectedEOF, sticky",
+          arguments: allBackends)
+    func shutdownPeerVanishes(backend: Backend) throws {
+        let link = try MemoryLink(Fixture(backend))
+        try #require(link.handshake().server.last == Step(1, .none))
+        link.exchange()
+        _ = link.client.readStep()
+        #expect(link.client.step { $0.shutdown() } == Step(0, .none))
+        #expect(link.client.step { $0.shutdown() } == Step(-1, .wantRead))
+        link.clientWire.closeIncoming()
+        #expect(link.client.step { $0.shutdown() } == Step(-1, .ssl))
+        #expect(link.client.lastError?.code == .unexpectedEOF, "\(String(describing: link.client.lastError))")
+        #expect(link.client.step { $0.shutdown() } == Step(-1, .ssl))
+        #expect(link.client.lastError?.code == .unexpectedEOF)
+    }
+
+    @Test("a write to a peer whose socket is gone: -1 .syscall transportFailure EPIPE, sticky", arguments: allBackends)
+    func writeToGonePeer(backend: Backend) throws {
+        let fixture = try Fixture(backend)
+        let (a, b) = try socketPair()
+        defer { close(a) }
+        let server = Background { () -> Int32 in
+            let connection = try fixture.serverContext().makeConnection()
+            try connection.setTransport(.socket(b))
+            return connection.accept()
+        }
+        let client = try fixture.clientContext().makeConnection()
+        try client.setTransport(.socket(a))
+        #expect(client.step { $0.connect() } == Step(1, .none))
+        #expect(try server.join() == 1)
+        close(b)
+        var step = client.step { $0.write(Array("into the void".utf8)) }
+        // The first write may still be taken by the kernel before it notices.
+        if step.result > 0 { step = client.step { $0.write(Array("into the void".utf8)) } }
+        #expect(step == Step(-1, .syscall))
+        #expect(client.lastError?.code == .transportFailure)
+        #expect(client.lastError?.errno == EPIPE, "\(String(describing: client.lastError))")
+        #expect(client.step { $0.write([1]) } == Step(-1, .syscall))
+        #expect(client.lastError?.errno == EPIPE)
+    }
+
+    @Test("peerCertificateChain is leaf first, in the order sent, for a three-certificate chain", arguments: allBackends)
+    func chainOrder(backend: Backend) throws {
+        let f = try VerificationMatrixTests.factory.get()
+        let names = ["good", "inter", "root"]
+        let server = try backend.type.makeContext(.makeServerConfiguration(
+            certificateChain: .pem(try names.map { try f.read("\($0).pem") }.joined()), privateKey: .file(f.path("good.key"))))
+        let client = try CredentialTests.client(backend)
+        let link = CredentialTests.expectHandshake(try MemoryLink(client: client, server: server), "three certificates")
+        let expected = try names.map { firstDER(ofPEM: try f.read("\($0).pem")) }
+        #expect(expected.allSatisfy { !$0.isEmpty })
+        #expect(link.client.peerCertificateChain == expected)
+    }
+
+    @Test(".socket(fd) is never closed by TLSKit: after success, failure, shutdown and release", arguments: allBackends)
+    func socketStaysOpen(backend: Backend) throws {
+        let fixture = try Fixture(backend)
+        let (a, b) = try socketPair()
+        defer { close(a); close(b) }
+        do {
+            let server = Background { () -> Int32 in
+                let connection = try fixture.serverContext().makeConnection()
+                try connection.setTransport(.socket(b))
+                let accepted = connection.accept()
+                var buffer = [UInt8](repeating: 0, count: 16)
+                _ = connection.read(into: &buffer)
+                _ = connection.shutdown()
+                return accepted
+            }
+            let client = try fixture.clientContext().makeConnection()
+            try client.setTransport(.socket(a))
+            #expect(client.connect() == 1)
+            #expect(client.write([1]) == 1)
+            #expect(try server.join() == 1)
+            #expect(client.step { $0.shutdown() } == Step(0, .none))  // ours sent; the peer's not read yet
+        }
+        var drain = [UInt8](repeating: 0, count: 4096)
+        #expect(recv(b, &drain, drain.count, Int32(MSG_DONTWAIT)) > 0)  // our close_notify
+        // A failed connection on the same descriptors (garbage in), released too.
+        do {
+            let failing = try fixture.serverContext().makeConnection()
+            try failing.setTransport(.socket(b))
+            #expect(send(a, "not TLS at all\r\n\r\n", 18, Int32(MSG_NOSIGNAL)) == 18)
+            #expect(failing.step { $0.accept() } == Step(-1, .ssl))
+        }
+        // Both descriptors are still open and still the same connected pair.
+        #expect(fcntl(a, F_GETFD) >= 0)
+        #expect(fcntl(b, F_GETFD) >= 0)
+        #expect(recv(a, &drain, drain.count, Int32(MSG_DONTWAIT)) > 0)  // the peer's close_notify and alert
+        #expect(send(b, "still here", 10, Int32(MSG_NOSIGNAL)) == 10)
+        var buffer = [UInt8](repeating: 0, count: 10)
+        #expect(recv(a, &buffer, 10, 0) == 10)
+        #expect(buffer == Array("still here".utf8))
+    }
+}
