@@ -112,7 +112,7 @@ struct TLSCtlServeTests {
         ], input: "GET /mtls HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         #expect(status == 0, "\(errors)")
         #expect(page.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(page)")
-        #expect(page.contains("client cert:   CN=client.example (verified (chain only, host name not checked))\r\n"), "\(page)")
+        #expect(page.contains("client cert:   CN=client.example (verified (chain only, host name not checked))\n"), "\(page)")
         #expect(server.child.wait(timeout: 30) == 0)
         #expect(server.child.errorOutput.isEmpty, "\(server.child.errorOutput)")
     }
