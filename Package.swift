@@ -89,16 +89,25 @@ let package = Package(
             swiftSettings: strictSwift
         ),
 
+        // What both test targets share: child processes with captured output, ports a
+        // tool picked itself, and the gate that runs measuring suites alone.
+        .target(
+            name: "TLSKitTestSupport",
+            dependencies: ["TLSKit"],
+            path: "Tests/TestSupport",
+            swiftSettings: strictSwift
+        ),
+
         .testTarget(
             name: "TLSKitTests",
-            dependencies: ["TLSKit"],
+            dependencies: ["TLSKit", "TLSKitTestSupport"],
             swiftSettings: strictSwift
         ),
 
         // End-to-end tests that run the built `tlsctl` binary against real peers.
         .testTarget(
             name: "TLSCtlTests",
-            dependencies: ["TLSKit", "tlsctl"],
+            dependencies: ["TLSKit", "tlsctl", "TLSKitTestSupport"],
             swiftSettings: strictSwift
         ),
     ]
