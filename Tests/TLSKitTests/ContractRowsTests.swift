@@ -52,6 +52,15 @@ struct ContractRowsTests {
         func exchange() { TLSMemoryPair.exchange(clientSide.wire, serverSide.wire) }
     }
 
+    /// An in-memory link after its handshake, with the TLS 1.3 tickets taken.
+    private func settledLink(_ backend: Backend) throws -> MemoryLink {
+        let link = try MemoryLink(Fixture(backend))
+        try #require(link.handshake().server.last == Step(1, .none))
+        link.exchange()
+        _ = link.client.readStep()
+        return link
+    }
+
     @Test("connect() on a server and accept() on a client: -1 .ssl invalidState, nothing sent, still usable",
           arguments: allBackends)
     func wrongRoleCall(backend: Backend) throws {
@@ -216,10 +225,7 @@ struct ContractRowsTests {
     @Test("shutdown while waiting discards the peer's application data and returns 1 on its close_notify",
           arguments: allBackends)
     func shutdownDiscardsData(backend: Backend) throws {
-        let link = try MemoryLink(Fixture(backend))
-        try #require(link.handshake().server.last == Step(1, .none))
-        link.exchange()
-        _ = link.client.readStep()
+        let link = try settledLink(backend)
         #expect(link.client.step { $0.shutdown() } == Step(0, .none))
         link.exchange()
         #expect(link.server.readStep().0 == Step(0, .zeroReturn))
@@ -247,10 +253,7 @@ struct ContractRowsTests {
     @Test("the peer vanishes while shutdown waits for its close_notify: -1 .ssl unexpectedEOF, sticky",
           arguments: allBackends)
     func shutdownPeerVanishes(backend: Backend) throws {
-        let link = try MemoryLink(Fixture(backend))
-        try #require(link.handshake().server.last == Step(1, .none))
-        link.exchange()
-        _ = link.client.readStep()
+        let link = try settledLink(backend)
         #expect(link.client.step { $0.shutdown() } == Step(0, .none))
         #expect(link.client.step { $0.shutdown() } == Step(-1, .wantRead))
         link.clientWire.closeIncoming()
