@@ -4,7 +4,7 @@ import TLSKit
 
 /// tlsctl never writes a control byte that came from a peer's certificate: hostile
 /// subjects and SANs (ESC sequences, BEL, backspace) reach stdout and stderr escaped.
-@Suite("tlsctl: hostile certificate text is escaped", .serialized)
+@Suite("tlsctl: hostile certificate text is escaped", .serialized, .timeLimit(.minutes(5)), .sharesProcess)
 struct TLSCtlUntrustedTextTests {
     /// ESC [2J clears the screen, ESC ]0;… sets the window title, BEL ends it, BS erases.
     static let hostileName = "\u{1B}[2J\u{1B}]0;pwned\u{07}\u{08}evil.example"

@@ -52,7 +52,7 @@ struct VerificationMatrixTests {
     static let expectedAlerts: [TLSError.VerificationFailure: TLSAlert] = [
         .expired: .certificateExpired, .notYetValid: .badCertificate, .hostnameMismatch: .badCertificate,
         .unknownIssuer: .unknownCA, .selfSigned: .unknownCA, .invalidPurpose: .unsupportedCertificate,
-        .revoked: .certificateRevoked,
+        .revoked: .certificateRevoked, .invalidCA: .badCertificate, .nameConstraintsViolation: .badCertificate,
     ]
 
     /// Generates every certificate of the matrix once.

@@ -6,7 +6,7 @@ import TLSKit
 /// tampered signatures, issuers not allowed to sign, name constraints, partial-chain
 /// trust, and hostile certificate text (NUL, ESC, bytes that are not UTF-8), which must
 /// reach the error message escaped.
-@Suite("Verification verdicts", .serialized)
+@Suite("Verification verdicts", .serialized, .timeLimit(.minutes(5)), .sharesProcess)
 struct VerificationVerdictTests {
     struct Case: CustomTestStringConvertible, Sendable {
         let name: String
@@ -173,9 +173,8 @@ struct VerificationVerdictTests {
             ("partial chain, allowed", ["good", "inter"], "good", "inter", true, nil),
         ]
         for (name, chain, key, trust, partialChains, failure) in rows {
-            let port = try freePort()
-            let server = try Peer(try tool("openssl"), [
-                "s_server", "-accept", "127.0.0.1:\(port)", "-cert", f.path("\(chain[0]).pem"),
+            let (server, port) = try startOpenSSLServer([
+                "-cert", f.path("\(chain[0]).pem"),
                 "-cert_chain", f.path("\(chain[1]).pem"), "-key", f.path("\(key).key"), "-www", "-naccept", "1",
             ])
             defer { server.stop() }
@@ -184,12 +183,12 @@ struct VerificationVerdictTests {
             client.trustsPartialChains = partialChains
             client.serverName = "localhost"
             guard let failure else {
-                let socket = try connectWhenReady(port: port, context: backend.type.makeContext(client))
+                let socket = try connectToPeer(port: port, context: backend.type.makeContext(client))
                 #expect(socket.connection.peerVerification == .verified, "\(name)")
                 continue
             }
             let error = try #require(throws: TLSError.self, "\(name)") {
-                try connectWhenReady(port: port, context: backend.type.makeContext(client))
+                try connectToPeer(port: port, context: backend.type.makeContext(client))
             }
             #expect(error.code == .certificateVerificationFailed, "\(name): \(error)")
             #expect(error.verificationFailure == failure, "\(name): \(error)")
