@@ -10,7 +10,7 @@ import TLSKit
 /// checks its result, `error(for:)`, `TLSError.code` and the alert, then reads what it
 /// wrote back: an unprotected alert record is parsed; a protected one is given to the
 /// real peer, which must report that alert. Nothing waits for a time-out.
-@Suite("Hostile peers")
+@Suite("Hostile peers", .timeLimit(.minutes(5)), .sharesProcess)
 struct HostilePeerTests {
     struct Case: CustomTestStringConvertible, Sendable {
         let backend: Backend

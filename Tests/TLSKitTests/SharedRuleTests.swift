@@ -5,7 +5,7 @@ import TLSKit
 
 /// Rules that once lived in one backend only, now written once in TLSCore: the same
 /// answer on every backend.
-@Suite("Shared rules")
+@Suite("Shared rules", .timeLimit(.minutes(5)), .sharesProcess)
 struct SharedRuleTests {
     @Test("empty trust roots .certificates([]): refused at context creation, by TLSKit", arguments: allBackends)
     func emptyTrustRoots(backend: Backend) throws {

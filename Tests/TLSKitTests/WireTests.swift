@@ -3,7 +3,7 @@ import TLSKit
 @_spi(TLSWire) import TLSCore
 
 /// TLSCore's wire reader over byte vectors: no backend involved.
-@Suite("Wire reader")
+@Suite("Wire reader", .timeLimit(.minutes(5)), .sharesProcess)
 struct WireTests {
     static func header(_ bytes: [UInt8]) -> TLSWire.RecordHeader { TLSWire.recordHeader(bytes)! }
 
