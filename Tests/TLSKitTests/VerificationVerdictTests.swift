@@ -167,12 +167,14 @@ struct VerificationVerdictTests {
     @Test("openssl s_server presenting them: the same verdicts over a socket", arguments: allBackends)
     func realPeer(backend: Backend) throws {
         let f = try Self.factory.get()
-        let rows: [(String, [String], String, String, Bool, TLSError.VerificationFailure?)] = [
-            ("bad RSA leaf signature", ["badrsaleaf", "rsainter"], "rsaleaf", "root", false, .badSignature),
-            ("partial chain, default", ["good", "inter"], "good", "inter", false, .unknownIssuer),
-            ("partial chain, allowed", ["good", "inter"], "good", "inter", true, nil),
+        // The alert our client sends is written as a literal per case, not read from
+        // TLSKit's own table, so a wrong table entry shows here.
+        let rows: [(String, [String], String, String, Bool, TLSError.VerificationFailure?, String?)] = [
+            ("bad RSA leaf signature", ["badrsaleaf", "rsainter"], "rsaleaf", "root", false, .badSignature, "decrypt_error"),
+            ("partial chain, default", ["good", "inter"], "good", "inter", false, .unknownIssuer, "unknown_ca"),
+            ("partial chain, allowed", ["good", "inter"], "good", "inter", true, nil, nil),
         ]
-        for (name, chain, key, trust, partialChains, failure) in rows {
+        for (name, chain, key, trust, partialChains, failure, alert) in rows {
             let (server, port) = try startOpenSSLServer([
                 "-cert", f.path("\(chain[0]).pem"),
                 "-cert_chain", f.path("\(chain[1]).pem"), "-key", f.path("\(key).key"), "-www", "-naccept", "1",
@@ -192,7 +194,7 @@ struct VerificationVerdictTests {
             }
             #expect(error.code == .certificateVerificationFailed, "\(name): \(error)")
             #expect(error.verificationFailure == failure, "\(name): \(error)")
-            #expect(error.alert == failure.alert, "\(name): \(error)")
+            #expect(error.alert?.name == alert, "\(name): \(error)")
         }
     }
 }
