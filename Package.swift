@@ -6,6 +6,7 @@
 //   swift build                      -> OpenSSL (the default trait)
 //   swift build --traits GnuTLS      -> GnuTLS only
 //   swift build --traits OpenSSL,GnuTLS -> both backends, DefaultTLSBackend = OpenSSL
+//   swift build --traits OpenSSL,NIO -> adds TLSKitNIO (SwiftNIO channel handlers)
 //
 // Every target is always compiled; a backend's Swift files are wrapped in `#if OpenSSL`
 // / `#if GnuTLS`, and the C library is linked only when its trait is enabled.
@@ -22,14 +23,19 @@ let package = Package(
     products: [
         .library(name: "TLSKit", targets: ["TLSKit"]),
         .executable(name: "tlsctl", targets: ["tlsctl"]),
+        // SwiftNIO channel handlers; empty unless the NIO trait is enabled.
+        .library(name: "TLSKitNIO", targets: ["TLSKitNIO"]),
     ],
     traits: [
         .trait(name: "OpenSSL", description: "Use the system OpenSSL 3 (libssl, libcrypto)."),
         .trait(name: "GnuTLS", description: "Use the system GnuTLS 3 (libgnutls)."),
+        .trait(name: "NIO", description: "Build TLSKitNIO: SwiftNIO channel handlers over the chosen backend (adds swift-nio)."),
         .default(enabledTraits: ["OpenSSL"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // Used only by TLSKitNIO and its tests, and only with the NIO trait.
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
     ],
     targets: [
         // The contract: protocols, configuration, errors, transports, the state machine.
@@ -80,6 +86,17 @@ let package = Package(
             swiftSettings: strictSwift
         ),
 
+        // SwiftNIO channel handlers (trait NIO; the sources are wrapped in `#if NIO`).
+        .target(
+            name: "TLSKitNIO",
+            dependencies: [
+                "TLSKit",
+                .product(name: "NIOCore", package: "swift-nio", condition: .when(traits: ["NIO"])),
+                .product(name: "NIOTLS", package: "swift-nio", condition: .when(traits: ["NIO"])),
+            ],
+            swiftSettings: strictSwift
+        ),
+
         .executableTarget(
             name: "tlsctl",
             dependencies: [
@@ -101,6 +118,20 @@ let package = Package(
         .testTarget(
             name: "TLSKitTests",
             dependencies: ["TLSKit", "TLSKitTestSupport"],
+            swiftSettings: strictSwift
+        ),
+
+        // TLSKitNIO's tests (trait NIO; the sources are wrapped in `#if NIO`).
+        .testTarget(
+            name: "TLSKitNIOTests",
+            dependencies: [
+                "TLSKit",
+                "TLSKitNIO",
+                .product(name: "NIOCore", package: "swift-nio", condition: .when(traits: ["NIO"])),
+                .product(name: "NIOTLS", package: "swift-nio", condition: .when(traits: ["NIO"])),
+                .product(name: "NIOEmbedded", package: "swift-nio", condition: .when(traits: ["NIO"])),
+                .product(name: "NIOPosix", package: "swift-nio", condition: .when(traits: ["NIO"])),
+            ],
             swiftSettings: strictSwift
         ),
 

@@ -1,0 +1,63 @@
+#if NIO
+public import NIOCore
+public import TLSKit
+
+extension ChannelPipeline.SynchronousOperations {
+    /// What the channel's TLSKit handler negotiated (version, cipher suite, ALPN, the
+    /// peer's chain and how it was verified); nil before the handshake completes.
+    /// Call on the channel's event loop.
+    /// - Throws: `ChannelPipelineError.notFound` when the pipeline has no TLSKit handler.
+    public func tlsKitConnectionInfo() throws -> TLSKitConnectionInfo? {
+        try handler(type: TLSKitHandler.self).connectionInfo
+    }
+}
+
+extension Channel {
+    /// What the channel's TLSKit handler negotiated, from any thread; nil before the
+    /// handshake completes. Fails with `ChannelPipelineError.notFound` without a handler.
+    public func tlsKitConnectionInfo() -> EventLoopFuture<TLSKitConnectionInfo?> {
+        eventLoop.submit { [self] in
+            try pipeline.syncOperations.tlsKitConnectionInfo()
+        }
+    }
+
+    /// The peer's leaf certificate, parsed: `nioSSL_peerCertificate()`'s counterpart.
+    public func tlsKitPeerCertificate() -> EventLoopFuture<TLSCertificateInfo?> {
+        tlsKitConnectionInfo().map { $0?.peerCertificate }
+    }
+}
+
+/// Adds a ``TLSKitClientHandler`` to every channel a `NIOClientTCPBootstrap` makes:
+/// `NIOSSLClientTLSProvider`'s counterpart.
+///
+/// ```swift
+/// let provider = try TLSKitClientTLSProvider<ClientBootstrap>(context: context, serverHostname: "example.com")
+/// let bootstrap = NIOClientTCPBootstrap(ClientBootstrap(group: group), tls: provider).enableTLS()
+/// ```
+public struct TLSKitClientTLSProvider<Bootstrap: NIOClientTCPBootstrapProtocol>: NIOClientTLSProvider, Sendable {
+    /// The bootstrap this provider configures.
+    public typealias Bootstrap = Bootstrap
+
+    private let context: TLSContext
+    private let serverHostname: String?
+    private let shutdownTimeout: TimeAmount
+
+    /// Creates the provider.
+    /// - Throws: `TLSError` with code `invalidConfiguration` for a bad `serverHostname`
+    ///   (checked here, so that making the handlers later cannot fail).
+    public init(context: TLSContext, serverHostname: String?, shutdownTimeout: TimeAmount = .seconds(5)) throws {
+        _ = try TLSKitClientHandler(context: context, serverHostname: serverHostname)
+        self.context = context
+        self.serverHostname = serverHostname
+        self.shutdownTimeout = shutdownTimeout
+    }
+
+    /// Installs a fresh ``TLSKitClientHandler`` as the first handler of each channel.
+    public func enableTLS(_ bootstrap: Bootstrap) -> Bootstrap {
+        bootstrap.protocolHandlers { [context, serverHostname, shutdownTimeout] in
+            // The host name was checked in init: this cannot throw.
+            [try! TLSKitClientHandler(context: context, serverHostname: serverHostname, shutdownTimeout: shutdownTimeout)]
+        }
+    }
+}
+#endif
