@@ -1,0 +1,232 @@
+#if NIO
+import NIOCore
+import NIOEmbedded
+import NIOTLS
+import Testing
+import TLSKit
+import TLSKitNIO
+
+/// The handlers on `EmbeddedChannel` pairs: NIOSSLHandler's event contract, exactly.
+/// With both traits every (client backend, server backend) pair runs: cross-backend over NIO.
+@Suite("TLSKitNIO on EmbeddedChannel")
+struct EmbeddedHandlerTests {
+    static let versions: [TLSVersion] = [.tls13, .tls12]
+
+    private func pair(_ backends: (Backend, Backend), version: TLSVersion = .tls13,
+                      client change: (inout TLSConfiguration) -> Void = { _ in },
+                      server serverChange: (inout TLSConfiguration) -> Void = { _ in }) throws -> EmbeddedPair {
+        let fixture = try Fixture(backends.1)
+        let server = try fixture.serverContext {
+            $0.minimumTLSVersion = version; $0.maximumTLSVersion = version
+            $0.applicationProtocols = ["h2", "http/1.1"]
+            serverChange(&$0)
+        }
+        let client = try fixture.clientContext(backends.0) {
+            $0.applicationProtocols = ["h2"]
+            change(&$0)
+        }
+        return try EmbeddedPair(client: client, server: server)
+    }
+
+    @Test("event order: active, handshakeCompleted(ALPN), reads, close_notify, shutdownCompleted",
+          arguments: backendPairs.map { ($0.0, $0.1) }, versions)
+    func eventOrder(backends: (Backend, Backend), version: TLSVersion) throws {
+        let link = try pair(backends, version: version)
+        try link.activate()
+        try link.exchange()
+        #expect(link.clientEvents.events == ["active", "handshakeCompleted(h2)"])
+        #expect(link.serverEvents.events == ["active", "handshakeCompleted(h2)"])
+        #expect(link.clientHandler.negotiatedVersion == version)
+        #expect(link.serverHandler.negotiatedApplicationProtocol == "h2")
+        #expect(link.clientHandler.peerVerification == .verified)
+        #expect(link.serverHandler.peerVerification == .noPeerCertificate)
+        #expect(link.clientHandler.cipherSuite?.hasPrefix("TLS_") == true)
+
+        link.write(client: "ping")
+        try link.exchange()
+        link.write(server: "pong")
+        try link.exchange()
+        #expect(link.serverEvents.text == "ping")
+        #expect(link.clientEvents.text == "pong")
+
+        let closed = link.client.close()
+        try link.exchange()
+        try closed.wait()
+        #expect(link.clientEvents.summary ==
+                ["active", "handshakeCompleted(h2)", "read", "readComplete", "shutdownCompleted", "inactive"])
+        #expect(link.serverEvents.summary ==
+                ["active", "handshakeCompleted(h2)", "read", "readComplete", "shutdownCompleted", "inactive"])
+        // The last record each side sent is its close_notify (an alert in 1.2, wrapped in 1.3).
+        #expect(recordTypes(link.clientWire).last == (version == .tls13 ? 23 : 21))
+        #expect(link.clientEvents.errors.isEmpty && link.serverEvents.errors.isEmpty)
+    }
+
+    @Test("the handshake starts in handlerAdded on an already active channel", arguments: allBackends)
+    func handlerAddedOnActiveChannel(backend: Backend) throws {
+        let fixture = try Fixture(backend)
+        let channel = EmbeddedChannel()
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 443)).wait()
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == nil)
+        try channel.pipeline.syncOperations.addHandler(
+            TLSKitClientHandler(context: fixture.clientContext(), serverHostname: "localhost"))
+        let hello = try #require(try channel.readOutbound(as: ByteBuffer.self))
+        #expect(hello.getInteger(at: 0, as: UInt8.self) == 22)  // a handshake record: ClientHello
+        _ = try channel.finish(acceptAlreadyClosed: true)
+    }
+
+    @Test("writes and flushes before the handshake are sent, in order, once it completes", arguments: allBackends)
+    func writesBeforeHandshake(backend: Backend) throws {
+        let link = try pair((backend, backend))
+        let first = link.client.write(ByteBuffer(string: "one,"))
+        link.client.flush()
+        let second = link.client.write(ByteBuffer(string: "two,"))
+        let third = link.client.writeAndFlush(ByteBuffer(string: "three"))
+        let unflushed = link.client.write(ByteBuffer(string: "-later"))
+        try link.activate()
+        try link.exchange()
+        #expect(link.serverEvents.text == "one,two,three")
+        try first.wait(); try second.wait(); try third.wait()
+        link.client.flush()
+        try link.exchange()
+        try unflushed.wait()
+        #expect(link.serverEvents.text == "one,two,three-later")
+        // Reads that come with the handshake's last flight are delivered too.
+        #expect(link.serverEvents.summary == ["active", "handshakeCompleted(h2)", "read", "readComplete"])
+    }
+
+    @Test("mutual TLS: the server sees the client's certificate, verified", arguments: backendPairs.map { ($0.0, $0.1) })
+    func mutualTLS(backends: (Backend, Backend)) throws {
+        let clientIdentity = try backends.0.type.makeSelfSignedIdentity(
+            commonName: "client", subjectAlternativeNames: ["client.example"], validityDays: 2)
+        let link = try pair(backends, client: {
+            $0.certificateChain = .pem(clientIdentity.certificateChainPEM)
+            $0.privateKey = .pem(clientIdentity.privateKeyPEM)
+        }, server: {
+            $0.clientAuthentication = .required
+            $0.trustRoots = .certificates([.pem(clientIdentity.certificateChainPEM)])
+        })
+        try link.activate()
+        try link.exchange()
+        #expect(link.serverEvents.events == ["active", "handshakeCompleted(h2)"])
+        let info = try #require(try link.server.pipeline.syncOperations.tlsKitConnectionInfo())
+        #expect(info.peerVerification == .verifiedWithoutHostname)
+        #expect(info.peerCertificateChain.count == 1)
+        #expect(info.peerCertificate?.dnsNames.contains("client.example") == true)
+        let peer = try link.server.tlsKitPeerCertificate().wait()
+        #expect(peer?.commonName == "client")
+    }
+
+    @Test("verification failure: the TLSError with its category, the alert sent, then closed",
+          arguments: backendPairs.map { ($0.0, $0.1) })
+    func verificationFailure(backends: (Backend, Backend)) throws {
+        let stranger = try backends.0.type.makeSelfSignedIdentity(
+            commonName: "stranger", subjectAlternativeNames: ["localhost"], validityDays: 2)
+        let link = try pair(backends, client: {
+            $0.trustRoots = .certificates([.pem(stranger.certificateChainPEM)])
+        })
+        try link.activate()
+        try link.exchange()
+        let error = try #require(link.clientEvents.tlsErrors.first)
+        #expect(error.code == .certificateVerificationFailed)
+        #expect(error.verificationFailure == .selfSigned || error.verificationFailure == .unknownIssuer,
+                "\(error)")
+        #expect(link.clientEvents.events == ["active", "error(certificateVerificationFailed)", "inactive"])
+        #expect(!link.client.isActive)
+        // The alert went out before the close, and the server learnt why.
+        #expect(recordTypes(link.clientWire).last == 21)
+        let serverError = try #require(link.serverEvents.tlsErrors.first)
+        #expect(serverError.code == .alertReceived, "\(serverError)")
+        #expect(!link.server.isActive)
+    }
+
+    @Test("EOF without close_notify fires TLSError unexpectedEOF", arguments: allBackends)
+    func uncleanShutdown(backend: Backend) throws {
+        let link = try pair((backend, backend))
+        try link.activate()
+        try link.exchange()
+        link.write(server: "partial")
+        try link.exchange()
+        // The peer's transport ends with no close_notify.
+        link.client.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+        let error = try #require(link.clientEvents.tlsErrors.first)
+        #expect(error.code == .unexpectedEOF, "\(error)")
+        #expect(link.clientEvents.text == "partial")
+        #expect(!link.client.isActive)
+    }
+
+    @Test("EOF during the handshake fires TLSError unexpectedEOF", arguments: allBackends)
+    func eofDuringHandshake(backend: Backend) throws {
+        let link = try pair((backend, backend))
+        try link.activate()
+        _ = try link.client.readOutbound(as: ByteBuffer.self)  // the ClientHello goes nowhere
+        link.client.pipeline.fireChannelInactive()
+        #expect(link.clientEvents.tlsErrors.map(\.code) == [.unexpectedEOF])
+    }
+
+    @Test("close(mode: .input) fails with ChannelError.operationUnsupported", arguments: allBackends)
+    func closeInputUnsupported(backend: Backend) throws {
+        let link = try pair((backend, backend))
+        try link.activate()
+        try link.exchange()
+        #expect(throws: ChannelError.operationUnsupported) { try link.client.close(mode: .input).wait() }
+        #expect(link.client.isActive)
+    }
+
+    @Test("allowRemoteHalfClosure: the peer's close_notify fires ChannelEvent.inputClosed; we still write",
+          arguments: allBackends)
+    func remoteHalfClosure(backend: Backend) throws {
+        let link = try pair((backend, backend))
+        try link.client.setOption(ChannelOptions.allowRemoteHalfClosure, value: true).wait()
+        try link.activate()
+        try link.exchange()
+        link.write(server: "last words")
+        let serverClosed = link.server.close(mode: .output)
+        try link.exchange()
+        try serverClosed.wait()
+        #expect(link.clientEvents.summary == ["active", "handshakeCompleted(h2)", "read", "readComplete", "inputClosed"])
+        #expect(link.clientEvents.text == "last words")
+        #expect(link.client.isActive)
+        // Our side may still send: the data is encrypted and leaves.
+        let before = link.clientWire.count
+        link.write(client: "reply")
+        try link.exchange()
+        #expect(recordTypes(Array(link.clientWire[before...])) == [23])
+    }
+
+    @Test("close(mode: .output) sends close_notify and closes output", arguments: allBackends)
+    func closeOutput(backend: Backend) throws {
+        let link = try pair((backend, backend), version: .tls12)
+        try link.activate()
+        try link.exchange()
+        try link.client.close(mode: .output).wait()
+        // A TLS 1.2 close_notify is an alert record: level 1 (warning), description 0.
+        let alert = try #require(try link.client.readOutbound(as: ByteBuffer.self))
+        #expect(Array(alert.readableBytesView) == [21, 3, 3, 0, 2, 1, 0] || alert.readableBytes > 7)
+        #expect(recordTypes([alert]) == [21])
+        #expect(link.clientEvents.errors.isEmpty)
+        #expect(throws: ChannelError.outputClosed) { try link.client.writeAndFlush(ByteBuffer(string: "x")).wait() }
+    }
+
+    @Test("a 4 MiB write arrives whole and in order", arguments: backendPairs.map { ($0.0, $0.1) })
+    func bigWrite(backends: (Backend, Backend)) throws {
+        let link = try pair(backends)
+        try link.activate()
+        try link.exchange()
+        let payload = (0..<(4 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 12) }
+        let written = link.client.writeAndFlush(ByteBuffer(bytes: payload))
+        try link.exchange()
+        try written.wait()
+        #expect(link.serverEvents.received.count == payload.count)
+        #expect(link.serverEvents.received == payload)
+    }
+
+    @Test("a bad server host name fails at construction", arguments: allBackends)
+    func badServerHostname(backend: Backend) throws {
+        let fixture = try Fixture(backend)
+        let error = #expect(throws: TLSError.self) {
+            _ = try TLSKitClientHandler(context: fixture.clientContext(), serverHostname: "bad name\n")
+        }
+        #expect(error?.code == .invalidConfiguration)
+    }
+}
+#endif

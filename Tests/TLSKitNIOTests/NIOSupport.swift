@@ -1,0 +1,231 @@
+#if NIO
+import Foundation
+import NIOCore
+import NIOEmbedded
+import NIOTLS
+import Testing
+import TLSKit
+import TLSKitNIO
+
+/// One backend as a test argument, named in the test report.
+struct Backend: CustomTestStringConvertible, Sendable {
+    let type: any TLSBackend.Type
+    var testDescription: String { type.name }
+}
+
+let allBackends: [Backend] = TLSBackends.available.map { Backend(type: $0) }
+
+/// Every (client, server) backend pair of this build: one pair per backend, four with both.
+let backendPairs: [(Backend, Backend)] = allBackends.flatMap { client in allBackends.map { (client, $0) } }
+
+/// A server identity for `localhost` made at run time, and contexts around it.
+struct Fixture {
+    let backend: any TLSBackend.Type
+    let identity: TLSIdentity
+
+    init(_ backend: Backend) throws {
+        self.backend = backend.type
+        identity = try backend.type.makeSelfSignedIdentity(
+            commonName: "localhost", subjectAlternativeNames: ["localhost", "127.0.0.1"], validityDays: 2)
+    }
+
+    func serverContext(_ change: (inout TLSConfiguration) -> Void = { _ in }) throws -> TLSContext {
+        var configuration = TLSConfiguration.makeServerConfiguration(identity: identity)
+        change(&configuration)
+        return try backend.makeContext(configuration)
+    }
+
+    /// A client of `backend` that trusts exactly this fixture's certificate.
+    func clientContext(_ backend: Backend? = nil, _ change: (inout TLSConfiguration) -> Void = { _ in }) throws -> TLSContext {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.trustRoots = .certificates([.pem(identity.certificateChainPEM)])
+        change(&configuration)
+        return try (backend?.type ?? self.backend).makeContext(configuration)
+    }
+}
+
+/// Records what reaches the end of a pipeline, as short strings in arrival order.
+final class EventRecorder: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+
+    var events: [String] = []
+    var received: [UInt8] = []
+    var errors: [any Error] = []
+
+    func channelActive(context: ChannelHandlerContext) { events.append("active") }
+    func channelInactive(context: ChannelHandlerContext) { events.append("inactive") }
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = unwrapInboundIn(data)
+        received += buffer.readableBytesView
+        events.append("read")
+    }
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if events.last != "readComplete" { events.append("readComplete") }
+    }
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        errors.append(error)
+        events.append("error(\((error as? TLSError)?.code.name ?? "\(error)"))")
+    }
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        switch event {
+        case TLSUserEvent.handshakeCompleted(let negotiated): events.append("handshakeCompleted(\(negotiated ?? "nil"))")
+        case TLSUserEvent.shutdownCompleted: events.append("shutdownCompleted")
+        case ChannelEvent.inputClosed: events.append("inputClosed")
+        default: events.append("event(\(event))")
+        }
+    }
+
+    /// The events with consecutive "read"s merged: how batches split is the library's business.
+    var summary: [String] {
+        events.reduce(into: []) { result, event in
+            if event == "read", result.last == "read" { return }
+            result.append(event)
+        }
+    }
+
+    var text: String { String(decoding: received, as: UTF8.self) }
+    var tlsErrors: [TLSError] { errors.compactMap { $0 as? TLSError } }
+}
+
+/// A client and a server `EmbeddedChannel` with TLSKit handlers; the test moves the bytes.
+final class EmbeddedPair {
+    let client = EmbeddedChannel()
+    let server = EmbeddedChannel()
+    let clientEvents = EventRecorder()
+    let serverEvents = EventRecorder()
+    let clientHandler: TLSKitClientHandler
+    let serverHandler: TLSKitServerHandler
+    /// Every ciphertext buffer the client wrote, in order.
+    var clientWire: [ByteBuffer] = []
+    var serverWire: [ByteBuffer] = []
+
+    init(client clientContext: TLSContext, server serverContext: TLSContext, serverHostname: String? = "localhost") throws {
+        clientHandler = try TLSKitClientHandler(context: clientContext, serverHostname: serverHostname)
+        serverHandler = TLSKitServerHandler(context: serverContext)
+        try client.pipeline.syncOperations.addHandlers([clientHandler, clientEvents])
+        try server.pipeline.syncOperations.addHandlers([serverHandler, serverEvents])
+    }
+
+    func activate() throws {
+        let address = try SocketAddress(ipAddress: "127.0.0.1", port: 443)
+        try server.connect(to: address).wait()
+        try client.connect(to: address).wait()
+    }
+
+    /// Moves ciphertext both ways until neither side has anything to say; returns the
+    /// number of buffers moved.
+    @discardableResult
+    func exchange() throws -> Int {
+        var moved = 0
+        while true {
+            var round = 0
+            while let buffer = try client.readOutbound(as: ByteBuffer.self) {
+                clientWire.append(buffer)
+                round += 1
+                if server.isActive { try server.writeInbound(buffer) }
+            }
+            while let buffer = try server.readOutbound(as: ByteBuffer.self) {
+                serverWire.append(buffer)
+                round += 1
+                if client.isActive { try client.writeInbound(buffer) }
+            }
+            if round == 0 { return moved }
+            moved += round
+        }
+    }
+
+    func write(client text: String) {
+        client.writeAndFlush(ByteBuffer(string: text), promise: nil)
+    }
+
+    func write(server text: String) {
+        server.writeAndFlush(ByteBuffer(string: text), promise: nil)
+    }
+}
+
+/// The first byte of each TLS record in a stream of ciphertext buffers.
+func recordTypes(_ buffers: [ByteBuffer]) -> [UInt8] {
+    var bytes: [UInt8] = buffers.flatMap { Array($0.readableBytesView) }
+    var types: [UInt8] = []
+    while bytes.count >= 5 {
+        let length = Int(bytes[3]) << 8 | Int(bytes[4])
+        types.append(bytes[0])
+        bytes.removeFirst(min(bytes.count, 5 + length))
+    }
+    return types
+}
+
+/// The absolute path of a tool the suite needs; a missing tool fails the test.
+func tool(_ name: String) throws -> String {
+    for directory in ["/usr/bin", "/usr/local/bin", "/bin"] {
+        let path = "\(directory)/\(name)"
+        if FileManager.default.isExecutableFile(atPath: path) { return path }
+    }
+    throw TLSError(.invalidConfiguration, "\(name) is not installed (apt-get install openssl gnutls-bin curl)", backend: "tests")
+}
+
+/// A tool run as a peer, its output collected.
+final class Peer: @unchecked Sendable {
+    let process = Process()
+    private let input = Pipe(), output = Pipe()
+    private let lock = NSLock()
+    private var collected = Data()
+
+    init(_ executable: String, _ arguments: [String]) throws {
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = output
+        output.fileHandleForReading.readabilityHandler = { [weak self] handle in
+            let data = handle.availableData
+            guard let self else { return }
+            self.lock.lock(); self.collected.append(data); self.lock.unlock()
+        }
+        try process.run()
+    }
+
+    var text: String {
+        lock.lock(); defer { lock.unlock() }
+        return String(decoding: collected, as: UTF8.self)
+    }
+
+    func send(_ text: String) { input.fileHandleForWriting.write(Data(text.utf8)) }
+
+    /// Waits until the output contains `marker` (or the process exits); returns the output.
+    @discardableResult
+    func waitFor(_ marker: String, timeout: TimeInterval = 30) -> String {
+        let deadline = Date().addingTimeInterval(timeout)
+        while !text.contains(marker), process.isRunning, Date() < deadline { usleep(10_000) }
+        return text
+    }
+
+    func waitForExit(timeout: TimeInterval = 30) -> Int32 {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning, Date() < deadline { usleep(10_000) }
+        stop()
+        return process.terminationStatus
+    }
+
+    func stop() {
+        if process.isRunning { process.terminate() }
+        let deadline = Date().addingTimeInterval(2)
+        while process.isRunning, Date() < deadline { usleep(10_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+
+    deinit { stop() }
+}
+
+/// Writes the identity to files the tools can read; returns (directory, cert, key).
+func identityFiles(_ identity: TLSIdentity) throws -> (URL, String, String) {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tlskitnio-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    let cert = directory.appendingPathComponent("cert.pem").path
+    let key = directory.appendingPathComponent("key.pem").path
+    try identity.certificateChainPEM.write(toFile: cert, atomically: true, encoding: .utf8)
+    try identity.privateKeyPEM.write(toFile: key, atomically: true, encoding: .utf8)
+    return (directory, cert, key)
+}
+#endif
