@@ -86,12 +86,12 @@ struct EmbeddedHandlerTests {
         try link.exchange()
         #expect(link.serverEvents.text == "one,two,three")
         try first.wait(); try second.wait(); try third.wait()
+        // The data that came with the client's Finished is delivered in the same batch.
+        #expect(link.serverEvents.summary == ["active", "handshakeCompleted(h2)", "read", "readComplete"])
         link.client.flush()
         try link.exchange()
         try unflushed.wait()
         #expect(link.serverEvents.text == "one,two,three-later")
-        // Reads that come with the handshake's last flight are delivered too.
-        #expect(link.serverEvents.summary == ["active", "handshakeCompleted(h2)", "read", "readComplete"])
     }
 
     @Test("mutual TLS: the server sees the client's certificate, verified", arguments: backendPairs.map { ($0.0, $0.1) })
@@ -112,7 +112,9 @@ struct EmbeddedHandlerTests {
         #expect(info.peerVerification == .verifiedWithoutHostname)
         #expect(info.peerCertificateChain.count == 1)
         #expect(info.peerCertificate?.dnsNames.contains("client.example") == true)
-        let peer = try link.server.tlsKitPeerCertificate().wait()
+        let future = link.server.tlsKitPeerCertificate()
+        link.server.embeddedEventLoop.run()
+        let peer = try future.wait()
         #expect(peer?.commonName == "client")
     }
 
@@ -132,10 +134,11 @@ struct EmbeddedHandlerTests {
                 "\(error)")
         #expect(link.clientEvents.events == ["active", "error(certificateVerificationFailed)", "inactive"])
         #expect(!link.client.isActive)
-        // The alert went out before the close, and the server learnt why.
-        #expect(recordTypes(link.clientWire).last == 21)
+        // The alert went out before the close (in TLS 1.3 it may be encrypted): the
+        // server learnt why.
         let serverError = try #require(link.serverEvents.tlsErrors.first)
         #expect(serverError.code == .alertReceived, "\(serverError)")
+        #expect(serverError.alert != nil)
         #expect(!link.server.isActive)
     }
 
@@ -203,7 +206,8 @@ struct EmbeddedHandlerTests {
         let alert = try #require(try link.client.readOutbound(as: ByteBuffer.self))
         #expect(Array(alert.readableBytesView) == [21, 3, 3, 0, 2, 1, 0] || alert.readableBytes > 7)
         #expect(recordTypes([alert]) == [21])
-        #expect(link.clientEvents.errors.isEmpty)
+        // (EmbeddedChannel closes entirely on close(mode: .output); the real half-close,
+        // with the peer still writing, is in the socket tests.)
         #expect(throws: ChannelError.outputClosed) { try link.client.writeAndFlush(ByteBuffer(string: "x")).wait() }
     }
 

@@ -1,0 +1,297 @@
+#if NIO
+import Foundation
+import NIOCore
+import NIOPosix
+import NIOTLS
+import Testing
+import TLSKit
+import TLSKitNIO
+
+/// The handlers on real loopback sockets of a `MultiThreadedEventLoopGroup`: against
+/// each other through `NIOAsyncChannel`, against openssl, gnutls and curl, through
+/// `NIOClientTCPBootstrap`, half-closed, and under writability changes.
+@Suite("TLSKitNIO on sockets", .serialized)
+struct SocketHandlerTests {
+    static let group = MultiThreadedEventLoopGroup.singleton
+
+    typealias Stream = NIOAsyncChannel<ByteBuffer, ByteBuffer>
+
+    /// A TLSKit server whose every connection runs `serve`; returns the listening channel.
+    private func startServer(
+        context: TLSContext, halfClosure: Bool = false,
+        serve: @escaping @Sendable (Stream) async throws -> Void
+    ) async throws -> (NIOAsyncChannel<Stream, Never>, Task<Void, any Error>) {
+        let server = try await ServerBootstrap(group: Self.group)
+            .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: halfClosure)
+            .bind(host: "127.0.0.1", port: 0) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(TLSKitServerHandler(context: context))
+                    return try Stream(wrappingChannelSynchronously: channel)
+                }
+            }
+        let task = Task {
+            try await server.executeThenClose { connections in
+                for try await connection in connections {
+                    try? await serve(connection)
+                }
+            }
+        }
+        return (server, task)
+    }
+
+    private func connect(port: Int, context: TLSContext, halfClosure: Bool = false) async throws -> Stream {
+        try await ClientBootstrap(group: Self.group)
+            .channelOption(ChannelOptions.allowRemoteHalfClosure, value: halfClosure)
+            .connect(host: "127.0.0.1", port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        TLSKitClientHandler(context: context, serverHostname: "localhost"))
+                    return try Stream(wrappingChannelSynchronously: channel,
+                                      configuration: .init(isOutboundHalfClosureEnabled: true))
+                }
+            }
+    }
+
+    @Test("NIOAsyncChannel client and server: echo, then a clean close", arguments: backendPairs.map { ($0.0, $0.1) })
+    func asyncEcho(backends: (Backend, Backend)) async throws {
+        let fixture = try Fixture(backends.1)
+        let (server, task) = try await startServer(context: fixture.serverContext()) { connection in
+            try await connection.executeThenClose { inbound, outbound in
+                for try await buffer in inbound { try await outbound.write(buffer) }
+            }
+        }
+        defer { task.cancel() }
+        let port = try #require(server.channel.localAddress?.port)
+        let client = try await connect(port: port, context: fixture.clientContext(backends.0))
+        let info = try await client.channel.tlsKitConnectionInfo().get()
+        #expect(info == nil || info?.peerVerification == .verified)
+        let echoed = try await client.executeThenClose { inbound, outbound in
+            try await outbound.write(ByteBuffer(string: "hello over NIO"))
+            var echoed = ""
+            for try await buffer in inbound {
+                echoed += String(buffer: buffer)
+                if echoed.count >= 14 { break }
+            }
+            let info = try await client.channel.tlsKitConnectionInfo().get()
+            #expect(info?.peerVerification == .verified)
+            #expect(info?.negotiatedVersion == .tls13)
+            return echoed
+        }
+        #expect(echoed == "hello over NIO")
+    }
+
+    @Test("half-close: close(mode: .output) sends close_notify; the peer sees inputClosed and still answers",
+          arguments: allBackends)
+    func halfClose(backend: Backend) async throws {
+        let fixture = try Fixture(backend)
+        let (server, task) = try await startServer(context: fixture.serverContext(), halfClosure: true) { connection in
+            try await connection.executeThenClose { inbound, outbound in
+                var request = ""
+                // The loop ends on ChannelEvent.inputClosed: the client's close_notify.
+                for try await buffer in inbound { request += String(buffer: buffer) }
+                try await outbound.write(ByteBuffer(string: "got \(request)"))
+            }
+        }
+        defer { task.cancel() }
+        let port = try #require(server.channel.localAddress?.port)
+        let client = try await connect(port: port, context: fixture.clientContext(), halfClosure: true)
+        let reply = try await client.executeThenClose { inbound, outbound in
+            try await outbound.write(ByteBuffer(string: "request"))
+            outbound.finish()  // close(mode: .output)
+            var reply = ""
+            for try await buffer in inbound { reply += String(buffer: buffer) }
+            return reply
+        }
+        #expect(reply == "got request")
+    }
+
+    @Test("a 4 MiB write across writability changes", arguments: allBackends)
+    func bigWriteOverLoopback(backend: Backend) async throws {
+        let fixture = try Fixture(backend)
+        let size = 4 << 20
+        let (server, task) = try await startServer(context: fixture.serverContext()) { connection in
+            try await connection.executeThenClose { inbound, outbound in
+                var count = 0, sum: UInt64 = 0
+                for try await buffer in inbound {
+                    for byte in buffer.readableBytesView { sum = sum &* 31 &+ UInt64(byte) }
+                    count += buffer.readableBytes
+                    if count >= size { break }
+                }
+                try await outbound.write(ByteBuffer(string: "\(count) \(sum)"))
+            }
+        }
+        defer { task.cancel() }
+        let port = try #require(server.channel.localAddress?.port)
+        let payload = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 12) }
+        let expected = payload.reduce(UInt64(0)) { $0 &* 31 &+ UInt64($1) }
+        let client = try await connect(port: port, context: fixture.clientContext())
+        let watcher = WritabilityWatcher()
+        try await client.channel.pipeline.addHandler(watcher, position: .first).get()
+        let reply = try await client.executeThenClose { inbound, outbound in
+            try await outbound.write(ByteBuffer(bytes: payload))
+            for try await buffer in inbound { return String(buffer: buffer) }
+            return ""
+        }
+        #expect(reply == "\(size) \(expected)")
+        #expect(watcher.changes.load() >= 2, "the channel should have become unwritable and writable again")
+    }
+
+    @Test("NIOClientTCPBootstrap with TLSKitClientTLSProvider", arguments: allBackends)
+    func universalBootstrap(backend: Backend) async throws {
+        let fixture = try Fixture(backend)
+        let (server, task) = try await startServer(context: fixture.serverContext {
+            $0.applicationProtocols = ["x-test"]
+        }) { connection in
+            try await connection.executeThenClose { _, outbound in
+                try await outbound.write(ByteBuffer(string: "welcome"))
+            }
+        }
+        defer { task.cancel() }
+        let port = try #require(server.channel.localAddress?.port)
+        let provider = try TLSKitClientTLSProvider<ClientBootstrap>(
+            context: fixture.clientContext { $0.applicationProtocols = ["x-test"] }, serverHostname: "localhost")
+        let collector = Collector()
+        let channel = try await NIOClientTCPBootstrap(ClientBootstrap(group: Self.group), tls: provider)
+            .enableTLS()
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(collector) }
+            }
+            .connect(host: "127.0.0.1", port: port).get()
+        try await channel.closeFuture.get()
+        #expect(collector.summary == "handshakeCompleted(x-test) welcome shutdownCompleted")
+    }
+
+    @Test("our client against openssl s_server", arguments: allBackends)
+    func clientAgainstOpenSSLServer(backend: Backend) async throws {
+        let fixture = try Fixture(backend)
+        let (directory, cert, key) = try identityFiles(fixture.identity)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let peer = try Peer(try tool("openssl"), [
+            "s_server", "-accept", "127.0.0.1:0", "-cert", cert, "-key", key, "-www", "-naccept", "1", "-alpn", "http/1.1",
+        ])
+        let banner = peer.waitFor("ACCEPT")
+        let port = try #require(Int(banner.split(separator: "\n").first { $0.hasPrefix("ACCEPT") }?
+            .split(separator: ":").last ?? ""), "\(banner)")
+        let client = try await ClientBootstrap(group: Self.group).connect(host: "127.0.0.1", port: port) { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(TLSKitClientHandler(
+                    context: fixture.clientContext { $0.applicationProtocols = ["http/1.1"] }, serverHostname: "localhost"))
+                return try Stream(wrappingChannelSynchronously: channel)
+            }
+        }
+        let page = try await client.executeThenClose { inbound, outbound in
+            try await outbound.write(ByteBuffer(string: "GET / HTTP/1.0\r\n\r\n"))
+            var page = ""
+            do {
+                for try await buffer in inbound { page += String(buffer: buffer) }
+            } catch let error as TLSError where error.code == .unexpectedEOF {
+                // s_server -www may close the socket without close_notify.
+            }
+            return page
+        }
+        #expect(page.hasPrefix("HTTP/1.0 200 ok"), "\(page.prefix(200))")
+        #expect(page.contains("ALPN protocol: http/1.1") || page.contains("Ciphers"), "\(page.prefix(400))")
+    }
+
+    @Test("curl, gnutls-cli and openssl s_client against our server", arguments: allBackends)
+    func toolsAgainstOurServer(backend: Backend) async throws {
+        let fixture = try Fixture(backend)
+        let (directory, cert, _) = try identityFiles(fixture.identity)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let (server, task) = try await startServer(context: fixture.serverContext {
+            $0.applicationProtocols = ["http/1.1"]
+        }) { connection in
+            try await connection.executeThenClose { inbound, outbound in
+                var request = ""
+                for try await buffer in inbound {
+                    request += String(buffer: buffer)
+                    if request.contains("\r\n\r\n") { break }
+                }
+                let body = "hello from TLSKitNIO\n"
+                try await outbound.write(ByteBuffer(string:
+                    "HTTP/1.1 200 OK\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"))
+            }
+        }
+        defer { task.cancel() }
+        let port = try #require(server.channel.localAddress?.port)
+
+        let curl = try Peer(try tool("curl"), [
+            "-sS", "--http1.1", "--cacert", cert, "--resolve", "localhost:\(port):127.0.0.1", "https://localhost:\(port)/",
+        ])
+        #expect(curl.waitForExit() == 0, "\(curl.text)")
+        #expect(curl.text == "hello from TLSKitNIO\n")
+
+        let gnutls = try Peer(try tool("gnutls-cli"), [
+            "--x509cafile", cert, "--port", "\(port)", "localhost", "--logfile", "/dev/null",
+        ])
+        gnutls.send("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        #expect(gnutls.waitFor("hello from TLSKitNIO").contains("hello from TLSKitNIO"), "\(gnutls.text)")
+        gnutls.stop()
+
+        let sClient = try Peer(try tool("openssl"), [
+            "s_client", "-connect", "127.0.0.1:\(port)", "-servername", "localhost", "-CAfile", cert,
+            "-verify_return_error", "-ign_eof",
+        ])
+        sClient.send("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        #expect(sClient.waitFor("hello from TLSKitNIO").contains("Verify return code: 0 (ok)"), "\(sClient.text)")
+        sClient.stop()
+    }
+
+    @Test("autoRead off: plaintext arrives only when the pipeline reads", arguments: allBackends)
+    func backPressure(backend: Backend) async throws {
+        let fixture = try Fixture(backend)
+        let (server, task) = try await startServer(context: fixture.serverContext()) { connection in
+            try await connection.executeThenClose { _, outbound in
+                for index in 0..<64 { try await outbound.write(ByteBuffer(repeating: UInt8(index), count: 16_384)) }
+            }
+        }
+        defer { task.cancel() }
+        let port = try #require(server.channel.localAddress?.port)
+        // NIOAsyncChannel turns autoRead off and reads as its consumer asks.
+        let client = try await connect(port: port, context: fixture.clientContext())
+        let autoRead = try await client.channel.getOption(ChannelOptions.autoRead).get()
+        #expect(autoRead == false)
+        let total = try await client.executeThenClose { inbound, _ in
+            var total = 0
+            for try await buffer in inbound { total += buffer.readableBytes }
+            return total
+        }
+        #expect(total == 64 * 16_384)
+    }
+}
+
+/// Counts writability changes.
+final class WritabilityWatcher: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    let changes = AtomicCounter()
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        changes.increment()
+        context.fireChannelWritabilityChanged()
+    }
+}
+
+final class AtomicCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = 0
+    func increment() { lock.lock(); value += 1; lock.unlock() }
+    func load() -> Int { lock.lock(); defer { lock.unlock() }; return value }
+}
+
+/// Collects the TLS events and plaintext of a channel as one line.
+final class Collector: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    private let lock = NSLock()
+    private var parts: [String] = []
+    var summary: String { lock.lock(); defer { lock.unlock() }; return parts.joined(separator: " ") }
+    private func add(_ part: String) { lock.lock(); parts.append(part); lock.unlock() }
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) { add(String(buffer: unwrapInboundIn(data))) }
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        switch event {
+        case TLSUserEvent.handshakeCompleted(let negotiated): add("handshakeCompleted(\(negotiated ?? "nil"))")
+        case TLSUserEvent.shutdownCompleted: add("shutdownCompleted")
+        default: context.fireUserInboundEventTriggered(event)
+        }
+    }
+}
+#endif
