@@ -63,6 +63,9 @@ public class TLSKitHandler: ChannelInboundHandler, ChannelOutboundHandler, Remov
     private var flushedCount = 0
     /// `close(mode: .output)` asked for during the handshake: done after the buffered writes.
     private var closeOutputAfterHandshake = false
+    /// `close(mode: .all)` asked for during the handshake: the handshake may finish (at
+    /// most ``shutdownTimeout``), the buffered writes go out, then close_notify.
+    private var closeAfterHandshake: Scheduled<Void>?
     private var closeOutputPromise: EventLoopPromise<Void>?
     private var closePromise: EventLoopPromise<Void>?
     /// Plaintext decrypted and not yet handed to the pipeline.
@@ -242,7 +245,10 @@ public class TLSKitHandler: ChannelInboundHandler, ChannelOutboundHandler, Remov
             decode(context: context)
             deliverPlaintext(context: context)
             encryptFlushedWrites(context: context)
-            if closeOutputAfterHandshake, case .active = state {
+            if let timer = closeAfterHandshake.take(), case .active = state {
+                timer.cancel()
+                closeAll(context: context, promise: nil)
+            } else if closeOutputAfterHandshake, case .active = state {
                 closeOutputAfterHandshake = false
                 closeOutput(context: context, promise: closeOutputPromise.take())
             }
@@ -251,6 +257,9 @@ public class TLSKitHandler: ChannelInboundHandler, ChannelOutboundHandler, Remov
         switch connection.error(for: result) {
         case .wantRead, .wantWrite, .none:
             writeOutbound(context: context, promise: nil)
+            // The handshake is the handler's own business: it reads for it even when
+            // the application has turned autoRead off.
+            if !autoRead(context) { context.read() }
         case .zeroReturn:
             fail(context: context, TLSError(.closedByPeer, "the peer closed the session (close_notify) during the handshake",
                                             backend: connection.context.backendName))
@@ -469,7 +478,15 @@ public class TLSKitHandler: ChannelInboundHandler, ChannelOutboundHandler, Remov
 
     private func closeAll(context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
         switch state {
-        case .idle, .handshaking, .closed:
+        case .handshaking:
+            chain(promise, to: &closePromise, context: context)
+            if closeAfterHandshake == nil {
+                closeAfterHandshake = context.eventLoop.assumeIsolated().scheduleTask(in: shutdownTimeout) { [weak self] in
+                    guard let self else { return }
+                    self.shutdownTimedOut()
+                }
+            }
+        case .idle, .closed:
             state = .closed
             failPendingWrites(ChannelError.ioOnClosedChannel)
             context.close(promise: promise)
@@ -492,8 +509,9 @@ public class TLSKitHandler: ChannelInboundHandler, ChannelOutboundHandler, Remov
                     self.shutdownTimedOut()
                 }
                 state = .closing(timeout)
-                // The peer's close_notify may already be buffered.
+                // The peer's close_notify may already be buffered; otherwise read for it.
                 if wire.pendingInbound > 0 { decode(context: context) }
+                if case .closing = state, !autoRead(context) { context.read() }
             default:
                 fail(context: context, connectionError(result))
             }
@@ -501,13 +519,20 @@ public class TLSKitHandler: ChannelInboundHandler, ChannelOutboundHandler, Remov
     }
 
     private func shutdownTimedOut() {
-        guard case .closing = state, let context = storedContext else { return }
+        guard let context = storedContext else { return }
+        switch state {
+        case .closing, .handshaking: break
+        case .idle, .active, .inputClosed, .outputClosed, .closed: return
+        }
+        closeAfterHandshake = nil
         state = .closed
+        failPendingWrites(ChannelError.ioOnClosedChannel)
         context.close(promise: closePromise.take())
     }
 
     private func cancelShutdownTimer() {
         if case .closing(let timer) = state { timer?.cancel() }
+        closeAfterHandshake.take()?.cancel()
     }
 
     /// Completes `promise` with `stored`, storing it if there is none yet.

@@ -71,7 +71,39 @@ struct EmbeddedHandlerTests {
             TLSKitClientHandler(context: fixture.clientContext(), serverHostname: "localhost"))
         let hello = try #require(try channel.readOutbound(as: ByteBuffer.self))
         #expect(hello.getInteger(at: 0, as: UInt8.self) == 22)  // a handshake record: ClientHello
-        _ = try channel.finish(acceptAlreadyClosed: true)
+        let closed = channel.close()
+        channel.embeddedEventLoop.advanceTime(by: .seconds(5))  // close() waits for the handshake
+        try closed.wait()
+    }
+
+    @Test("close(mode: .all) during the handshake: the handshake finishes, buffered writes go out, then close_notify",
+          arguments: allBackends)
+    func closeDuringHandshake(backend: Backend) throws {
+        let link = try pair((backend, backend))
+        try link.activate()
+        let written = link.client.writeAndFlush(ByteBuffer(string: "before close"))
+        let closed = link.client.close()
+        try link.exchange()
+        try written.wait()
+        try closed.wait()
+        #expect(link.serverEvents.text == "before close")
+        #expect(link.clientEvents.summary == ["active", "handshakeCompleted(h2)", "shutdownCompleted", "inactive"])
+        #expect(link.serverEvents.summary ==
+                ["active", "handshakeCompleted(h2)", "read", "readComplete", "shutdownCompleted", "inactive"])
+    }
+
+    @Test("close(mode: .all) during a handshake the peer never answers closes after the shutdown time-out",
+          arguments: allBackends)
+    func closeDuringHandshakeTimesOut(backend: Backend) throws {
+        let link = try pair((backend, backend))
+        try link.activate()
+        let closed = link.client.close()
+        link.client.embeddedEventLoop.advanceTime(by: .seconds(4))
+        #expect(link.client.isActive)
+        link.client.embeddedEventLoop.advanceTime(by: .seconds(1))
+        try closed.wait()
+        #expect(!link.client.isActive)
+        #expect(link.clientEvents.events == ["active", "inactive"])
     }
 
     @Test("writes and flushes before the handshake are sent, in order, once it completes", arguments: allBackends)
