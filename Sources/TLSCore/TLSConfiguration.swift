@@ -237,7 +237,7 @@ public struct TLSConfiguration: Sendable, Hashable {
 
     /// Checks the parts of the configuration that do not depend on the backend.
     /// Backends call this before touching their library.
-    package func validate() throws {
+    @_spi(TLSBackendImplementation) public func validate() throws {
         func invalid(_ message: String) -> TLSError {
             TLSError(.invalidConfiguration, message, backend: "TLSKit")
         }
@@ -311,14 +311,14 @@ public struct TLSConfiguration: Sendable, Hashable {
     /// The one rule for a client's `serverName`, set in the configuration or on the
     /// connection: a DNS name or an IP address. Reported by TLSKit (backend `"TLSKit"`)
     /// wherever it is set. - Returns: nil when valid.
-    package static func serverNameError(_ name: String) -> TLSError? {
+    @_spi(TLSBackendImplementation) public static func serverNameError(_ name: String) -> TLSError? {
         guard !TLSHostName.isValidServerName(name) else { return nil }
         return TLSError(.invalidConfiguration, "serverName \"\(name)\" is neither a DNS name nor an IP address", backend: "TLSKit")
     }
 
     /// Every credential offered by default: the primary one (``certificateChain`` and
     /// ``privateKey``), then ``additionalCredentials``.
-    package var primaryCredentials: [TLSCredential] {
+    @_spi(TLSBackendImplementation) public var primaryCredentials: [TLSCredential] {
         var result: [TLSCredential] = []
         if let certificateChain, let privateKey {
             result.append(.certificateChain(certificateChain, privateKey: privateKey, passphrase: privateKeyPassphrase))
@@ -327,25 +327,25 @@ public struct TLSConfiguration: Sendable, Hashable {
     }
 
     /// True when a server has something to present: primary or SNI credentials.
-    package var hasServerIdentity: Bool {
+    @_spi(TLSBackendImplementation) public var hasServerIdentity: Bool {
         !primaryCredentials.isEmpty || !serverNameCredentials.isEmpty
     }
 
     /// True when a client must know the peer's name: full verification with pins (if
     /// any) in addition to the chain.
-    package var needsServerName: Bool {
+    @_spi(TLSBackendImplementation) public var needsServerName: Bool {
         certificateVerification == .fullVerification && pinningMode == .inAdditionToChainVerification
     }
 
     /// ``cipherSuites`` as named suites; throws for an unknown name.
-    package var resolvedCipherSuites: [TLSCipherSuite]? {
+    @_spi(TLSBackendImplementation) public var resolvedCipherSuites: [TLSCipherSuite]? {
         get throws {
             try Self.resolve(cipherSuites, kind: "cipher suite", known: TLSCipherSuite.all.map(\.name), TLSCipherSuite.named)
         }
     }
 
     /// ``keyExchangeGroups`` as named groups; throws for an unknown name.
-    package var resolvedGroups: [TLSGroup]? {
+    @_spi(TLSBackendImplementation) public var resolvedGroups: [TLSGroup]? {
         get throws {
             try Self.resolve(keyExchangeGroups, kind: "key-exchange group", known: TLSGroup.all.map(\.name), TLSGroup.named)
         }
@@ -368,7 +368,7 @@ public struct TLSConfiguration: Sendable, Hashable {
 
     /// Refuses, naming the option and the backend, every option the backend's
     /// capabilities do not cover. Backends call this after ``validate()``.
-    package func checkSupported(by capabilities: TLSCapabilities, backend: String) throws {
+    @_spi(TLSBackendImplementation) public func checkSupported(by capabilities: TLSCapabilities, backend: TLSBackendID) throws {
         func require(_ capability: TLSCapabilities, _ option: String, when used: Bool) throws {
             if used && !capabilities.contains(capability) {
                 throw TLSError(.unsupported, "\(option) is not supported by the \(backend) backend", backend: backend)
@@ -385,7 +385,7 @@ public struct TLSConfiguration: Sendable, Hashable {
     }
 
     /// The ALPN list in wire format (length-prefixed names), as both libraries take it.
-    package var alpnWireFormat: [UInt8] {
+    @_spi(TLSBackendImplementation) public var alpnWireFormat: [UInt8] {
         var bytes: [UInt8] = []
         for name in applicationProtocols {
             bytes.append(UInt8(name.utf8.count))
@@ -418,7 +418,7 @@ public struct TLSServerNameCredentials: Sendable, Hashable {
     }
 
     /// True when `name` (as sent in SNI) selects this entry.
-    package func matches(_ name: String) -> Bool {
+    @_spi(TLSBackendImplementation) public func matches(_ name: String) -> Bool {
         let host = TLSHostName.verificationName(name).lowercased()
         return serverNames.contains { TLSHostName.pattern($0, matches: host) }
     }
@@ -447,61 +447,9 @@ public struct TLSIdentity: Sendable, Hashable {
     }
 }
 
-/// Host-name rules that do not depend on the backend.
-package enum TLSHostName {
-    /// True for an IPv4 or IPv6 address literal (IPv6 possibly in brackets).
-    package static func isIPAddress(_ name: String) -> Bool {
-        ipAddressBytes(name) != nil
-    }
-
-    /// The address bytes (4 or 16) of an IP literal, or nil.
-    package static func ipAddressBytes(_ name: String) -> [UInt8]? {
-        var text = name
-        if text.hasPrefix("["), text.hasSuffix("]") { text = String(text.dropFirst().dropLast()) }
-        var v4 = in_addr()
-        if inet_pton(AF_INET, text, &v4) == 1 {
-            return withUnsafeBytes(of: &v4) { Array($0) }
-        }
-        var v6 = in6_addr()
-        if inet_pton(AF_INET6, text, &v6) == 1 {
-            return withUnsafeBytes(of: &v6) { Array($0) }
-        }
-        return nil
-    }
-
-    /// The name as sent in SNI: nil for IP literals (RFC 6066 §3 forbids them), no
-    /// trailing dot.
-    package static func sniName(_ name: String?) -> String? {
-        guard let name, !name.isEmpty, !isIPAddress(name) else { return nil }
-        return name.hasSuffix(".") ? String(name.dropLast()) : name
-    }
-
-    /// The name as given to the certificate checker: brackets and a trailing dot removed.
-    package static func verificationName(_ name: String) -> String {
-        if name.hasPrefix("["), name.hasSuffix("]") { return String(name.dropFirst().dropLast()) }
-        return name.hasSuffix(".") ? String(name.dropLast()) : name
-    }
-
-    /// A DNS name (LDH labels, 1–63 bytes each, 253 in all) or an IP literal.
-    package static func isValidServerName(_ name: String) -> Bool {
-        if isIPAddress(name) { return true }
-        let trimmed = name.hasSuffix(".") ? String(name.dropLast()) : name
-        guard !trimmed.isEmpty, trimmed.utf8.count <= 253 else { return false }
-        for label in trimmed.split(separator: ".", omittingEmptySubsequences: false) {
-            guard !label.isEmpty, label.utf8.count <= 63 else { return false }
-            for byte in label.utf8 {
-                let ok = (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A)
-                    || (byte >= 0x61 && byte <= 0x7A) || byte == 0x2D || byte == 0x5F || byte == 0x2A
-                if !ok { return false }
-            }
-        }
-        return true
-    }
-}
-
 extension TLSDataSource {
     /// True when the bytes are PEM text (contain a `-----BEGIN` line), false for DER.
-    package static func isPEM(_ bytes: [UInt8]) -> Bool {
+    @_spi(TLSBackendImplementation) public static func isPEM(_ bytes: [UInt8]) -> Bool {
         let marker = Array("-----BEGIN".utf8)
         guard bytes.count >= marker.count else { return false }
         for start in 0...(bytes.count - marker.count) where bytes[start] == marker[0] {
@@ -511,12 +459,12 @@ extension TLSDataSource {
     }
 
     /// The largest file TLSKit reads (certificates, keys, bundles), on every backend.
-    package static let maximumFileSize = 16 << 20
+    @_spi(TLSBackendImplementation) public static let maximumFileSize = 16 << 20
 
     /// The bytes, reading the file if needed: the one file reader of every backend. A
     /// missing or unreadable file, or one over ``maximumFileSize``, is a ``TLSError``
     /// with the given code, naming the path.
-    package func load(backend: String, code: TLSError.Code, what: String) throws -> [UInt8] {
+    @_spi(TLSBackendImplementation) public func load(backend: TLSBackendID, code: TLSError.Code, what: String) throws -> [UInt8] {
         switch self {
         case .bytes(let bytes):
             return bytes

@@ -45,7 +45,7 @@ public struct TLSError: Error, Sendable, Hashable, CustomStringConvertible {
         /// The transport ended without the peer's close_notify.
         public static let unexpectedEOF = Code("unexpectedEOF")
         /// The peer closed the TLS session with close_notify (reported by the throwing
-        /// helpers where the raw calls return 0 with ``TLSErrorCode/zeroReturn``).
+        /// helpers where the raw calls return 0 with ``TLSResultCode/zeroReturn``).
         public static let closedByPeer = Code("closedByPeer")
         /// A blocking helper gave up waiting for the peer.
         public static let timedOut = Code("timedOut")
@@ -121,9 +121,9 @@ public struct TLSError: Error, Sendable, Hashable, CustomStringConvertible {
     /// the peer in it (certificate names…) is escaped by ``TLSUntrustedText``: no control
     /// character reaches a log or a terminal.
     public var message: String
-    /// The backend that produced the error (`"OpenSSL"`, `"GnuTLS"`, or `"TLSKit"` for
-    /// checks made before any backend is involved).
-    public var backend: String
+    /// The backend that produced the error (``TLSBackendID/openSSL``, ``TLSBackendID/gnuTLS``,
+    /// or ``TLSBackendID/tlsKit`` for checks made before any backend is involved).
+    public var backend: TLSBackendID
     /// For ``Code/certificateVerificationFailed``: the category of the rejection.
     public var verificationFailure: VerificationFailure?
     /// For alert-related failures: the TLS alert received or sent.
@@ -135,7 +135,7 @@ public struct TLSError: Error, Sendable, Hashable, CustomStringConvertible {
     public init(
         _ code: Code,
         _ message: String,
-        backend: String,
+        backend: TLSBackendID,
         verificationFailure: VerificationFailure? = nil,
         alert: TLSAlert? = nil,
         errno: Int32? = nil
@@ -147,6 +147,13 @@ public struct TLSError: Error, Sendable, Hashable, CustomStringConvertible {
         self.alert = alert
         self.errno = errno
     }
+
+    /// Errors are equal when their codes are (as swift-certificates' errors are): the
+    /// message is the backend's own text and differs between libraries and versions.
+    public static func == (lhs: TLSError, rhs: TLSError) -> Bool { lhs.code == rhs.code }
+
+    /// Hashes the code only, consistent with `==`.
+    public func hash(into hasher: inout Hasher) { hasher.combine(code) }
 
     public var description: String {
         var text = "TLSError(\(backend)) \(code)"

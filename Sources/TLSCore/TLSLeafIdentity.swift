@@ -7,18 +7,18 @@
 /// DER, and the policy then fails the handshake. Reading the few fields needed here
 /// costs a few microseconds, where importing the certificate again into the library's
 /// own X.509 structures cost 4% of a GnuTLS handshake.
-package struct TLSLeafIdentity: Sendable {
+@_spi(TLSBackendImplementation) public struct TLSLeafIdentity: Sendable {
     /// The first common name (OID 2.5.4.3) of the subject, if any.
-    package var commonName: String?
+    @_spi(TLSBackendImplementation) public var commonName: String?
     /// dNSName entries of the subjectAltName extension, as written (never cut at a NUL).
-    package var dnsNames: [String] = []
+    @_spi(TLSBackendImplementation) public var dnsNames: [String] = []
     /// iPAddress entries of the subjectAltName extension, in text form.
-    package var ipAddresses: [String] = []
+    @_spi(TLSBackendImplementation) public var ipAddresses: [String] = []
     /// Where the SubjectPublicKeyInfo (tag and length included) is in the DER.
-    package var subjectPublicKeyInfo: Range<Int>
+    @_spi(TLSBackendImplementation) public var subjectPublicKeyInfo: Range<Int>
 
     /// Reads a DER certificate; nil when it is not a well-formed X.509 certificate.
-    package init?(der: UnsafeRawBufferPointer) {
+    @_spi(TLSBackendImplementation) public init?(der: UnsafeRawBufferPointer) {
         do { self = try Self.read(der) } catch { return nil }
     }
 
@@ -118,56 +118,4 @@ package struct TLSLeafIdentity: Sendable {
             return TLSUntrustedText.decode(bytes)
         }
     }
-}
-
-/// Walks DER tag-length-value elements (definite lengths, single-byte tags) inside a range.
-private struct DERReader {
-    static let sequence: UInt8 = 0x30
-
-    private let buffer: UnsafeRawBufferPointer
-    private var index: Int
-    private let end: Int
-
-    init(_ buffer: UnsafeRawBufferPointer, _ range: Range<Int>) {
-        self.buffer = buffer
-        self.index = range.lowerBound
-        self.end = range.upperBound
-    }
-
-    struct Malformed: Error {}
-
-    /// The next element: its tag, content range and whole range; nil at the end. Throws on
-    /// anything but well-formed DER (a truncated element, a length past the end).
-    mutating func next() throws -> (tag: UInt8, content: Range<Int>, whole: Range<Int>)? {
-        if index == end { return nil }
-        let start = index
-        guard end - index >= 2, buffer[index] & 0x1F != 0x1F else { throw Malformed() }
-        let tag = buffer[index]
-        var cursor = index + 1
-        let first = buffer[cursor]
-        cursor += 1
-        var length = Int(first)
-        if first >= 0x80 {
-            let count = Int(first & 0x7F)
-            guard (1...3).contains(count), end - cursor >= count else { throw Malformed() }
-            length = 0
-            for _ in 0..<count {
-                length = length << 8 | Int(buffer[cursor])
-                cursor += 1
-            }
-        }
-        guard length <= end - cursor else { throw Malformed() }
-        index = cursor + length
-        return (tag, cursor..<index, start..<index)
-    }
-
-    /// The next element, which must exist and have this tag.
-    mutating func expect(_ tag: UInt8) throws -> (tag: UInt8, content: Range<Int>, whole: Range<Int>) {
-        guard let element = try next(), element.tag == tag else { throw Malformed() }
-        return element
-    }
-
-    func reader(_ range: Range<Int>) -> DERReader { DERReader(buffer, range) }
-
-    func bytes(_ range: Range<Int>) -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: buffer[range]) }
 }

@@ -1,10 +1,10 @@
-// `package`: the backends hand TLSTransportIO the C library's `iovec`s.
+// Public import: the backend SPI hands TLSTransportIO the C library's `iovec`s.
 #if canImport(Glibc)
-package import Glibc
+public import Glibc
 #elseif canImport(Musl)
-package import Musl
+public import Musl
 #elseif canImport(Darwin)
-package import Darwin
+public import Darwin
 #endif
 
 /// The outcome of one transport read or write.
@@ -38,7 +38,7 @@ public protocol TLSCustomTransport: AnyObject {
 /// - ``memory(_:)``: one end of a ``TLSMemoryPair``; the caller moves the bytes.
 /// - ``custom(_:)``: your own read and write functions.
 public struct TLSTransport {
-    package let io: TLSTransportIO
+    @_spi(TLSBackendImplementation) public let io: TLSTransportIO
 
     /// A connected socket descriptor. TLSKit never closes it and never changes its
     /// blocking mode; `SIGPIPE` is never raised (writes use `MSG_NOSIGNAL`).
@@ -271,12 +271,12 @@ final class SocketStream: TLSCustomTransport, TLSVectorWritable {
 /// library's callbacks (an OpenSSL `BIO_METHOD`, GnuTLS push/pull functions), and a
 /// record of how the transport last failed so that the connection can report
 /// `.syscall` with its `errno`, or unexpected EOF, the same way on every backend.
-package final class TLSTransportIO {
+@_spi(TLSBackendImplementation) public final class TLSTransportIO {
     private let stream: any TLSCustomTransport
     /// The `errno` of the last failed transport call, if any since ``resetStatus()``.
-    package private(set) var failureErrno: Int32?
+    @_spi(TLSBackendImplementation) public private(set) var failureErrno: Int32?
     /// True once a read saw end-of-stream.
-    package private(set) var reachedEndOfStream = false
+    @_spi(TLSBackendImplementation) public private(set) var reachedEndOfStream = false
     /// The `errno` of the first failed call. A failed transport stays failed: later
     /// calls report the same error without touching the stream. (GnuTLS swallows a
     /// write error that follows a partial write and pushes again; a one-off failure
@@ -285,7 +285,7 @@ package final class TLSTransportIO {
 
     /// The wire reader over every incoming byte (record headers only, once the
     /// handshake is over): what the libraries check differently, checked once.
-    package var wire = TLSWireReader()
+    @_spi(TLSWire) public var wire = TLSWireReader()
 
     /// The same stream when it writes vectors natively (a socket), cast once.
     private let vectorStream: (any TLSVectorWritable)?
@@ -297,13 +297,13 @@ package final class TLSTransportIO {
 
     /// (level, description) of the last complete incoming record if it was an
     /// unprotected 2-byte alert the peer could still send.
-    package var lastPlaintextAlert: (level: UInt8, description: UInt8)? { wire.lastPlaintextAlert }
+    @_spi(TLSBackendImplementation) public var lastPlaintextAlert: (level: UInt8, description: UInt8)? { wire.lastPlaintextAlert }
 
     /// Clears the failure record; the connection calls this before each TLS call.
-    package func resetStatus() { failureErrno = nil }
+    @_spi(TLSBackendImplementation) public func resetStatus() { failureErrno = nil }
 
     /// Reads for the backend; the result is recorded.
-    package func read(into buffer: UnsafeMutableRawBufferPointer) -> TLSIOResult {
+    @_spi(TLSBackendImplementation) public func read(into buffer: UnsafeMutableRawBufferPointer) -> TLSIOResult {
         if buffer.count == 0 { return .transferred(0) }
         if let deadErrno {
             failureErrno = deadErrno
@@ -323,7 +323,7 @@ package final class TLSTransportIO {
     }
 
     /// Writes for the backend; the result is recorded.
-    package func write(_ bytes: UnsafeRawBufferPointer) -> TLSIOResult {
+    @_spi(TLSBackendImplementation) public func write(_ bytes: UnsafeRawBufferPointer) -> TLSIOResult {
         if bytes.count == 0 { return .transferred(0) }
         return recordingWrite { stream.write(bytes) }
     }
@@ -349,13 +349,13 @@ package final class TLSTransportIO {
     }
 
     /// True when the stream writes several buffers in one call (a socket: `sendmsg`).
-    package var writesVectors: Bool { vectorStream != nil }
+    @_spi(TLSBackendImplementation) public var writesVectors: Bool { vectorStream != nil }
 
     /// Writes several buffers in order, in one call, for a backend that hands over a
     /// whole flight at once (GnuTLS's vector push, installed when ``writesVectors``).
     /// Returns the bytes written (a prefix of the concatenation), or what blocked or
     /// failed. On a stream without vectored writes, writes the first non-empty buffer.
-    package func write(vectors: UnsafeBufferPointer<iovec>) -> TLSIOResult {
+    @_spi(TLSBackendImplementation) public func write(vectors: UnsafeBufferPointer<iovec>) -> TLSIOResult {
         guard let vectorStream else {
             guard let first = vectors.first(where: { $0.iov_len > 0 }) else { return .transferred(0) }
             return write(UnsafeRawBufferPointer(start: first.iov_base, count: first.iov_len))

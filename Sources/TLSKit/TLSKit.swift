@@ -57,10 +57,10 @@ extension TLSConnection {
         case .wantWrite: return .wantWrite
         case .zeroReturn:
             throw TLSError(.closedByPeer, "the peer closed the session (close_notify) during the handshake",
-                           backend: context.backendName)
+                           backend: context.backendID)
         case .none, .ssl, .syscall:
             throw lastError ?? TLSError(.internalError, "handshake failed with result \(result)",
-                                        backend: context.backendName)
+                                        backend: context.backendID)
         }
     }
 }

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-public import TLSCore
+@_spi(TLSBackendImplementation) public import TLSCore
 
 /// A TLS connection over a TCP socket, driven to completion for the caller: the
 /// blocking helpers, written once over the ``TLSConnection`` contract.
@@ -44,7 +44,7 @@ public final class TLSSocket {
         host: String, port: UInt16, context: TLSContext, serverName: String? = nil, timeout: Duration? = nil,
         prepare: (TLSConnection) throws -> Void = { _ in }
     ) throws -> TLSSocket {
-        let fd = try TCP.connect(host: host, port: port, timeout: timeout, backend: context.backendName)
+        let fd = try TCP.connect(host: host, port: port, timeout: timeout, backend: context.backendID)
         let connection = context.makeConnection()
         connection.serverName = serverName ?? context.configuration.serverName ?? host
         let socket = TLSSocket(connection: connection, descriptor: fd, timeout: timeout)
@@ -99,7 +99,7 @@ public final class TLSSocket {
     }
 
     /// Calls `operation` until it stops asking for I/O, polling in between.
-    /// A 0 result with ``TLSErrorCode/zeroReturn`` is returned as 0 (clean close).
+    /// A 0 result with ``TLSResultCode/zeroReturn`` is returned as 0 (clean close).
     private func drive(_ what: String, _ operation: () -> Int32) throws -> Int32 {
         let deadline = timeout.map { ContinuousClock.now + $0 }
         while true {
@@ -109,15 +109,15 @@ public final class TLSSocket {
             case .none, .zeroReturn:
                 if code == .zeroReturn && what == "handshake" {
                     throw TLSError(.closedByPeer, "the peer closed the session during the handshake",
-                                   backend: connection.context.backendName)
+                                   backend: connection.context.backendID)
                 }
                 return max(result, 0)
             case .wantRead, .wantWrite:
                 try TCP.wait(descriptor, forWriting: code == .wantWrite, until: deadline,
-                             what: what, backend: connection.context.backendName)
+                             what: what, backend: connection.context.backendID)
             case .ssl, .syscall:
                 throw connection.lastError
-                    ?? TLSError(.internalError, "\(what) failed", backend: connection.context.backendName)
+                    ?? TLSError(.internalError, "\(what) failed", backend: connection.context.backendID)
             }
         }
     }
@@ -178,13 +178,13 @@ public final class TLSListener: Sendable {
 
 /// TCP plumbing for the helpers.
 enum TCP {
-    static func failure(_ what: String, _ error: Int32, backend: String) -> TLSError {
+    static func failure(_ what: String, _ error: Int32, backend: TLSBackendID) -> TLSError {
         TLSError(.transportFailure, "\(what): \(String(cString: strerror(error)))", backend: backend, errno: error)
     }
 
     /// Waits until `fd` is readable or writable, or the deadline passes.
     static func wait(_ fd: Int32, forWriting: Bool, until deadline: ContinuousClock.Instant?,
-                     what: String, backend: String) throws {
+                     what: String, backend: TLSBackendID) throws {
         var entry = pollfd(fd: fd, events: Int16(forWriting ? POLLOUT : POLLIN), revents: 0)
         while true {
             var milliseconds: Int32 = -1
@@ -205,7 +205,7 @@ enum TCP {
     }
 
     /// Resolves and connects, non-blocking, honouring the timeout.
-    static func connect(host: String, port: UInt16, timeout: Duration?, backend: String) throws -> Int32 {
+    static func connect(host: String, port: UInt16, timeout: Duration?, backend: TLSBackendID) throws -> Int32 {
         var hints = addrinfo()
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         hints.ai_family = AF_UNSPEC
@@ -247,7 +247,7 @@ enum TCP {
     }
 
     /// Binds a listening socket (IPv4 or IPv6 literal, or a name resolved to its first address).
-    static func listen(host: String, port: UInt16, backlog: Int32, backend: String) throws -> (Int32, UInt16) {
+    static func listen(host: String, port: UInt16, backlog: Int32, backend: TLSBackendID) throws -> (Int32, UInt16) {
         var hints = addrinfo()
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         hints.ai_flags = AI_PASSIVE

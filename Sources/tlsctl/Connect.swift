@@ -114,7 +114,7 @@ struct Connect: ParsableCommand {
     }
 
     private func printSummary(_ connection: TLSConnection, backend: any TLSBackend.Type, endpoint: Endpoint) {
-        var lines = ["connected to \(endpoint) with \(backend.name) (\(backend.libraryVersion))"]
+        var lines = ["connected to \(endpoint) with \(backend.id) (\(backend.libraryVersion))"]
         lines.append("protocol:      \(connection.negotiatedVersion.map { "\($0)" } ?? "?")")
         lines.append("cipher suite:  \(connection.cipherSuite ?? "?")")
         lines.append("ALPN:          \(connection.negotiatedApplicationProtocol ?? "none")")
@@ -151,12 +151,12 @@ struct Relay {
         self.closeTimeout = closeTimeout
     }
 
-    private func events(for code: TLSErrorCode) -> Int16 {
+    private func events(for code: TLSResultCode) -> Int16 {
         Int16(code == .wantWrite ? POLLOUT : POLLIN)
     }
 
     private func failure(_ what: String) -> TLSError {
-        connection.lastError ?? TLSError(.internalError, "\(what) failed", backend: connection.context.backendName)
+        connection.lastError ?? TLSError(.internalError, "\(what) failed", backend: connection.context.backendID)
     }
 
     /// Runs until stdin has ended (close_notify sent) and the server has closed.
@@ -223,7 +223,7 @@ struct Relay {
                 let left = quietDeadline - ContinuousClock.now
                 if left <= .zero {
                     throw TLSError(.timedOut, "the server did not close the connection within \(closeTimeout) of our close_notify",
-                                   backend: connection.context.backendName)
+                                   backend: connection.context.backendID)
                 }
                 milliseconds = Int32(clamping: left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000 + 1)
             }

@@ -70,7 +70,7 @@ struct Demo: ParsableCommand {
         let connection = client.connection
 
         print("TLSKit demo: in-process client and server over 127.0.0.1:\(listener.port)")
-        print("backend:       \(backend.name) (\(backend.libraryVersion))")
+        print("backend:       \(backend.id) (\(backend.libraryVersion))")
         print("protocol:      \(connection.negotiatedVersion.map { "\($0)" } ?? "?")")
         print("cipher suite:  \(connection.cipherSuite ?? "?")")
         print("ALPN:          \(connection.negotiatedApplicationProtocol ?? "none")")

@@ -63,7 +63,7 @@ enum HTTPResponder {
     static func page(method: String, target: String, version: String, connection: TLSConnection,
                      backend: any TLSBackend.Type) -> String {
         var lines = ["Hello from tlsctl serve, over TLSKit."]
-        lines.append("backend:       \(backend.name) (\(backend.libraryVersion))")
+        lines.append("backend:       \(backend.id) (\(backend.libraryVersion))")
         lines.append("protocol:      \(connection.negotiatedVersion.map { "\($0)" } ?? "?")")
         lines.append("cipher suite:  \(connection.cipherSuite ?? "?")")
         lines.append("ALPN:          \(connection.negotiatedApplicationProtocol ?? "none")")

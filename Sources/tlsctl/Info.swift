@@ -8,10 +8,10 @@ struct Info: ParsableCommand {
 
     func run() {
         let backends = TLSBackends.available
-        print("default backend: \(DefaultTLSBackend.name)")
+        print("default backend: \(DefaultTLSBackend.id.name)")
         for backend in backends {
             print("")
-            print("backend:  \(backend.name)")
+            print("backend:  \(backend.id)")
             print("library:  \(backend.libraryVersion)")
             print("capabilities:")
             let width = TLSCapabilities.all.map(\.1.count).max() ?? 0

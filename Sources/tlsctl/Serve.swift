@@ -147,7 +147,7 @@ struct Serve: ParsableCommand {
             let loop = try ServerLoop(
                 backend: backend, context: context, listener: listener, mode: mode,
                 maxConnections: maxConnections, handshakeTimeout: .seconds(handshakeTimeout))
-            lines.append("backend: \(backend.name) (\(backend.libraryVersion))")
+            lines.append("backend: \(backend.id) (\(backend.libraryVersion))")
             lines.append("listening on \(Endpoint.format(host: bare, port: listener.port))")
             printFlushed(lines.joined(separator: "\n"))
             try loop.run()

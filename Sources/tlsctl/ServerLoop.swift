@@ -323,7 +323,7 @@ final class ServerLoop {
     }
 
     private func failure(_ client: Client) -> TLSError {
-        client.connection.lastError ?? TLSError(.internalError, "the connection failed", backend: backend.name)
+        client.connection.lastError ?? TLSError(.internalError, "the connection failed", backend: backend.id)
     }
 
     /// SIGINT/SIGTERM: close the listener, send close_notify to each established client

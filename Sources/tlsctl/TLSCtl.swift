@@ -67,10 +67,10 @@ struct BackendOption: ParsableArguments {
 
     func resolve() throws -> any TLSBackend.Type {
         let available = TLSBackends.available
-        let wanted = (backend ?? DefaultTLSBackend.name).lowercased()
+        let wanted = (backend ?? DefaultTLSBackend.id.name).lowercased()
         var names: [String] = []
         for candidate in available {
-            let name: String = candidate.name
+            let name: String = candidate.id.name
             if name.lowercased() == wanted { return candidate }
             names.append(name)
         }

@@ -1,6 +1,6 @@
 #if GnuTLS
 internal import CGnuTLS
-public import TLSCore
+@_spi(TLSBackendImplementation) public import TLSCore
 
 #if canImport(Glibc)
 internal import Glibc
@@ -13,8 +13,8 @@ internal import Musl
 /// Enabled by the `GnuTLS` package trait. Use it by name (`GnuTLSBackend.makeContext(_:)`)
 /// or through `DefaultTLSBackend` when it is the only backend built.
 public enum GnuTLSBackend: TLSBackend {
-    /// `"GnuTLS"`.
-    public static let name = "GnuTLS"
+    /// ``TLSBackendID/gnuTLS``.
+    public static let id = TLSBackendID.gnuTLS
 
     /// `"GnuTLS "` followed by the version of the `libgnutls` loaded at run time.
     public static var libraryVersion: String {
@@ -35,14 +35,11 @@ public enum GnuTLSBackend: TLSBackend {
         .keyingMaterialExporter, .keyUpdate, .ocspStapling,
     ]
 
-    /// Creates a context: certificate credentials (trust roots, our chain and key) and a
-    /// priority cache restricted to the configured versions.
-    /// - Throws: ``TLSError`` when the configuration is invalid or cannot be loaded.
-    public static func makeContext(_ configuration: TLSConfiguration) throws -> TLSContext {
-        try configuration.validate()
-        try configuration.checkSupported(by: capabilities, backend: name)
-        let engine = try GnuTLSContextEngine(configuration: configuration)
-        return TLSContext(configuration: configuration, backendName: name, engine: engine)
+    /// Builds the GnuTLSContextEngine from a configuration the core has validated and checked
+    /// against ``capabilities`` (see ``TLSBackend/makeContext(_:)``).
+    @_spi(TLSBackendImplementation)
+    public static func makeContextEngine(_ configuration: TLSConfiguration) throws -> any TLSContextEngine {
+        try GnuTLSContextEngine(configuration: configuration)
     }
 
     /// Parses a DER certificate with `gnutls_x509_crt`.

@@ -1,6 +1,6 @@
 #if GnuTLS
 internal import CGnuTLS
-internal import TLSCore
+@_spi(TLSBackendImplementation) internal import TLSCore
 
 /// The path GnuTLS verified, rebuilt from the certificates the peer sent and the trust
 /// list, for the two questions `gnutls_certificate_verify_peers` does not answer:

@@ -1,6 +1,6 @@
 #if GnuTLS
 internal import CGnuTLS
-internal import TLSCore
+@_spi(TLSBackendImplementation) internal import TLSCore
 
 /// The GnuTLS side of a ``TLSContext``: certificate credentials (trust roots, CRLs, our
 /// identities) for the primary identities and for each SNI entry, and a priority cache,
@@ -122,12 +122,8 @@ final class GnuTLSContextEngine: TLSContextEngine, @unchecked Sendable {
 
     // MARK: - Sessions
 
-    func certificateInfo(der: [UInt8]) throws -> TLSCertificateInfo {
-        try GnuTLSCertificateParser.info(der: der)
-    }
-
-    func makeSession(role: TLSRole, transport: TLSTransportIO, serverName: String?) throws -> any TLSSessionEngine {
-        try GnuTLSSession(context: self, role: role, transport: transport, serverName: serverName)
+    func makeSession(role: TLSRole, transport: TLSTransportIO, serverName: String?) throws -> any TLSConnectionEngine {
+        try GnuTLSConnectionEngine(context: self, role: role, transport: transport, serverName: serverName)
     }
 }
 
@@ -138,7 +134,7 @@ private func gnuTLSOCSPResponse(
     guard let session, let response, let owner = gnutls_session_get_ptr(session) else {
         return GNUTLS_E_NO_CERTIFICATE_STATUS
     }
-    let bytes = Unmanaged<GnuTLSSession>.fromOpaque(owner).takeUnretainedValue().configuration.ocspResponse ?? []
+    let bytes = Unmanaged<GnuTLSConnectionEngine>.fromOpaque(owner).takeUnretainedValue().configuration.ocspResponse ?? []
     guard !bytes.isEmpty, let copy = tlskit_gnutls_malloc(bytes.count) else { return GNUTLS_E_NO_CERTIFICATE_STATUS }
     bytes.withUnsafeBytes { copy.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
     response.pointee = gnutls_datum_t(data: copy.assumingMemoryBound(to: UInt8.self), size: UInt32(bytes.count))

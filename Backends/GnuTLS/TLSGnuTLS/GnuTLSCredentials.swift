@@ -1,6 +1,6 @@
 #if GnuTLS
 internal import CGnuTLS
-internal import TLSCore
+@_spi(TLSBackendImplementation) internal import TLSCore
 
 /// One `gnutls_certificate_credentials_t`: the trust roots, CRLs and verification
 /// profile of a configuration, plus a set of identities (``TLSCredential``s).
@@ -348,7 +348,7 @@ final class GnuTLSCertificateCredentials: @unchecked Sendable {
     }
 
     static func bytes(of source: TLSDataSource, code: TLSError.Code, what: String) throws -> [UInt8] {
-        try source.load(backend: GnuTLS.backendName, code: code, what: what)
+        try source.load(backend: GnuTLSBackend.id, code: code, what: what)
     }
 }
 #endif

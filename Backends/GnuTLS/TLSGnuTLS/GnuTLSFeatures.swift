@@ -1,6 +1,6 @@
 #if GnuTLS
 internal import CGnuTLS
-internal import TLSCore
+@_spi(TLSBackendImplementation) internal import TLSCore
 
 #if canImport(Glibc)
 internal import Glibc
@@ -9,8 +9,6 @@ internal import Musl
 #endif
 
 extension GnuTLSContextEngine {
-    var capabilities: TLSCapabilities { GnuTLSBackend.capabilities }
-
     func digest(_ algorithm: TLSHashAlgorithm, _ bytes: [UInt8]) -> [UInt8] {
         GnuTLSFeatures.digest(algorithm, bytes)
     }
@@ -102,7 +100,7 @@ enum GnuTLSFeatures {
         for suite in suites {
             guard let entry = table.first(where: { $0.codePoint == suite.codePoint }) else {
                 throw TLSError(.unsupported, "cipher suite \(suite.name) is not available in \(GnuTLSBackend.libraryVersion)",
-                               backend: GnuTLS.backendName)
+                               backend: GnuTLSBackend.id)
             }
             add(gnutls_cipher_get_name(entry.cipher), to: &ciphers)
             add(gnutls_mac_get_name(entry.mac), to: &macs)
@@ -135,7 +133,7 @@ enum GnuTLSFeatures {
         let wanted = Set(requested.map(\.codePoint))
         if let missing = requested.first(where: { !enabled.contains($0.codePoint) }) {
             throw TLSError(.unsupported, "cipher suite \(missing.name) is not available in \(GnuTLSBackend.libraryVersion)",
-                           backend: GnuTLS.backendName)
+                           backend: GnuTLSBackend.id)
         }
         let extra = enabled.filter { !wanted.contains($0) }
         if !extra.isEmpty {
@@ -147,7 +145,7 @@ enum GnuTLSFeatures {
                 + "its priority strings enable every combination of the key exchanges, ciphers and MACs named, "
                 + "so it would also enable \(names.joined(separator: ", ")). Request those too (where TLSKit names "
                 + "them), or drop the suites whose cipher or key exchange brings them in "
-                + "(\(GnuTLS.backendName) backend)", backend: GnuTLS.backendName)
+                + "(\(GnuTLSBackend.id) backend)", backend: GnuTLSBackend.id)
         }
     }
 

@@ -1,6 +1,6 @@
 #if GnuTLS
 internal import CGnuTLS
-internal import TLSCore
+@_spi(TLSBackendImplementation) internal import TLSCore
 
 #if canImport(Glibc)
 internal import Glibc
@@ -10,9 +10,6 @@ internal import Musl
 
 /// Small helpers shared by the GnuTLS backend's files.
 enum GnuTLS {
-    /// The backend's name, as put in every ``TLSError`` it produces.
-    static let backendName = "GnuTLS"
-
     /// `gnutls_strerror(code)` as a Swift string.
     static func describe(_ code: Int32) -> String {
         guard let text = gnutls_strerror(code) else { return "GnuTLS error \(code)" }
@@ -23,13 +20,13 @@ enum GnuTLS {
     static func error(_ code: TLSError.Code, _ context: String, _ result: Int32,
                       verificationFailure: TLSError.VerificationFailure? = nil,
                       alert: TLSAlert? = nil) -> TLSError {
-        TLSError(code, "\(context): \(describe(result))", backend: backendName,
+        TLSError(code, "\(context): \(describe(result))", backend: GnuTLSBackend.id,
                  verificationFailure: verificationFailure, alert: alert)
     }
 
     /// A ``TLSError`` with a message of our own.
     static func error(_ code: TLSError.Code, _ message: String) -> TLSError {
-        TLSError(code, message, backend: backendName)
+        TLSError(code, message, backend: GnuTLSBackend.id)
     }
 
     /// Frees memory that GnuTLS allocated (`gnutls_free`).

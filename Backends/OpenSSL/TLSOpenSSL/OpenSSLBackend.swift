@@ -1,6 +1,6 @@
 #if OpenSSL
 internal import COpenSSL
-public import TLSCore
+@_spi(TLSBackendImplementation) public import TLSCore
 
 /// The OpenSSL 3 backend (libssl). Enabled by the `OpenSSL` trait (the default).
 ///
@@ -8,8 +8,8 @@ public import TLSCore
 /// let context = try OpenSSLBackend.makeContext(.makeClientConfiguration())
 /// ```
 public enum OpenSSLBackend: TLSBackend {
-    /// `"OpenSSL"`.
-    public static let name = "OpenSSL"
+    /// ``TLSBackendID/openSSL``.
+    public static let id = TLSBackendID.openSSL
 
     /// The run-time library version, e.g. `OpenSSL 3.0.19 …`.
     public static var libraryVersion: String {
@@ -23,12 +23,11 @@ public enum OpenSSLBackend: TLSBackend {
         .multipleTicketKeys, .keyingMaterialExporter, .keyUpdate, .ocspStapling,
     ]
 
-    /// Creates an `SSL_CTX` from the configuration.
-    public static func makeContext(_ configuration: TLSConfiguration) throws -> TLSContext {
-        try configuration.validate()
-        try configuration.checkSupported(by: capabilities, backend: name)
-        let engine = try OpenSSLContextEngine(configuration: configuration)
-        return TLSContext(configuration: configuration, backendName: name, engine: engine)
+    /// Builds the OpenSSLContextEngine from a configuration the core has validated and checked
+    /// against ``capabilities`` (see ``TLSBackend/makeContext(_:)``).
+    @_spi(TLSBackendImplementation)
+    public static func makeContextEngine(_ configuration: TLSConfiguration) throws -> any TLSContextEngine {
+        try OpenSSLContextEngine(configuration: configuration)
     }
 
     /// Parses a DER certificate with libcrypto.
@@ -51,10 +50,10 @@ public enum OpenSSLBackend: TLSBackend {
 enum OpenSSLIdentityFactory {
     static func makeSelfSigned(commonName: String, subjectAlternativeNames: [String], validityDays: Int) throws -> TLSIdentity {
         func failure(_ what: String) -> TLSError {
-            TLSError(.internalError, "\(what): \(OpenSSLErrorQueue.drainText())", backend: OpenSSLBackend.name)
+            TLSError(.internalError, "\(what): \(OpenSSLErrorQueue.drainText())", backend: OpenSSLBackend.id)
         }
         guard validityDays > 0 else {
-            throw TLSError(.invalidConfiguration, "validityDays must be positive", backend: OpenSSLBackend.name)
+            throw TLSError(.invalidConfiguration, "validityDays must be positive", backend: OpenSSLBackend.id)
         }
         ERR_clear_error()
         guard let key = tlskit_EVP_EC_gen("P-256") else { throw failure("EC key generation failed") }
@@ -106,11 +105,11 @@ enum OpenSSLPEM {
     /// Runs a `PEM_write_bio_*` call into a memory BIO and returns the text.
     static func write(_ body: (OpaquePointer) -> Int32) throws -> String {
         guard let bio = BIO_new(BIO_s_mem()) else {
-            throw TLSError(.internalError, "BIO_new failed", backend: OpenSSLBackend.name)
+            throw TLSError(.internalError, "BIO_new failed", backend: OpenSSLBackend.id)
         }
         defer { BIO_free(bio) }
         guard body(bio) == 1 else {
-            throw TLSError(.internalError, "PEM write failed: \(OpenSSLErrorQueue.drainText())", backend: OpenSSLBackend.name)
+            throw TLSError(.internalError, "PEM write failed: \(OpenSSLErrorQueue.drainText())", backend: OpenSSLBackend.id)
         }
         var pointer: UnsafeMutablePointer<CChar>?
         let length = BIO_ctrl(bio, BIO_CTRL_INFO, 0, &pointer)

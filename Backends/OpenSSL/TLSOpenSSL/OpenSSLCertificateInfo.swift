@@ -1,6 +1,6 @@
 #if OpenSSL
 internal import COpenSSL
-import TLSCore
+@_spi(TLSBackendImplementation) import TLSCore
 
 #if canImport(Glibc)
 import Glibc
@@ -14,7 +14,7 @@ enum OpenSSLCertificateParser {
             return d2i_X509(nil, &cursor, buffer.count)
         }
         guard let certificate = parsed else {
-            throw TLSError(.badCertificate, "not a DER certificate: \(OpenSSLErrorQueue.drainText())", backend: OpenSSLBackend.name)
+            throw TLSError(.badCertificate, "not a DER certificate: \(OpenSSLErrorQueue.drainText())", backend: OpenSSLBackend.id)
         }
         defer { X509_free(certificate) }
         return info(certificate, der: der)

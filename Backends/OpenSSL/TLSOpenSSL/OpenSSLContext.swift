@@ -1,6 +1,6 @@
 #if OpenSSL
 internal import COpenSSL
-@_spi(TLSWire) import TLSCore
+@_spi(TLSWire) @_spi(TLSBackendImplementation) import TLSCore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -56,12 +56,8 @@ final class OpenSSLContextEngine: TLSContextEngine, @unchecked Sendable {
         alpnWire.deallocate()
     }
 
-    func certificateInfo(der: [UInt8]) throws -> TLSCertificateInfo {
-        try OpenSSLCertificateParser.info(der: der)
-    }
-
-    func makeSession(role: TLSRole, transport: TLSTransportIO, serverName: String?) throws -> any TLSSessionEngine {
-        try OpenSSLSession(context: self, role: role, transport: transport, serverName: serverName)
+    func makeSession(role: TLSRole, transport: TLSTransportIO, serverName: String?) throws -> any TLSConnectionEngine {
+        try OpenSSLConnectionEngine(context: self, role: role, transport: transport, serverName: serverName)
     }
 
     /// The context for an SNI name, if an entry matches.
@@ -72,7 +68,7 @@ final class OpenSSLContextEngine: TLSContextEngine, @unchecked Sendable {
     // MARK: - Building an SSL_CTX
 
     private static func makeCTX(_ configuration: TLSConfiguration, credentials: [TLSCredential]) throws -> OpaquePointer {
-        let backend = OpenSSLBackend.name
+        let backend = OpenSSLBackend.id
         ERR_clear_error()
         guard let ctx = SSL_CTX_new(TLS_method()) else {
             throw TLSError(.internalError, "SSL_CTX_new: \(OpenSSLErrorQueue.drainText())", backend: backend)
@@ -114,7 +110,7 @@ final class OpenSSLContextEngine: TLSContextEngine, @unchecked Sendable {
     }
 
     private static func loadTrust(_ ctx: OpaquePointer, _ roots: TLSTrustRoots) throws {
-        let backend = OpenSSLBackend.name
+        let backend = OpenSSLBackend.id
         ERR_clear_error()
         switch roots {
         case .system:
@@ -154,7 +150,7 @@ final class OpenSSLContextEngine: TLSContextEngine, @unchecked Sendable {
     /// with GnuTLS.
     private static func loadRevocationLists(_ ctx: OpaquePointer, _ sources: [TLSDataSource]) throws {
         guard !sources.isEmpty else { return }
-        let backend = OpenSSLBackend.name
+        let backend = OpenSSLBackend.id
         let store = SSL_CTX_get_cert_store(ctx)
         for source in sources {
             let bytes = try source.load(backend: backend, code: .badCertificate, what: "CRL")
@@ -174,7 +170,7 @@ final class OpenSSLContextEngine: TLSContextEngine, @unchecked Sendable {
 /// Loads a ``TLSCredential`` into an `SSL_CTX`.
 enum OpenSSLCredentialLoader {
     static func load(_ credential: TLSCredential, into ctx: OpaquePointer) throws {
-        let backend = OpenSSLBackend.name
+        let backend = OpenSSLBackend.id
         let certificates: [OpaquePointer]
         let key: OpaquePointer
         switch credential {
@@ -218,7 +214,7 @@ enum OpenSSLCredentialLoader {
 
     /// PEM (PKCS#8, traditional, encrypted with `passphrase`) or DER (PKCS#8, plain or encrypted).
     static func readPrivateKey(_ bytes: [UInt8], passphrase: String?, source: TLSDataSource) throws -> OpaquePointer {
-        let backend = OpenSSLBackend.name
+        let backend = OpenSSLBackend.id
         let isPEM = TLSDataSource.isPEM(bytes)
         let encrypted = isPEM && (String(decoding: bytes, as: UTF8.self).contains("ENCRYPTED"))
         ERR_clear_error()
@@ -244,7 +240,7 @@ enum OpenSSLCredentialLoader {
 
     /// A PKCS#12 bundle (DER, or PEM-armoured): leaf, chain and key.
     static func readPKCS12(_ bytes: [UInt8], password: String, source: TLSDataSource) throws -> ([OpaquePointer], OpaquePointer) {
-        let backend = OpenSSLBackend.name
+        let backend = OpenSSLBackend.id
         let der = TLSDataSource.isPEM(bytes) ? OpenSSLPEM.decodeArmour(bytes) : bytes
         ERR_clear_error()
         let bundle: OpaquePointer? = der.withUnsafeBufferPointer { buffer in
@@ -338,8 +334,6 @@ private func openSSLServerName(_ ssl: OpaquePointer?, _ alert: UnsafeMutablePoin
 
 #if OpenSSL
 extension OpenSSLContextEngine {
-    var capabilities: TLSCapabilities { OpenSSLBackend.capabilities }
-
     func digest(_ algorithm: TLSHashAlgorithm, _ bytes: [UInt8]) -> [UInt8] {
         let md: OpaquePointer?
         switch algorithm {

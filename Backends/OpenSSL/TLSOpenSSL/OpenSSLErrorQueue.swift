@@ -1,6 +1,6 @@
 #if OpenSSL
 internal import COpenSSL
-import TLSCore
+@_spi(TLSBackendImplementation) import TLSCore
 
 /// The thread's OpenSSL error queue, turned into text and TLSKit errors.
 enum OpenSSLErrorQueue {

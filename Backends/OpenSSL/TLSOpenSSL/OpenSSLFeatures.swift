@@ -1,6 +1,6 @@
 #if OpenSSL
 internal import COpenSSL
-import TLSCore
+@_spi(TLSBackendImplementation) import TLSCore
 
 /// Issue-5 features over libssl: suites and groups by portable name, key logging,
 /// session tickets with TLSKit-managed keys, OCSP stapling.
@@ -20,7 +20,7 @@ enum OpenSSLFeatures {
 
     /// Applies suites, groups, key log, tickets and OCSP settings to one SSL_CTX.
     static func configure(_ ctx: OpaquePointer, _ configuration: TLSConfiguration) throws {
-        let backend = OpenSSLBackend.name
+        let backend = OpenSSLBackend.id
         if let suites = try configuration.resolvedCipherSuites {
             let tls13 = suites.filter { $0.version == .tls13 }.map(\.name).joined(separator: ":")
             let tls12 = suites.filter { $0.version == .tls12 }.map { String(cString: OPENSSL_cipher_name($0.name)) }
@@ -72,9 +72,9 @@ enum OpenSSLFeatures {
     }
 
     /// The session behind an SSL (set at session creation with SSL_set_ex_data index 0).
-    static func session(_ ssl: OpaquePointer?) -> OpenSSLSession? {
+    static func session(_ ssl: OpaquePointer?) -> OpenSSLConnectionEngine? {
         guard let ssl, let data = SSL_get_ex_data(ssl, 0) else { return nil }
-        return Unmanaged<OpenSSLSession>.fromOpaque(data).takeUnretainedValue()
+        return Unmanaged<OpenSSLConnectionEngine>.fromOpaque(data).takeUnretainedValue()
     }
 }
 

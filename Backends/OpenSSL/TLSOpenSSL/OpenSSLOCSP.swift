@@ -1,6 +1,6 @@
 #if OpenSSL
 internal import COpenSSL
-import TLSCore
+@_spi(TLSBackendImplementation) import TLSCore
 
 /// Checks a stapled OCSP response against the peer's chain and trust store.
 enum OpenSSLOCSP {

@@ -1,10 +1,10 @@
 #if OpenSSL
 internal import COpenSSL
-@_spi(TLSWire) import TLSCore
+@_spi(TLSWire) @_spi(TLSBackendImplementation) import TLSCore
 
 /// One `SSL` object. Each method is one libssl call with the error queue cleared before
 /// it and the result classified after it; the contract's state rules are TLSConnection's.
-final class OpenSSLSession: TLSSessionEngine {
+final class OpenSSLConnectionEngine: TLSConnectionEngine {
     private let ssl: OpaquePointer
     private let transport: TLSTransportIO
     private let context: OpenSSLContextEngine
@@ -30,7 +30,7 @@ final class OpenSSLSession: TLSSessionEngine {
     private var keyUpdatePending = false
 
     init(context: OpenSSLContextEngine, role: TLSRole, transport: TLSTransportIO, serverName: String?) throws {
-        let backend = OpenSSLBackend.name
+        let backend = OpenSSLBackend.id
         let configuration = context.configuration
         let policy = TLSPeerPolicy(configuration: configuration, role: role, serverName: serverName)
         ERR_clear_error()
@@ -68,7 +68,7 @@ final class OpenSSLSession: TLSSessionEngine {
     deinit { SSL_free(ssl) }
 
     private func configureClient(_ configuration: TLSConfiguration, serverName: String?) throws {
-        let backend = OpenSSLBackend.name
+        let backend = OpenSSLBackend.id
         if let sni = TLSHostName.sniName(serverName), tlskit_SSL_set_tlsext_host_name(ssl, sni) != 1 {
             throw TLSError(.invalidConfiguration, "cannot set SNI \(sni): \(OpenSSLErrorQueue.drainText())", backend: backend)
         }
@@ -144,7 +144,7 @@ final class OpenSSLSession: TLSSessionEngine {
 
     /// `SSL_get_error` and the error queue, as a TLSKit status.
     private func classify(_ result: Int32) -> TLSEngineStatus {
-        let backend = OpenSSLBackend.name
+        let backend = OpenSSLBackend.id
         switch SSL_get_error(ssl, result) {
         case SSL_ERROR_WANT_READ: return .wantRead
         case SSL_ERROR_WANT_WRITE: return .wantWrite
@@ -309,7 +309,7 @@ final class OpenSSLSession: TLSSessionEngine {
         ERR_clear_error()
         if !keyUpdatePending {
             guard SSL_key_update(ssl, updatePeer ? SSL_KEY_UPDATE_REQUESTED : SSL_KEY_UPDATE_NOT_REQUESTED) == 1 else {
-                return .failure(TLSError(.protocolFailure, "SSL_key_update: \(OpenSSLErrorQueue.drainText())", backend: OpenSSLBackend.name))
+                return .failure(TLSError(.protocolFailure, "SSL_key_update: \(OpenSSLErrorQueue.drainText())", backend: OpenSSLBackend.id))
             }
             keyUpdatePending = true
         }
@@ -389,7 +389,7 @@ private func openSSLVerifyCallback(_ preverified: Int32, _ store: OpaquePointer?
           let sslPointer = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()),
           let data = SSL_get_ex_data(OpaquePointer(sslPointer), 0)
     else { return preverified }
-    let session = Unmanaged<OpenSSLSession>.fromOpaque(data).takeUnretainedValue()
+    let session = Unmanaged<OpenSSLConnectionEngine>.fromOpaque(data).takeUnretainedValue()
     if session.acceptAnyCertificate { return 1 }
     let policy = session.policy
     let error = X509_STORE_CTX_get_error(store)
@@ -405,7 +405,7 @@ private func openSSLVerifyCallback(_ preverified: Int32, _ store: OpaquePointer?
         // KEYUSAGE_NO_CERTSIGN, PERMITTED_VIOLATION: certificate_unknown): set the error
         // that gives bad_certificate, as the GnuTLS backend sends. The original error
         // stays in chainFailure for the verdict.
-        let failure = OpenSSLSession.verificationFailure(error)
+        let failure = OpenSSLConnectionEngine.verificationFailure(error)
         if failure == .invalidCA || failure == .nameConstraintsViolation {
             X509_STORE_CTX_set_error(store, X509_V_ERR_CERT_REJECTED)
         }
@@ -426,7 +426,7 @@ private func openSSLVerifyCallback(_ preverified: Int32, _ store: OpaquePointer?
 /// the wire rather than from the shutdown flags (which a fatal alert sets too).
 private func openSSLInfoCallback(_ ssl: OpaquePointer?, _ where: Int32, _ value: Int32) {
     guard let ssl, let data = SSL_get_ex_data(ssl, 0) else { return }
-    let session = Unmanaged<OpenSSLSession>.fromOpaque(data).takeUnretainedValue()
+    let session = Unmanaged<OpenSSLConnectionEngine>.fromOpaque(data).takeUnretainedValue()
     if (`where` & SSL_CB_READ_ALERT) == SSL_CB_READ_ALERT {
         session.receivedAlert = (UInt8(truncatingIfNeeded: value >> 8), UInt8(truncatingIfNeeded: value))
     } else if (`where` & SSL_CB_WRITE_ALERT) == SSL_CB_WRITE_ALERT, value >> 8 == 2 {

@@ -1,8 +1,9 @@
 /// What the result of the last TLS call means: the `SSL_get_error(3)` equivalent.
+/// (Not a failure kind: that is ``TLSError/Code``, carried by ``TLSConnection/lastError``.)
 ///
 /// The raw values are OpenSSL's `SSL_ERROR_*` numbers, so logs read the same as
 /// OpenSSL's. Obtain one with ``TLSConnection/error(for:)``.
-public enum TLSErrorCode: Int32, Sendable, Hashable, CustomStringConvertible {
+public enum TLSResultCode: Int32, Sendable, Hashable, CustomStringConvertible {
     /// The operation succeeded (`SSL_ERROR_NONE`).
     case none = 0
     /// A protocol, verification or usage failure (`SSL_ERROR_SSL`); ``TLSConnection/lastError`` says which.
@@ -29,3 +30,7 @@ public enum TLSErrorCode: Int32, Sendable, Hashable, CustomStringConvertible {
         }
     }
 }
+
+/// The former name of ``TLSResultCode``.
+@available(*, deprecated, renamed: "TLSResultCode")
+public typealias TLSErrorCode = TLSResultCode

@@ -1,6 +1,6 @@
 #if GnuTLS
 internal import CGnuTLS
-@_spi(TLSWire) internal import TLSCore
+@_spi(TLSWire) @_spi(TLSBackendImplementation) internal import TLSCore
 
 #if canImport(Glibc)
 internal import Glibc
@@ -14,7 +14,7 @@ internal import Musl
 /// `gnutls_session_t`, so it outlives every callback); the push/pull callbacks forward
 /// to the ``TLSTransportIO`` and report would-block and errors with
 /// `gnutls_transport_set_errno`.
-final class GnuTLSSession: TLSSessionEngine {
+final class GnuTLSConnectionEngine: TLSConnectionEngine {
     private let context: GnuTLSContextEngine
     private let role: TLSRole
     private let transport: TLSTransportIO
@@ -374,7 +374,7 @@ final class GnuTLSSession: TLSSessionEngine {
                 if alert == .closeNotify { return .closeNotify }
                 return .failure(TLSError(.alertReceived,
                     "the peer sent a fatal alert during the handshake: \(alert) (unprotected; GnuTLS said: \(GnuTLS.describe(result)))",
-                    backend: GnuTLS.backendName, alert: alert))
+                    backend: GnuTLSBackend.id, alert: alert))
             }
             switch result {
             case GNUTLS_E_AGAIN, GNUTLS_E_INTERRUPTED:
@@ -522,7 +522,7 @@ final class GnuTLSSession: TLSSessionEngine {
         let alert = gnutls_alert_get(session)
         let name = gnutls_alert_get_name(alert).map { String(cString: $0) } ?? "alert \(alert.rawValue)"
         return TLSError(.alertReceived, "the peer sent a fatal alert during \(what): \(name)",
-                        backend: GnuTLS.backendName, alert: TLSAlert(UInt8(truncatingIfNeeded: alert.rawValue)))
+                        backend: GnuTLSBackend.id, alert: TLSAlert(UInt8(truncatingIfNeeded: alert.rawValue)))
     }
 
     /// The fatal alert sent on this session, if any.
@@ -567,7 +567,7 @@ final class GnuTLSSession: TLSSessionEngine {
         }
         var message = "\(what) failed: \(GnuTLS.describe(code))"
         if let alert { message += " (alert \(alert) sent)" }
-        return TLSError(.protocolFailure, message, backend: GnuTLS.backendName, alert: alert)
+        return TLSError(.protocolFailure, message, backend: GnuTLSBackend.id, alert: alert)
     }
 
     /// No certificate from the peer although one is required.
@@ -584,13 +584,13 @@ final class GnuTLSSession: TLSSessionEngine {
             // What OpenSSL's client sends when its status callback refuses the staple.
             let sent = sendFatalAlert(.badCertificateStatusResponse)
             return TLSError(.certificateVerificationFailed, "certificate verification failed: \(explanation)",
-                            backend: GnuTLS.backendName, verificationFailure: failure,
+                            backend: GnuTLSBackend.id, verificationFailure: failure,
                             alert: sent ?? .badCertificateStatusResponse)
         }
         if let (failure, explanation) = policyFailure {
             let sent = sendFatalAlert(failure.alert)
             return TLSError(.certificateVerificationFailed, "certificate verification failed: \(explanation)",
-                            backend: GnuTLS.backendName, verificationFailure: failure, alert: sent ?? failure.alert)
+                            backend: GnuTLSBackend.id, verificationFailure: failure, alert: sent ?? failure.alert)
         }
         guard let status = verifyStatus else {
             let failure = TLSError.VerificationFailure.other
@@ -616,7 +616,7 @@ final class GnuTLSSession: TLSSessionEngine {
             if !bytes.isEmpty { text = String(decoding: bytes, as: UTF8.self) }
         }
         let sent = sendFatalAlert(failure.alert)
-        return TLSError(.certificateVerificationFailed, text, backend: GnuTLS.backendName,
+        return TLSError(.certificateVerificationFailed, text, backend: GnuTLSBackend.id,
                         verificationFailure: failure, alert: sent ?? failure.alert)
     }
 
@@ -793,9 +793,9 @@ final class GnuTLSSession: TLSSessionEngine {
 // MARK: - C callbacks
 
 
-private func session(from pointer: UnsafeMutableRawPointer?) -> GnuTLSSession? {
+private func session(from pointer: UnsafeMutableRawPointer?) -> GnuTLSConnectionEngine? {
     guard let pointer else { return nil }
-    return Unmanaged<GnuTLSSession>.fromOpaque(pointer).takeUnretainedValue()
+    return Unmanaged<GnuTLSConnectionEngine>.fromOpaque(pointer).takeUnretainedValue()
 }
 
 private func gnuTLSPush(_ pointer: UnsafeMutableRawPointer?, _ bytes: UnsafeRawPointer?, _ count: Int) -> Int {
@@ -815,12 +815,12 @@ private func gnuTLSPull(_ pointer: UnsafeMutableRawPointer?, _ buffer: UnsafeMut
 
 private func gnuTLSVerifyPeer(_ session: gnutls_session_t?) -> Int32 {
     guard let session, let pointer = gnutls_session_get_ptr(session) else { return GNUTLS_E_INTERNAL_ERROR }
-    return Unmanaged<GnuTLSSession>.fromOpaque(pointer).takeUnretainedValue().verifyPeer()
+    return Unmanaged<GnuTLSConnectionEngine>.fromOpaque(pointer).takeUnretainedValue().verifyPeer()
 }
 
 private func gnuTLSPostClientHello(_ session: gnutls_session_t?) -> Int32 {
     guard let session, let pointer = gnutls_session_get_ptr(session) else { return GNUTLS_E_INTERNAL_ERROR }
-    return Unmanaged<GnuTLSSession>.fromOpaque(pointer).takeUnretainedValue().selectCredentialsForServerName()
+    return Unmanaged<GnuTLSConnectionEngine>.fromOpaque(pointer).takeUnretainedValue().selectCredentialsForServerName()
 }
 
 private func gnuTLSClientHelloHook(
@@ -828,14 +828,14 @@ private func gnuTLSClientHelloHook(
     _ message: UnsafePointer<gnutls_datum_t>?
 ) -> Int32 {
     guard let session, let message, incoming != 0, let pointer = gnutls_session_get_ptr(session) else { return 0 }
-    return Unmanaged<GnuTLSSession>.fromOpaque(pointer).takeUnretainedValue().checkClientHello(message.pointee)
+    return Unmanaged<GnuTLSConnectionEngine>.fromOpaque(pointer).takeUnretainedValue().checkClientHello(message.pointee)
 }
 
 private func gnuTLSKeyLog(
     _ session: gnutls_session_t?, _ label: UnsafePointer<CChar>?, _ secret: UnsafePointer<gnutls_datum_t>?
 ) -> Int32 {
     guard let session, let label, let secret, let pointer = gnutls_session_get_ptr(session) else { return 0 }
-    Unmanaged<GnuTLSSession>.fromOpaque(pointer).takeUnretainedValue()
+    Unmanaged<GnuTLSConnectionEngine>.fromOpaque(pointer).takeUnretainedValue()
         .logKey(label: String(cString: label), secret: GnuTLS.copy(secret.pointee))
     return 0
 }

@@ -1,0 +1,60 @@
+/// Abilities a backend may or may not have. An option that needs a missing capability
+/// is refused at context creation with ``TLSError/Code/unsupported``.
+public struct TLSCapabilities: OptionSet, Sendable, Hashable, CustomStringConvertible {
+    public let rawValue: UInt64
+    public init(rawValue: UInt64) { self.rawValue = rawValue }
+
+    /// TLS 1.3 (RFC 8446).
+    public static let tls13 = TLSCapabilities(rawValue: 1 << 0)
+    /// ALPN (RFC 7301).
+    public static let alpn = TLSCapabilities(rawValue: 1 << 1)
+    /// Server Name Indication, sent and received (RFC 6066).
+    public static let serverNameIndication = TLSCapabilities(rawValue: 1 << 2)
+    /// Client certificates (mutual TLS).
+    public static let mutualTLS = TLSCapabilities(rawValue: 1 << 3)
+    /// Host-name verification of DNS and IP SANs.
+    public static let hostnameVerification = TLSCapabilities(rawValue: 1 << 4)
+    /// Generating a self-signed identity.
+    public static let selfSignedIdentity = TLSCapabilities(rawValue: 1 << 5)
+    /// ``TLSConfiguration/applicationProtocolSelector``.
+    public static let alpnSelectionCallback = TLSCapabilities(rawValue: 1 << 6)
+    /// ``TLSConfiguration/cipherSuites`` by IANA name.
+    public static let cipherSuiteSelection = TLSCapabilities(rawValue: 1 << 7)
+    /// ``TLSConfiguration/keyExchangeGroups`` by name, and ``TLSConnection/negotiatedGroup``.
+    public static let groupSelection = TLSCapabilities(rawValue: 1 << 8)
+    /// ``TLSConfiguration/keyLogger`` (`SSLKEYLOGFILE` lines).
+    public static let keyLogging = TLSCapabilities(rawValue: 1 << 9)
+    /// Session tickets and ``TLSSession`` export/import.
+    public static let sessionResumption = TLSCapabilities(rawValue: 1 << 10)
+    /// Several ``TLSConfiguration/sessionTicketKeys`` (rotation with old keys accepted).
+    public static let multipleTicketKeys = TLSCapabilities(rawValue: 1 << 11)
+    /// ``TLSConnection/exportKeyingMaterial(label:context:length:)`` and channel bindings.
+    public static let keyingMaterialExporter = TLSCapabilities(rawValue: 1 << 12)
+    /// ``TLSConnection/requestKeyUpdate(updatePeer:)`` (TLS 1.3 KeyUpdate).
+    public static let keyUpdate = TLSCapabilities(rawValue: 1 << 13)
+    /// OCSP stapling: ``TLSConfiguration/ocspResponse`` and ``TLSConfiguration/ocspStapling``.
+    public static let ocspStapling = TLSCapabilities(rawValue: 1 << 14)
+
+    /// Every capability with its display name, in a stable order.
+    public static let all: [(TLSCapabilities, String)] = [
+        (.tls13, "TLS 1.3"),
+        (.alpn, "ALPN"),
+        (.serverNameIndication, "SNI"),
+        (.mutualTLS, "mutual TLS"),
+        (.hostnameVerification, "host-name verification"),
+        (.selfSignedIdentity, "self-signed identity"),
+        (.alpnSelectionCallback, "ALPN selection callback"),
+        (.cipherSuiteSelection, "cipher suites by IANA name"),
+        (.groupSelection, "key-exchange groups by name"),
+        (.keyLogging, "key logging (SSLKEYLOGFILE)"),
+        (.sessionResumption, "session resumption"),
+        (.multipleTicketKeys, "ticket key rotation"),
+        (.keyingMaterialExporter, "keying-material exporter"),
+        (.keyUpdate, "TLS 1.3 KeyUpdate"),
+        (.ocspStapling, "OCSP stapling"),
+    ]
+
+    public var description: String {
+        Self.all.filter { contains($0.0) }.map(\.1).joined(separator: ", ")
+    }
+}
