@@ -50,7 +50,7 @@ struct ConfigurationTests {
         for (configuration, code) in cases {
             let error = try #require(throws: TLSError.self) { try backend.type.makeContext(configuration) }
             #expect(error.code == code, "\(error)")
-            #expect([backend.name, "TLSKit"].contains(error.backend))  // validation happens before the backend
+            #expect([backend.id, .tlsKit].contains(error.backend))  // validation happens before the backend
             #expect(!error.message.isEmpty)
         }
         let missing = try #require(throws: TLSError.self) {

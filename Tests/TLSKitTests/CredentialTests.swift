@@ -98,7 +98,7 @@ struct CredentialTests {
                 try backend.type.makeContext(.makeServerConfiguration(credential: credential))
             }
             #expect(error.code == code, "\(name): \(error)")
-            #expect(error.backend == backend.name, "\(name)")
+            #expect(error.backend == backend.id, "\(name)")
         }
     }
 

@@ -9,7 +9,7 @@ struct CrossBackendTests {
     struct Pairing: CustomTestStringConvertible, Sendable {
         let client: any TLSBackend.Type
         let server: any TLSBackend.Type
-        var testDescription: String { "\(client.name) client → \(server.name) server" }
+        var testDescription: String { "\(client.id) client → \(server.id) server" }
     }
 
     static let pairings = [

@@ -194,10 +194,10 @@ struct FeatureTests {
             first.exchange()
             _ = first.client.readStep()  // TLS 1.3: take the NewSessionTicket
             let session = try #require(first.client.session)
-            #expect(session.backend == backend.name)
+            #expect(session.backend == backend.id)
 
             // The bytes survive a round trip (a file, another process).
-            let restored = TLSSession(bytes: session.bytes, backend: backend.name)
+            let restored = TLSSession(bytes: session.bytes, backend: backend.id)
             for serverContext in [try server(keys), try server(keys)] {
                 let again = try MemoryLink(client: client, server: serverContext)
                 try again.client.setSession(restored)

@@ -133,7 +133,7 @@ struct HostilePeerTests {
         #expect(victim.error(for: step.result) == .ssl, sourceLocation: sourceLocation)
         #expect(victim.lastError?.code == code, "\(String(describing: victim.lastError))", sourceLocation: sourceLocation)
         #expect(victim.lastError?.alert == alert, "\(String(describing: victim.lastError))", sourceLocation: sourceLocation)
-        #expect(victim.lastError?.backend == c.backend.name, sourceLocation: sourceLocation)
+        #expect(victim.lastError?.backend == c.backend.id, sourceLocation: sourceLocation)
         let answer = wire.takeOutgoing()
         if let plain = TLSWire.plaintextAlert(answer) {
             #expect(plain.level == 2 && plain.alert == victim.lastError?.alert, "sent \(plain)", sourceLocation: sourceLocation)
@@ -152,7 +152,7 @@ struct HostilePeerTests {
         // Sticky: the same result again, the first error kept.
         let first = victim.lastError
         #expect(handshake(victim) == Step(-1, .ssl), sourceLocation: sourceLocation)
-        #expect(victim.lastError == first, sourceLocation: sourceLocation)
+        #expect(identical(victim.lastError, first), sourceLocation: sourceLocation)
     }
 
     // MARK: - Malformed records and messages, as the first bytes the victim reads

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import TLSCore
+@_spi(TLSBackendImplementation) import TLSCore
 import TLSKit
 
 /// The DER reader behind host-name and pin checks (`TLSLeafIdentity`), held to what the

@@ -15,7 +15,7 @@ struct MisuseTests {
         let link = try MemoryLink(Fixture(backend))
         let error = #expect(throws: TLSError.self) { try link.server.setTransport(.memory(TLSMemoryPair())) }
         #expect(error?.code == .invalidState)
-        #expect(error?.backend == backend.name)
+        #expect(error?.backend == backend.id)
         let (client, server) = link.handshake()
         #expect(client.last == Step(1, .none))
         #expect(server.last == Step(1, .none))
@@ -71,7 +71,7 @@ struct MisuseTests {
         #expect(client.step { $0.shutdown() } == Step(-1, .syscall))
         #expect(client.step { $0.doHandshake() } == Step(-1, .syscall))
         #expect(client.readStep().0 == Step(-1, .syscall))
-        #expect(client.lastError == first)
+        #expect(identical(client.lastError, first))
         #expect(transport.calls == calls)
     }
 

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import TLSKit
-@_spi(TLSWire) import TLSCore
+@_spi(TLSWire) @_spi(TLSBackendImplementation) import TLSCore
 
 /// Rules that once lived in one backend only, now written once in TLSCore: the same
 /// answer on every backend.
@@ -29,7 +29,7 @@ struct SharedRuleTests {
         configuration.serverName = "localhost"
         let error = #expect(throws: TLSError.self) { try backend.type.makeContext(configuration) }
         #expect(error?.code == .badCertificate)
-        #expect(error?.backend == backend.name)
+        #expect(error?.backend == backend.id)
         #expect(error?.message.contains("is larger than 16 MiB") == true, "\(String(describing: error))")
         #expect(error?.message.contains(path) == true)
 

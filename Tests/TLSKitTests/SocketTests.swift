@@ -56,7 +56,7 @@ struct SocketTests {
         try client.setTransport(.socket(clientFD))
         try server.setTransport(.socket(serverFD))
         var last = (client: Step(-1, .wantRead), server: Step(-1, .wantRead))
-        var seen = Set<TLSErrorCode>()
+        var seen = Set<TLSResultCode>()
         for _ in 0..<10_000 where !(last.client.result == 1 && last.server.result == 1) {
             if last.client.result != 1 { last.client = client.step { $0.connect() } }
             if last.server.result != 1 { last.server = server.step { $0.accept() } }

@@ -10,8 +10,9 @@ import Glibc
 /// One backend as a test argument, named in the test report.
 struct Backend: CustomTestStringConvertible, Sendable {
     let type: any TLSBackend.Type
-    var name: String { type.name }
-    var testDescription: String { type.name }
+    var id: TLSBackendID { type.id }
+    var name: String { type.id.name }
+    var testDescription: String { type.id.name }
 }
 
 /// Every backend compiled into this build: the suite runs once per backend.
@@ -20,8 +21,8 @@ let allBackends: [Backend] = TLSBackends.available.map { Backend(type: $0) }
 /// A result and its `error(for:)` code: what every contract assertion compares.
 struct Step: Equatable, CustomStringConvertible {
     var result: Int32
-    var code: TLSErrorCode
-    init(_ result: Int32, _ code: TLSErrorCode) {
+    var code: TLSResultCode
+    init(_ result: Int32, _ code: TLSResultCode) {
         self.result = result
         self.code = code
     }
@@ -233,4 +234,12 @@ func write(_ text: String, to name: String, in directory: URL) throws -> String 
     let url = directory.appendingPathComponent(name)
     try Data(text.utf8).write(to: url)
     return url.path
+}
+
+/// Every field of two errors, not just the code (`TLSError`'s `==` compares codes only):
+/// for "the first failure's error stays readable" assertions.
+func identical(_ a: TLSError?, _ b: TLSError?) -> Bool {
+    guard let a, let b else { return a == nil && b == nil }
+    return a.code == b.code && a.message == b.message && a.backend == b.backend
+        && a.alert == b.alert && a.verificationFailure == b.verificationFailure && a.errno == b.errno
 }

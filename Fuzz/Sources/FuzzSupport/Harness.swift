@@ -198,7 +198,7 @@ public enum Harness {
 
         var received: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
-        var previous: (Int32, TLSErrorCode, TLSError?)?
+        var previous: (Int32, TLSResultCode, TLSError?)?
         for _ in 0..<maxCalls {
             let result = client.read(into: &buffer)
             let code = client.error(for: result)
