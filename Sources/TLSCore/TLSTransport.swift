@@ -218,7 +218,7 @@ final class SocketStream: TLSCustomTransport, TLSVectorWritable {
         while true {
             let n = isSocket
                 ? recv(descriptor, buffer.baseAddress, buffer.count, 0)
-                : Glibc.read(descriptor, buffer.baseAddress, buffer.count)
+                : systemRead(descriptor, buffer.baseAddress, buffer.count)
             if n > 0 { return .transferred(n) }
             if n == 0 { return .endOfStream }
             let error = errno
@@ -234,7 +234,7 @@ final class SocketStream: TLSCustomTransport, TLSVectorWritable {
     func write(_ bytes: UnsafeRawBufferPointer) -> TLSIOResult {
         writing(bytes.count) { isSocket in
             isSocket ? send(descriptor, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL))
-                     : Glibc.write(descriptor, bytes.baseAddress, bytes.count)
+                     : systemWrite(descriptor, bytes.baseAddress, bytes.count)
         }
     }
 

@@ -1,7 +1,10 @@
 import ArgumentParser
 import TLSKit
+@_spi(TLSBackendImplementation) import TLSCore
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
 #endif
 
 /// `tlsctl connect HOST:PORT`: a TLS client that copies stdin to the connection and the
@@ -233,7 +236,7 @@ struct Relay {
                 throw TLSError(.transportFailure, "poll: \(String(cString: strerror(errno)))", backend: "tlsctl", errno: errno)
             }
             if watchStdin && entries[0].revents != 0 {
-                let n = buffer.withUnsafeMutableBytes { Glibc.read(0, $0.baseAddress, $0.count) }
+                let n = buffer.withUnsafeMutableBytes { systemRead(0, $0.baseAddress, $0.count) }
                 if n > 0 {
                     pending = Array(buffer[0..<n])
                 } else if n == 0 || (errno != EINTR && errno != EAGAIN) {

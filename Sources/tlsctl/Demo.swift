@@ -1,5 +1,7 @@
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
 #endif
 import ArgumentParser
 import TLSKit
@@ -84,6 +86,8 @@ struct Demo: ParsableCommand {
 }
 
 /// The demo's server: accepts one connection, echoes until close_notify, closes.
+/// `@unchecked Sendable`: `result` is written by the server thread and read only after
+/// `pthread_join`, which orders the two.
 final class ServerThread: @unchecked Sendable {
     struct Report: Sendable { var serverName: String? }
     private let listener: TLSListener

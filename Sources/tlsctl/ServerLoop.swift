@@ -1,6 +1,8 @@
 import TLSKit
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
 #endif
 
 /// The write end of the self-pipe that SIGINT/SIGTERM wake the poll loop through.

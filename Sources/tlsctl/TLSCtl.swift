@@ -1,7 +1,10 @@
 import ArgumentParser
 import TLSKit
+@_spi(TLSBackendImplementation) import TLSCore
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
 #endif
 
 /// The `tlsctl` command: a TLS client (`connect`), a TLS server (`serve`), an in-process
@@ -146,7 +149,7 @@ struct StandardError: TextOutputStream {
 func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
     var offset = 0
     while offset < bytes.count {
-        let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
+        let n = bytes.withUnsafeBytes { systemWrite(fd, $0.baseAddress! + offset, $0.count - offset) }
         if n < 0 && errno == EINTR { continue }
         if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
             var entry = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)

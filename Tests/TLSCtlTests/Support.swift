@@ -10,8 +10,8 @@ import Glibc
 /// One backend as a test argument, named in the test report.
 struct Backend: CustomTestStringConvertible, Sendable {
     let type: any TLSBackend.Type
-    var name: String { type.name }
-    var testDescription: String { type.name }
+    var name: String { type.id.name }
+    var testDescription: String { type.id.name }
 }
 
 /// Every backend compiled into this build: each test runs once per backend.

@@ -19,13 +19,13 @@ struct TLSCtlInfoTests {
     func info() throws {
         let (status, output, _) = try runTLSCtl(["info"], input: "")
         #expect(status == 0)
-        #expect(output.contains("default backend: \(DefaultTLSBackend.name)"))
+        #expect(output.contains("default backend: \(DefaultTLSBackend.id)"))
         #expect(output.contains(DefaultTLSBackend.libraryVersion))
         #expect(output.contains("ALPN"))
     }
 
     @Test("tlsctl demo completes a TLS 1.3 handshake and exits 0, on every compiled backend",
-          arguments: TLSBackends.available.map { $0.name })
+          arguments: TLSBackends.available.map { $0.id.name })
     func demo(backend: String) throws {
         let (status, output, errors) = try runTLSCtl(["demo", "--backend", backend], input: "")
         #expect(status == 0, "\(errors)")

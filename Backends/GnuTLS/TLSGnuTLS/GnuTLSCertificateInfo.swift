@@ -4,6 +4,8 @@ internal import CGnuTLS
 
 #if canImport(Glibc)
 internal import Glibc
+#elseif canImport(Musl)
+internal import Musl
 #endif
 
 /// Certificate parsing with gnutls_x509_crt.

@@ -61,5 +61,22 @@ enum GnuTLS {
             return withUnsafePointer(to: &datum) { body($0) }
         }
     }
+
+    /// Several byte strings as an array of datums valid for the duration of `body` only:
+    /// the bytes are copied into one buffer that outlives every datum pointing into it.
+    static func withDatums<R>(_ items: [[UInt8]], _ body: (UnsafePointer<gnutls_datum_t>, UInt32) -> R) -> R {
+        let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, items.reduce(0) { $0 + $1.count }), alignment: 1)
+        defer { storage.deallocate() }
+        var offset = 0
+        var datums: [gnutls_datum_t] = []
+        datums.reserveCapacity(items.count)
+        for item in items {
+            let slice = UnsafeMutableRawBufferPointer(rebasing: storage[offset..<offset + item.count])
+            slice.copyBytes(from: item)
+            datums.append(gnutls_datum_t(data: slice.baseAddress?.assumingMemoryBound(to: UInt8.self), size: UInt32(clamping: item.count)))
+            offset += item.count
+        }
+        return datums.withUnsafeBufferPointer { body($0.baseAddress!, UInt32(clamping: $0.count)) }
+    }
 }
 #endif

@@ -148,4 +148,7 @@ static inline int tlskit_ticket_mac_init(EVP_MAC_CTX *mac, const unsigned char *
 static inline int tlskit_sk_SSL_CIPHER_num(const STACK_OF(SSL_CIPHER) *sk) { return sk_SSL_CIPHER_num(sk); }
 static inline const SSL_CIPHER *tlskit_sk_SSL_CIPHER_value(const STACK_OF(SSL_CIPHER) *sk, int i) { return sk_SSL_CIPHER_value(sk, i); }
 
+/* SSL_get_ex_new_index is a function-like macro: one ex_data slot for TLSKit's engine pointer. */
+static inline int tlskit_SSL_get_ex_new_index(void) { return SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL); }
+
 #endif

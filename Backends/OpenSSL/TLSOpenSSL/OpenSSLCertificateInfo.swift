@@ -4,6 +4,8 @@ internal import COpenSSL
 
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
 #endif
 
 /// Certificate parsing with libcrypto.

@@ -52,7 +52,7 @@ final class OpenSSLConnectionEngine: TLSConnectionEngine {
         BIO_set_data(bio, Unmanaged.passUnretained(transport).toOpaque())
         BIO_set_init(bio, 1)
         SSL_set_bio(ssl, bio, bio)  // the SSL owns the BIO (one reference for both directions)
-        SSL_set_ex_data(ssl, 0, Unmanaged.passUnretained(self).toOpaque())
+        SSL_set_ex_data(ssl, OpenSSLFeatures.engineIndex, Unmanaged.passUnretained(self).toOpaque())
         SSL_set_info_callback(ssl, openSSLInfoCallback)
 
         switch role {
@@ -365,6 +365,7 @@ final class OpenSSLConnectionEngine: TLSConnectionEngine {
 
 /// An `SSL_SESSION` decoded from ``TLSSession/bytes``, never given to a connection
 /// itself (connections get `SSL_SESSION_dup` copies), so only read after `init`.
+/// `@unchecked Sendable`: the pointer is immutable and the `SSL_SESSION` only read.
 final class OpenSSLDecodedSession: @unchecked Sendable {
     let pointer: OpaquePointer
 
@@ -387,7 +388,7 @@ final class OpenSSLDecodedSession: @unchecked Sendable {
 private func openSSLVerifyCallback(_ preverified: Int32, _ store: OpaquePointer?) -> Int32 {
     guard let store,
           let sslPointer = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()),
-          let data = SSL_get_ex_data(OpaquePointer(sslPointer), 0)
+          let data = SSL_get_ex_data(OpaquePointer(sslPointer), OpenSSLFeatures.engineIndex)
     else { return preverified }
     let session = Unmanaged<OpenSSLConnectionEngine>.fromOpaque(data).takeUnretainedValue()
     if session.acceptAnyCertificate { return 1 }
@@ -425,7 +426,7 @@ private func openSSLVerifyCallback(_ preverified: Int32, _ store: OpaquePointer?
 /// Records alerts read and written, so results are classified from what happened on
 /// the wire rather than from the shutdown flags (which a fatal alert sets too).
 private func openSSLInfoCallback(_ ssl: OpaquePointer?, _ where: Int32, _ value: Int32) {
-    guard let ssl, let data = SSL_get_ex_data(ssl, 0) else { return }
+    guard let ssl, let data = SSL_get_ex_data(ssl, OpenSSLFeatures.engineIndex) else { return }
     let session = Unmanaged<OpenSSLConnectionEngine>.fromOpaque(data).takeUnretainedValue()
     if (`where` & SSL_CB_READ_ALERT) == SSL_CB_READ_ALERT {
         session.receivedAlert = (UInt8(truncatingIfNeeded: value >> 8), UInt8(truncatingIfNeeded: value))
@@ -437,6 +438,8 @@ private func openSSLInfoCallback(_ ssl: OpaquePointer?, _ where: Int32, _ value:
 /// The `BIO_METHOD` that carries every transport: reads and writes go to the
 /// connection's ``TLSTransportIO`` (socket, in-memory pair or custom callbacks).
 enum OpenSSLTransportBIO {
+    // nonisolated(unsafe): an OpaquePointer is not Sendable; the BIO_METHOD is built once
+    // (static let: swift_once) and never mutated afterwards, and libssl only reads it.
     nonisolated(unsafe) static let method: OpaquePointer = {
         let method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "TLSKit transport")!
         BIO_meth_set_write(method) { bio, data, length in

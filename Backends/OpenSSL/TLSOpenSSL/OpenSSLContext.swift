@@ -3,11 +3,15 @@ internal import COpenSSL
 @_spi(TLSWire) @_spi(TLSBackendImplementation) import TLSCore
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
 #endif
 
 /// The `SSL_CTX`s built from a ``TLSConfiguration``: the primary one, and one per
 /// ``TLSServerNameCredentials`` entry (same settings, other identities) that the SNI
 /// callback switches to. Immutable after `init`, so shared by connections on any thread.
+/// `@unchecked Sendable`: the `SSL_CTX` pointers are set in `init` and never changed;
+/// libssl documents a configured `SSL_CTX` as safe to share between threads.
 final class OpenSSLContextEngine: TLSContextEngine, @unchecked Sendable {
     let ctx: OpaquePointer
     let configuration: TLSConfiguration

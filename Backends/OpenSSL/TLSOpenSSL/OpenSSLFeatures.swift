@@ -71,9 +71,13 @@ enum OpenSSLFeatures {
         return ids
     }
 
-    /// The session behind an SSL (set at session creation with SSL_set_ex_data index 0).
+    /// The ex_data slot holding the engine behind an `SSL`, allocated once per process
+    /// (`SSL_get_ex_new_index`) rather than assuming slot 0 is free.
+    static let engineIndex: Int32 = tlskit_SSL_get_ex_new_index()
+
+    /// The engine behind an SSL (set at session creation in slot ``engineIndex``).
     static func session(_ ssl: OpaquePointer?) -> OpenSSLConnectionEngine? {
-        guard let ssl, let data = SSL_get_ex_data(ssl, 0) else { return nil }
+        guard let ssl, let data = SSL_get_ex_data(ssl, engineIndex) else { return nil }
         return Unmanaged<OpenSSLConnectionEngine>.fromOpaque(data).takeUnretainedValue()
     }
 }

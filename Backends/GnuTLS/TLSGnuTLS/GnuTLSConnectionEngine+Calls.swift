@@ -1,0 +1,198 @@
+#if GnuTLS
+internal import CGnuTLS
+@_spi(TLSWire) @_spi(TLSBackendImplementation) internal import TLSCore
+
+#if canImport(Glibc)
+internal import Glibc
+#elseif canImport(Musl)
+internal import Musl
+#endif
+
+
+/// Push/pull onto TLSTransportIO, and the contract calls (handshake, read, write,
+/// close_notify, KeyUpdate) over the one retry skeleton ``run(_:_:classify:)``.
+extension GnuTLSConnectionEngine {
+    // MARK: - Transport callbacks
+
+    func push(_ bytes: UnsafeRawPointer?, _ count: Int) -> Int {
+        guard count > 0 else { return 0 }
+        guard let bytes else { return fail(EINVAL) }
+        return pushed(transport.write(UnsafeRawBufferPointer(start: bytes, count: count)))
+    }
+
+    func push(vectors: UnsafePointer<giovec_t>?, _ count: Int32) -> Int {
+        guard count > 0 else { return 0 }
+        guard let vectors else { return fail(EINVAL) }
+        return pushed(transport.write(vectors: UnsafeBufferPointer(start: vectors, count: Int(count))))
+    }
+
+    /// A transport write's result as a push function returns it.
+    func pushed(_ result: TLSIOResult) -> Int {
+        switch result {
+        case .transferred(let written): return written
+        case .wouldBlock:
+            blockedDirection = .wantWrite
+            return fail(EAGAIN)
+        case .endOfStream: return fail(EPIPE)
+        case .failed(let error): return fail(error)
+        }
+    }
+
+    func pull(_ buffer: UnsafeMutableRawPointer?, _ count: Int) -> Int {
+        guard count > 0 else { return 0 }
+        guard let buffer else { return fail(EINVAL) }
+        switch transport.read(into: UnsafeMutableRawBufferPointer(start: buffer, count: count)) {
+        case .transferred(let read):
+            return read
+        case .wouldBlock:
+            blockedDirection = .wantRead
+            return fail(EAGAIN)
+        case .endOfStream: return 0
+        case .failed(let error): return fail(error)
+        }
+    }
+
+    func fail(_ error: Int32) -> Int {
+        gnutls_transport_set_errno(session, error)
+        return -1
+    }
+
+    // MARK: - Calls
+
+    /// The direction GnuTLS was blocked in after `GNUTLS_E_AGAIN` / `GNUTLS_E_INTERRUPTED`.
+    func blocked() -> TLSEngineStatus {
+        switch blockedDirection {
+        case .wantWrite?: return .wantWrite
+        case .wantRead?: return .wantRead
+        default: return gnutls_record_get_direction(session) == 1 ? .wantWrite : .wantRead
+        }
+    }
+
+    /// True when GnuTLS said "again" although the transport never blocked. GnuTLS does
+    /// that after processing a TLS 1.3 post-handshake message (NewSessionTicket,
+    /// KeyUpdate) in `gnutls_record_recv`, even on a blocking socket, and after a short
+    /// read that ended with end-of-stream inside a record (the EOF is reported by the
+    /// next call). OpenSSL carries on by itself in both cases (`SSL_MODE_AUTO_RETRY`),
+    /// so the call is repeated at once.
+    var spuriousAgain: Bool { blockedDirection == nil }
+
+    static var maxNonFatalRetries: Int { 64 }
+
+    /// The one retry skeleton every GnuTLS call goes through: E_AGAIN / E_INTERRUPTED
+    /// become want-read/want-write in the direction the transport blocked, a spurious
+    /// "again" (the transport never blocked) is retried at once, and so is a result that
+    /// `classify` calls non-fatal (nil: a warning alert, a refused renegotiation…), at
+    /// most ``maxNonFatalRetries`` times.
+    func run(_ what: String, _ call: () -> Int, classify: (Int) -> TLSEngineStatus?) -> TLSEngineStatus {
+        var last: Int32 = GNUTLS_E_AGAIN
+        for _ in 0...Self.maxNonFatalRetries {
+            blockedDirection = nil
+            let result = call()
+            last = Int32(clamping: result)
+            if result < 0, last == GNUTLS_E_AGAIN || last == GNUTLS_E_INTERRUPTED {
+                if !spuriousAgain { return blocked() }
+                continue
+            }
+            if let status = classify(result) { return status }
+        }
+        return .failure(fatal(last, during: "\(what) (too many non-fatal results)"))
+    }
+
+    func handshake() -> TLSEngineStatus {
+        run("the handshake", { Int(gnutls_handshake(session)) }) { result in
+            let code = Int32(clamping: result)
+            if code == GNUTLS_E_SUCCESS { return .success(1) }
+            if code < 0, gnutls_error_is_fatal(code) != 0, let alert = peerPlaintextAlert(after: code) {
+                if alert == .closeNotify { return .closeNotify }
+                return .failure(TLSError(.alertReceived,
+                    "the peer sent a fatal alert during the handshake: \(alert) (unprotected; GnuTLS said: \(GnuTLS.describe(code)))",
+                    backend: GnuTLSBackend.id, alert: alert))
+            }
+            switch code {
+            case GNUTLS_E_WARNING_ALERT_RECEIVED:
+                return gnutls_alert_get(session) == GNUTLS_A_CLOSE_NOTIFY ? .closeNotify : nil
+            case GNUTLS_E_SESSION_EOF:
+                // The peer's close_notify arrived before the handshake completed.
+                return .closeNotify
+            case GNUTLS_E_FATAL_ALERT_RECEIVED:
+                return .failure(alertReceived(during: "the handshake"))
+            case GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR:
+                return .failure(verificationFailed(code))
+            case GNUTLS_E_NO_CERTIFICATE_FOUND, GNUTLS_E_CERTIFICATE_REQUIRED:
+                return .failure(noCertificate(code))
+            default:
+                // A non-fatal warning (a warning alert, a TLS 1.2 no_renegotiation…): go on.
+                return gnutls_error_is_fatal(code) != 0 ? .failure(fatal(code, during: "the handshake")) : nil
+            }
+        }
+    }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) -> TLSEngineStatus {
+        guard let base = buffer.baseAddress, buffer.count > 0 else { return .success(0) }
+        if pendingNoRenegotiation, let status = flushNoRenegotiation() { return status }
+        return run("a read", { gnutls_record_recv(session, base, buffer.count) }) { result in
+            if result > 0 { return .success(result) }
+            if result == 0 { return .closeNotify }
+            let code = Int32(clamping: result)
+            switch code {
+            case GNUTLS_E_REHANDSHAKE:
+                // The peer asks for a renegotiation (TLS 1.2): refuse politely, keep reading.
+                pendingNoRenegotiation = true
+                return flushNoRenegotiation()
+            case GNUTLS_E_WARNING_ALERT_RECEIVED:
+                return gnutls_alert_get(session) == GNUTLS_A_CLOSE_NOTIFY ? .closeNotify : nil
+            case GNUTLS_E_SESSION_EOF:
+                return .closeNotify
+            case GNUTLS_E_FATAL_ALERT_RECEIVED:
+                return .failure(alertReceived(during: "a read"))
+            case GNUTLS_E_PREMATURE_TERMINATION:
+                return .failure(GnuTLS.error(.unexpectedEOF, "the peer closed the transport without close_notify", code))
+            default:
+                return gnutls_error_is_fatal(code) != 0 ? .failure(fatal(code, during: "a read")) : nil
+            }
+        }
+    }
+
+    /// Sends (or finishes sending) the no_renegotiation warning. Returns a status to
+    /// return when the transport blocks or fails, nil once it is sent.
+    func flushNoRenegotiation() -> TLSEngineStatus? {
+        blockedDirection = nil
+        let sent = gnutls_alert_send(session, GNUTLS_AL_WARNING, GNUTLS_A_NO_RENEGOTIATION)
+        switch sent {
+        case GNUTLS_E_SUCCESS:
+            pendingNoRenegotiation = false
+            return nil
+        case GNUTLS_E_AGAIN, GNUTLS_E_INTERRUPTED:
+            return blocked()
+        default:
+            pendingNoRenegotiation = false
+            return .failure(GnuTLS.error(.protocolFailure, "sending the no_renegotiation alert", sent))
+        }
+    }
+
+    func write(_ bytes: UnsafeRawBufferPointer) -> TLSEngineStatus {
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return .success(0) }
+        return run("a write", { gnutls_record_send(session, base, bytes.count) }) { result in
+            if result > 0 { return .success(result) }
+            let code = Int32(clamping: result)
+            return result == 0 || gnutls_error_is_fatal(code) != 0 ? .failure(fatal(code, during: "a write")) : nil
+        }
+    }
+
+    func sendCloseNotify() -> TLSEngineStatus {
+        run("sending close_notify", { Int(gnutls_bye(session, GNUTLS_SHUT_WR)) }) { result in
+            result == Int(GNUTLS_E_SUCCESS) ? .success(1) : .failure(fatal(Int32(clamping: result), during: "sending close_notify"))
+        }
+    }
+
+    /// `gnutls_session_key_update`. After GNUTLS_E_AGAIN GnuTLS keeps its place (the
+    /// message is built once, then only flushed), so a retry finishes the same update.
+    /// GnuTLS answers the peer's update_requested by itself while reading.
+    func requestKeyUpdate(updatePeer: Bool) -> TLSEngineStatus {
+        run("a KeyUpdate", { Int(gnutls_session_key_update(session, updatePeer ? UInt32(GNUTLS_KU_PEER) : 0)) }) { result in
+            result == Int(GNUTLS_E_SUCCESS) ? .success(1) : .failure(fatal(Int32(clamping: result), during: "a KeyUpdate"))
+        }
+    }
+
+}
+#endif

@@ -1,0 +1,87 @@
+#if GnuTLS
+internal import CGnuTLS
+@_spi(TLSWire) @_spi(TLSBackendImplementation) internal import TLSCore
+
+#if canImport(Glibc)
+internal import Glibc
+#elseif canImport(Musl)
+internal import Musl
+#endif
+
+
+/// GnuTLS error codes classified into TLSErrors, and the alerts we send.
+extension GnuTLSConnectionEngine {
+    // MARK: - Failures
+
+    /// The alert in the last record read, when it was an unprotected alert and GnuTLS
+    /// failed on it with a record-layer error.
+    ///
+    /// In TLS 1.3 OpenSSL sends an alert that interrupts its handshake (a client that
+    /// rejects the server's certificate) before it has handshake keys, so unprotected;
+    /// OpenSSL's own server accepts such an alert in that window. GnuTLS tries to decrypt
+    /// it and fails with GNUTLS_E_DECRYPTION_FAILED (and would send bad_record_mac).
+    /// The peer has already given up: report its alert, send nothing back.
+    func peerPlaintextAlert(after error: Int32) -> TLSAlert? {
+        switch error {
+        case GNUTLS_E_DECRYPTION_FAILED, GNUTLS_E_UNEXPECTED_PACKET, GNUTLS_E_UNEXPECTED_PACKET_LENGTH,
+             GNUTLS_E_RECORD_OVERFLOW, GNUTLS_E_ERROR_IN_FINISHED_PACKET:
+            break
+        default:
+            return nil
+        }
+        guard let (level, description) = transport.lastPlaintextAlert else { return nil }
+        if description == 0 || level == UInt8(GNUTLS_AL_FATAL.rawValue) { return TLSAlert(description) }
+        return nil
+    }
+
+    /// The peer's fatal alert.
+    func alertReceived(during what: String) -> TLSError {
+        let alert = gnutls_alert_get(session)
+        let name = gnutls_alert_get_name(alert).map { String(cString: $0) } ?? "alert \(alert.rawValue)"
+        return TLSError(.alertReceived, "the peer sent a fatal alert during \(what): \(name)",
+                        backend: GnuTLSBackend.id, alert: TLSAlert(UInt8(truncatingIfNeeded: alert.rawValue)))
+    }
+
+    /// Sends a fatal alert (GnuTLS sends none of its own) unless one was sent already or
+    /// the transport is broken. TLS 1.2 has no certificate_required alert:
+    /// handshake_failure is sent instead, as OpenSSL does. - Returns: the alert the peer
+    /// gets, or nil.
+    @discardableResult
+    func sendFatalAlert(_ alert: TLSAlert) -> TLSAlert? {
+        if let sentAlert { return sentAlert }
+        if transport.failureErrno != nil || transport.reachedEndOfStream { return nil }
+        var alert = alert
+        if alert == .certificateRequired && gnutls_protocol_get_version(session) != GNUTLS_TLS1_3 {
+            alert = .handshakeFailure
+        }
+        let description = gnutls_alert_description_t(rawValue: UInt32(alert.rawValue))
+        guard gnutls_alert_send(session, GNUTLS_AL_FATAL, description) == GNUTLS_E_SUCCESS else { return nil }
+        sentAlert = alert
+        return alert
+    }
+
+    /// A fatal local error: protocol failure, with the alert GnuTLS would pick sent to the peer.
+    func fatal(_ code: Int32, during what: String) -> TLSError {
+        switch code {
+        case GNUTLS_E_PUSH_ERROR, GNUTLS_E_PULL_ERROR:
+            return GnuTLS.error(.transportFailure, "the transport failed during \(what)", code)
+        case GNUTLS_E_PREMATURE_TERMINATION:
+            return GnuTLS.error(.unexpectedEOF, "the peer closed the transport without close_notify during \(what)", code)
+        default:
+            break
+        }
+        var level: Int32 = 0
+        let alertCode = gnutls_error_to_alert(code, &level)
+        var alert: TLSAlert?
+        if let violation = transport.wire.violation {
+            // TLSCore's wire reader saw what GnuTLS failed on: its alert, as on OpenSSL.
+            alert = sendFatalAlert(violation.alert)
+        } else if alertCode >= 0 {
+            alert = sendFatalAlert(TLSAlert(UInt8(truncatingIfNeeded: alertCode)))
+        }
+        var message = "\(what) failed: \(GnuTLS.describe(code))"
+        if let alert { message += " (alert \(alert) sent)" }
+        return TLSError(.protocolFailure, message, backend: GnuTLSBackend.id, alert: alert)
+    }
+}
+#endif
