@@ -22,8 +22,8 @@ public enum TLSIOResult: Sendable, Hashable {
 /// A transport you implement: TLSKit calls these to move ciphertext.
 ///
 /// Return ``TLSIOResult/wouldBlock`` when no progress is possible now; the TLS call then
-/// returns -1 and ``TLSConnection/error(for:)`` says ``TLSErrorCode/wantRead`` or
-/// ``TLSErrorCode/wantWrite``. Call the TLS function again once progress is possible.
+/// returns -1 and ``TLSConnection/error(for:)`` says ``TLSResultCode/wantRead`` or
+/// ``TLSResultCode/wantWrite``. Call the TLS function again once progress is possible.
 public protocol TLSCustomTransport: AnyObject {
     /// Reads up to `buffer.count` bytes into `buffer`.
     func read(into buffer: UnsafeMutableRawBufferPointer) -> TLSIOResult
@@ -63,8 +63,8 @@ public struct TLSTransport {
 /// records from it; the application moves those bytes to the peer however it likes
 /// (another in-memory pair, a socket, an event loop). Nothing is ever read or written
 /// behind the caller's back: when the pair has no incoming bytes the TLS call returns
-/// -1 with ``TLSErrorCode/wantRead``; when the outgoing buffer is full it returns -1
-/// with ``TLSErrorCode/wantWrite``.
+/// -1 with ``TLSResultCode/wantRead``; when the outgoing buffer is full it returns -1
+/// with ``TLSResultCode/wantWrite``.
 ///
 /// ```swift
 /// let clientWire = TLSMemoryPair(), serverWire = TLSMemoryPair()

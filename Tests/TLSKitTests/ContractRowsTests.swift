@@ -67,7 +67,7 @@ struct ContractRowsTests {
         let link = try MemoryLink(Fixture(backend))
         #expect(link.server.step { $0.connect() } == Step(-1, .ssl))
         #expect(link.server.lastError?.code == .invalidState)
-        #expect(link.server.lastError?.backend == backend.name)
+        #expect(link.server.lastError?.backend == backend.id)
         #expect(link.client.step { $0.connect() } == Step(-1, .wantRead))
         #expect(link.client.step { $0.accept() } == Step(-1, .ssl))
         #expect(link.client.lastError?.code == .invalidState)
@@ -90,7 +90,7 @@ struct ContractRowsTests {
         try connection.setConnectState()  // the same role: no error
         let error = try #require(throws: TLSError.self) { try connection.setAcceptState() }
         #expect(error.code == .invalidState)
-        #expect(error.backend == backend.name)
+        #expect(error.backend == backend.id)
 
         let server = try fixture.serverContext().makeConnection()
         try server.setTransport(.memory(TLSMemoryPair()))

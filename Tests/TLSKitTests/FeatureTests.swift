@@ -223,7 +223,7 @@ struct FeatureTests {
             } else {
                 let error = try #require(throws: TLSError.self) { try server([TLSSessionTicketKey.generate()] + keys) }
                 #expect(error.code == .unsupported, "\(error)")
-                #expect(error.backend == backend.name)
+                #expect(error.backend == backend.id)
                 #expect(error.message.contains(backend.name), "\(error)")
             }
 

@@ -269,7 +269,7 @@ struct HandshakeContractTests {
         #expect(link.client.step { $0.connect() } == Step(-1, .wantRead))
         let roleChange = try #require(throws: TLSError.self) { try link.client.setAcceptState() }
         #expect(roleChange.code == .invalidState)
-        #expect(roleChange.backend == backend.name)
+        #expect(roleChange.backend == backend.id)
         #expect(link.client.step { $0.accept() } == Step(-1, .ssl))
         #expect(link.client.lastError?.code == .invalidState)
         // Shutdown mid-handshake is refused and sends nothing.
