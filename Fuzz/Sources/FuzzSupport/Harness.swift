@@ -368,7 +368,7 @@ public enum Harness {
         case (-1, .wantWrite): return
         case (-1, .ssl):
             guard let error = connection.lastError else { fatalError("-1 .ssl without lastError") }
-            require(error.backend == DefaultTLSBackend.name || error.backend == "TLSKit",
+            require(error.backend == DefaultTLSBackend.id || error.backend == .tlsKit,
                     "error from backend \(error.backend)")
             if transportClosed && error.code != .unexpectedEOF {
                 require(error.code == .protocolFailure || error.code == .alertReceived
