@@ -8,7 +8,6 @@ internal import Glibc
 internal import Musl
 #endif
 
-
 /// Push/pull onto TLSTransportIO, and the contract calls (handshake, read, write,
 /// close_notify, KeyUpdate) over the one retry skeleton ``run(_:_:classify:)``.
 extension GnuTLSConnectionEngine {

@@ -2,13 +2,6 @@
 internal import CGnuTLS
 @_spi(TLSWire) @_spi(TLSBackendImplementation) internal import TLSCore
 
-#if canImport(Glibc)
-internal import Glibc
-#elseif canImport(Musl)
-internal import Musl
-#endif
-
-
 /// GnuTLS error codes classified into TLSErrors, and the alerts we send.
 extension GnuTLSConnectionEngine {
     // MARK: - Failures

@@ -2,13 +2,6 @@
 internal import CGnuTLS
 @_spi(TLSWire) @_spi(TLSBackendImplementation) internal import TLSCore
 
-#if canImport(Glibc)
-internal import Glibc
-#elseif canImport(Musl)
-internal import Musl
-#endif
-
-
 /// What the handshake negotiated, and the optional features (resumption, exporter,
 /// key log).
 extension GnuTLSConnectionEngine {

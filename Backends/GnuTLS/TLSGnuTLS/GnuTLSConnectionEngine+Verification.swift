@@ -2,13 +2,6 @@
 internal import CGnuTLS
 @_spi(TLSWire) @_spi(TLSBackendImplementation) internal import TLSCore
 
-#if canImport(Glibc)
-internal import Glibc
-#elseif canImport(Musl)
-internal import Musl
-#endif
-
-
 /// Certificate verification inside the handshake (chain, TLSPeerPolicy, OCSP staple),
 /// SNI credential selection and the ClientHello check: the C callbacks land here.
 extension GnuTLSConnectionEngine {

@@ -2,16 +2,8 @@
 internal import CGnuTLS
 @_spi(TLSWire) @_spi(TLSBackendImplementation) internal import TLSCore
 
-#if canImport(Glibc)
-internal import Glibc
-#elseif canImport(Musl)
-internal import Musl
-#endif
-
-
 // The C function pointers GnuTLS calls: each recovers the engine from its opaque
 // pointer and forwards. `@convention(c)` functions cannot capture, hence free functions.
-
 
 func engine(from pointer: UnsafeMutableRawPointer?) -> GnuTLSConnectionEngine? {
     guard let pointer else { return nil }
