@@ -10,20 +10,20 @@ final class OpenSSLConnectionEngine: TLSConnectionEngine {
     private let context: OpenSSLContextEngine
     private let role: TLSRole
     /// The last alert the peer sent (level, description), seen through the info callback.
-    fileprivate var receivedAlert: (level: UInt8, description: UInt8)?
+    var receivedAlert: (level: UInt8, description: UInt8)?
     /// The fatal alert libssl (or ``sendFatalAlert(_:)``) wrote, if any.
-    fileprivate var sentAlert: TLSAlert?
+    var sentAlert: TLSAlert?
     /// Host-name and pin rules, checked from the verify callback.
-    fileprivate let policy: TLSPeerPolicy
+    let policy: TLSPeerPolicy
     /// True when certificates are accepted whatever the chain (insecureNoVerification).
-    fileprivate let acceptAnyCertificate: Bool
+    let acceptAnyCertificate: Bool
     /// The failure the verify or OCSP callback found in TLSKit's own checks, with its
     /// reason and the alert libssl sends for it.
-    fileprivate var policyFailure: (TLSError.VerificationFailure, String, TLSAlert)?
+    var policyFailure: (TLSError.VerificationFailure, String, TLSAlert)?
     /// The chain error (`X509_V_ERR_*`) and depth at which the verify callback failed the
     /// handshake: what a verification failure is classified from, whatever else the
     /// error queue holds (a bad RSA signature also queues padding errors first).
-    fileprivate var chainFailure: (code: Int32, depth: Int32)?
+    var chainFailure: (code: Int32, depth: Int32)?
     /// The configuration (for the callbacks: key log, tickets, OCSP).
     let configuration: TLSConfiguration
     /// A KeyUpdate scheduled with SSL_key_update whose sending was interrupted.
@@ -380,105 +380,5 @@ final class OpenSSLDecodedSession: @unchecked Sendable {
     }
 
     deinit { SSL_SESSION_free(pointer) }
-}
-
-/// The verify callback of every session: libssl's verdict on the chain first; then, on
-/// the leaf, TLSKit's host-name and pin rules (``TLSPeerPolicy``). Missing CRLs are not
-/// errors (a CRL is checked when one is given for that issuer), as with GnuTLS.
-private func openSSLVerifyCallback(_ preverified: Int32, _ store: OpaquePointer?) -> Int32 {
-    guard let store,
-          let sslPointer = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()),
-          let data = SSL_get_ex_data(OpaquePointer(sslPointer), OpenSSLFeatures.engineIndex)
-    else { return preverified }
-    let session = Unmanaged<OpenSSLConnectionEngine>.fromOpaque(data).takeUnretainedValue()
-    if session.acceptAnyCertificate { return 1 }
-    let policy = session.policy
-    let error = X509_STORE_CTX_get_error(store)
-    // A CRL is evidence of revocation when given; its absence or its own validity period
-    // does not fail a chain (GnuTLS ignores a CRL's nextUpdate too).
-    if preverified == 0 && (error == X509_V_ERR_UNABLE_TO_GET_CRL || error == X509_V_ERR_CRL_HAS_EXPIRED
-                            || error == X509_V_ERR_CRL_NOT_YET_VALID) { return 1 }
-    // Pins instead of the chain: every chain error is ignored; only the leaf's key counts.
-    if preverified == 0 && !policy.pinsOnly {
-        session.chainFailure = (error, X509_STORE_CTX_get_error_depth(store))
-        // libssl picks the alert from the X509 error, and its table has none of the
-        // categories' alert for these (INVALID_CA, PATH_LENGTH_EXCEEDED: unknown_ca;
-        // KEYUSAGE_NO_CERTSIGN, PERMITTED_VIOLATION: certificate_unknown): set the error
-        // that gives bad_certificate, as the GnuTLS backend sends. The original error
-        // stays in chainFailure for the verdict.
-        let failure = OpenSSLConnectionEngine.verificationFailure(error)
-        if failure == .invalidCA || failure == .nameConstraintsViolation {
-            X509_STORE_CTX_set_error(store, X509_V_ERR_CERT_REJECTED)
-        }
-        return 0
-    }
-    guard policy.checksLeaf, X509_STORE_CTX_get_error_depth(store) == 0,
-          let leaf = X509_STORE_CTX_get_current_cert(store) else { return 1 }
-    let der = OpenSSLPEM.der(leaf)
-    let verdict = der.withUnsafeBytes { policy.check(leafDER: $0, sha256: OpenSSLCertificateParser.sha256) }
-    guard let (failure, reason) = verdict else { return 1 }
-    session.policyFailure = (failure, reason, failure.alert)
-    // The X509 error decides libssl's alert: both give bad_certificate, as GnuTLS sends.
-    X509_STORE_CTX_set_error(store, failure == .hostnameMismatch ? X509_V_ERR_HOSTNAME_MISMATCH : X509_V_ERR_CERT_REJECTED)
-    return 0
-}
-
-/// Records alerts read and written, so results are classified from what happened on
-/// the wire rather than from the shutdown flags (which a fatal alert sets too).
-private func openSSLInfoCallback(_ ssl: OpaquePointer?, _ where: Int32, _ value: Int32) {
-    guard let ssl, let data = SSL_get_ex_data(ssl, OpenSSLFeatures.engineIndex) else { return }
-    let session = Unmanaged<OpenSSLConnectionEngine>.fromOpaque(data).takeUnretainedValue()
-    if (`where` & SSL_CB_READ_ALERT) == SSL_CB_READ_ALERT {
-        session.receivedAlert = (UInt8(truncatingIfNeeded: value >> 8), UInt8(truncatingIfNeeded: value))
-    } else if (`where` & SSL_CB_WRITE_ALERT) == SSL_CB_WRITE_ALERT, value >> 8 == 2 {
-        session.sentAlert = TLSAlert(UInt8(truncatingIfNeeded: value))
-    }
-}
-
-/// The `BIO_METHOD` that carries every transport: reads and writes go to the
-/// connection's ``TLSTransportIO`` (socket, in-memory pair or custom callbacks).
-enum OpenSSLTransportBIO {
-    // nonisolated(unsafe): an OpaquePointer is not Sendable; the BIO_METHOD is built once
-    // (static let: swift_once) and never mutated afterwards, and libssl only reads it.
-    nonisolated(unsafe) static let method: OpaquePointer = {
-        let method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "TLSKit transport")!
-        BIO_meth_set_write(method) { bio, data, length in
-            guard let bio, let io = transport(bio) else { return -1 }
-            tlskit_BIO_clear_retry_flags(bio)
-            switch io.write(UnsafeRawBufferPointer(start: data, count: Int(length))) {
-            case .transferred(let count): return Int32(count)
-            case .wouldBlock: tlskit_BIO_set_retry_write(bio); return -1
-            case .endOfStream, .failed: return -1
-            }
-        }
-        BIO_meth_set_read(method) { bio, data, length in
-            guard let bio, let io = transport(bio) else { return -1 }
-            tlskit_BIO_clear_retry_flags(bio)
-            switch io.read(into: UnsafeMutableRawBufferPointer(start: data, count: Int(length))) {
-            case .transferred(let count): return Int32(count)
-            case .wouldBlock: tlskit_BIO_set_retry_read(bio); return -1
-            case .endOfStream: return 0
-            case .failed: return -1
-            }
-        }
-        BIO_meth_set_ctrl(method) { _, command, _, _ in
-            // libssl flushes after each flight; the transport has no buffer of its own.
-            command == BIO_CTRL_FLUSH ? 1 : 0
-        }
-        BIO_meth_set_create(method) { bio in
-            BIO_set_init(bio, 0)
-            return 1
-        }
-        BIO_meth_set_destroy(method) { bio in
-            BIO_set_data(bio, nil)
-            return 1
-        }
-        return method
-    }()
-
-    private static func transport(_ bio: OpaquePointer) -> TLSTransportIO? {
-        guard let data = BIO_get_data(bio) else { return nil }
-        return Unmanaged<TLSTransportIO>.fromOpaque(data).takeUnretainedValue()
-    }
 }
 #endif

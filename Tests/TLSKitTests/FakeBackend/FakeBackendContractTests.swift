@@ -1,3 +1,5 @@
+// Over 400 lines on purpose: one test per contract row (Docs/contract.md), in the
+// order of that page, so that the page and the suite can be read side by side.
 // Docs/contract.md, row by row, against the core alone: the fake backend answers each
 // engine call from a script, so every result below is the core's doing (TLSConnection,
 // TLSBackend.makeContext, the wire reader), with no C library involved.
