@@ -370,7 +370,7 @@ public struct TLSConfiguration: Sendable, Hashable {
     }
 
     /// Refuses, naming the option and the backend, every option the backend's
-    /// capabilities do not cover. Backends call this after ``validate()``.
+    /// capabilities do not cover. ``TLSBackend/makeContext(_:)`` calls it after ``validate()``.
     @_spi(TLSBackendImplementation) public func checkSupported(by capabilities: TLSCapabilities, backend: TLSBackendID) throws {
         func require(_ capability: TLSCapabilities, _ option: String, when used: Bool) throws {
             if used && !capabilities.contains(capability) {
