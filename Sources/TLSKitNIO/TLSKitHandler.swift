@@ -2,7 +2,7 @@
 public import NIOCore
 internal import NIOTLS
 public import TLSKit
-internal import TLSCore  // `package` TLSHostName: the one server-name rule
+@_spi(TLSBackendImplementation) internal import TLSCore  // TLSHostName: the one server-name rule
 
 /// A SwiftNIO channel handler that runs TLS over one `TLSConnection`: ciphertext
 /// `ByteBuffer`s towards the network, plaintext `ByteBuffer`s towards the application.
@@ -262,7 +262,7 @@ public class TLSKitHandler: ChannelInboundHandler, ChannelOutboundHandler, Remov
             if !autoRead(context) { context.read() }
         case .zeroReturn:
             fail(context: context, TLSError(.closedByPeer, "the peer closed the session (close_notify) during the handshake",
-                                            backend: connection.context.backendName))
+                                            backend: connection.context.backendID))
         case .ssl, .syscall:
             fail(context: context, connectionError(result))
         }
@@ -270,7 +270,7 @@ public class TLSKitHandler: ChannelInboundHandler, ChannelOutboundHandler, Remov
 
     private func connectionError(_ result: Int32) -> TLSError {
         connection.lastError ?? TLSError(.internalError, "TLS call failed with result \(result)",
-                                         backend: connection.context.backendName)
+                                         backend: connection.context.backendID)
     }
 
     /// A fatal failure: sends what the library queued (the alert), fires the error, closes.
@@ -590,7 +590,7 @@ public final class TLSKitClientHandler: TLSKitHandler {
             guard TLSHostName.isValidServerName(serverHostname) else {
                 throw TLSError(.invalidConfiguration,
                                "serverHostname \"\(serverHostname)\" is neither a DNS name nor an IP address",
-                               backend: context.backendName)
+                               backend: context.backendID)
             }
             connection.serverName = serverHostname
         }

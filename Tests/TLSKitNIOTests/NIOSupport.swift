@@ -10,7 +10,7 @@ import TLSKitNIO
 /// One backend as a test argument, named in the test report.
 struct Backend: CustomTestStringConvertible, Sendable {
     let type: any TLSBackend.Type
-    var testDescription: String { type.name }
+    var testDescription: String { type.id.name }
 }
 
 let allBackends: [Backend] = TLSBackends.available.map { Backend(type: $0) }
