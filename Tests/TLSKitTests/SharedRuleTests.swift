@@ -14,7 +14,7 @@ struct SharedRuleTests {
         configuration.serverName = "localhost"
         let error = #expect(throws: TLSError.self) { try backend.type.makeContext(configuration) }
         #expect(error?.code == .invalidConfiguration)
-        #expect(error?.backend == "TLSKit")
+        #expect(error?.backend == .tlsKit)
         #expect(error?.message.contains(".certificates([]) is empty") == true, "\(String(describing: error))")
     }
 
@@ -55,7 +55,7 @@ struct SharedRuleTests {
         let fromConnection = connection.lastError
         #expect(fromConfiguration?.code == .invalidConfiguration)
         #expect(fromConnection?.code == .invalidConfiguration)
-        #expect(fromConfiguration?.backend == "TLSKit")
+        #expect(fromConfiguration?.backend == .tlsKit)
         #expect(fromConnection?.backend == fromConfiguration?.backend)
         #expect(fromConnection?.message == fromConfiguration?.message)
     }
