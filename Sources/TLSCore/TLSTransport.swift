@@ -351,6 +351,15 @@ final class SocketStream: TLSCustomTransport, TLSVectorWritable {
     /// True when the stream writes several buffers in one call (a socket: `sendmsg`).
     @_spi(TLSBackendImplementation) public var writesVectors: Bool { vectorStream != nil }
 
+    /// How many bytes a read can take now without waiting (`FIONREAD` on a socket; 0
+    /// also at end of stream); `Int.max` for streams whose reads never wait. For a
+    /// backend that holds its writes and must send them before it waits for the peer.
+    @_spi(TLSBackendImplementation) public var readableBytes: Int {
+        guard let socket = stream as? SocketStream else { return .max }
+        var count: Int32 = 0
+        return ioctl(socket.descriptor, UInt(FIONREAD), &count) == 0 ? Int(count) : 0
+    }
+
     /// Writes several buffers in order, in one call, for a backend that hands over a
     /// whole flight at once (GnuTLS's vector push, installed when ``writesVectors``).
     /// Returns the bytes written (a prefix of the concatenation), or what blocked or

@@ -11,6 +11,14 @@ import Musl
 /// Every operation waits with `poll(2)` on the want-read / want-write results, so the
 /// helpers work whether the descriptor is blocking or not, and honour ``timeout``.
 ///
+/// Sockets the helpers create (``connect(host:port:context:serverName:timeout:noDelay:prepare:)``)
+/// or accept (``TLSListener``) have `TCP_NODELAY` set by default, as SwiftNIO's
+/// bootstraps and Go's `net` do: a request or reply written as one small record goes
+/// out at once instead of waiting, under Nagle's algorithm, for the acknowledgement of
+/// the segment before it (up to the peer's delayed-ACK time, ~40 ms on Linux). Pass
+/// `noDelay: false` to keep Nagle's algorithm. ``accept(descriptor:context:timeout:)``
+/// leaves the options of a socket you accepted yourself as they are.
+///
 /// ```swift
 /// let socket = try TLSSocket.connect(host: "example.com", port: 443, context: context)
 /// try socket.write(Array("GET / HTTP/1.0\r\n\r\n".utf8))
@@ -40,13 +48,16 @@ public final class TLSSocket {
     ///     ``TLSConfiguration/serverName``, then to `host`.
     ///   - timeout: the longest wait in the TCP connect, the handshake, and later reads
     ///     and writes.
+    ///   - noDelay: set `TCP_NODELAY` on the socket (the default): each write is sent at
+    ///     once. `false` keeps Nagle's algorithm, which holds a small write while an
+    ///     earlier segment is unacknowledged.
     ///   - prepare: called with the connection before the handshake, e.g. to
     ///     ``TLSConnection/setSession(_:)``.
     public static func connect(
         host: String, port: UInt16, context: TLSContext, serverName: String? = nil, timeout: Duration? = nil,
-        prepare: (TLSConnection) throws -> Void = { _ in }
+        noDelay: Bool = true, prepare: (TLSConnection) throws -> Void = { _ in }
     ) throws -> TLSSocket {
-        let fd = try TCP.connect(host: host, port: port, timeout: timeout, backend: context.backendID)
+        let fd = try TCP.connect(host: host, port: port, timeout: timeout, noDelay: noDelay, backend: context.backendID)
         let connection = context.makeConnection()
         connection.serverName = serverName ?? context.configuration.serverName ?? host
         let socket = TLSSocket(connection: connection, descriptor: fd, timeout: timeout)
@@ -57,6 +68,8 @@ public final class TLSSocket {
     }
 
     /// Completes the server handshake on an accepted socket, taking ownership of it.
+    /// Its socket options are left as they are (``TLSListener`` sets `TCP_NODELAY` on
+    /// the sockets it accepts; a socket you accepted yourself keeps what you set).
     public static func accept(
         descriptor: Int32, context: TLSContext, timeout: Duration? = nil
     ) throws -> TLSSocket {
@@ -133,11 +146,16 @@ public final class TLSListener: Sendable {
     public let port: UInt16
     /// The bound address.
     public let host: String
+    /// Whether accepted sockets get `TCP_NODELAY` (see ``init(host:port:backlog:noDelay:)``).
+    public let noDelay: Bool
 
     /// Binds and listens. Port 0 picks a free port.
-    public init(host: String = "127.0.0.1", port: UInt16 = 0, backlog: Int32 = 512) throws {
+    /// - Parameter noDelay: set `TCP_NODELAY` on every accepted socket (the default), so
+    ///   that each reply is sent at once; `false` keeps Nagle's algorithm on them.
+    public init(host: String = "127.0.0.1", port: UInt16 = 0, backlog: Int32 = 512, noDelay: Bool = true) throws {
         (descriptor, self.port) = try TCP.listen(host: host, port: port, backlog: backlog, backend: "TLSKit")
         self.host = host
+        self.noDelay = noDelay
     }
 
     deinit { Glibc.close(descriptor) }
@@ -154,7 +172,8 @@ public final class TLSListener: Sendable {
     }
 
     /// Accepts one TCP connection without TLS (for callers that drive the handshake
-    /// themselves). The descriptor is non-blocking.
+    /// themselves). The descriptor is non-blocking, close-on-exec, and has `TCP_NODELAY`
+    /// unless the listener was made with `noDelay: false`.
     public func acceptDescriptor(timeout: Duration? = nil) throws -> Int32 {
         let deadline = timeout.map { ContinuousClock.now + $0 }
         while true {
@@ -162,8 +181,7 @@ public final class TLSListener: Sendable {
             if fd >= 0 {
                 _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
                 _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-                var one: Int32 = 1
-                setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+                if noDelay { TCP.setNoDelay(fd) }
                 return fd
             }
             let error = errno
@@ -206,8 +224,14 @@ enum TCP {
         }
     }
 
+    /// Sets `TCP_NODELAY`: small writes leave at once, not after the previous segment's ACK.
+    static func setNoDelay(_ fd: Int32) {
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+    }
+
     /// Resolves and connects, non-blocking, honouring the timeout.
-    static func connect(host: String, port: UInt16, timeout: Duration?, backend: TLSBackendID) throws -> Int32 {
+    static func connect(host: String, port: UInt16, timeout: Duration?, noDelay: Bool, backend: TLSBackendID) throws -> Int32 {
         var hints = addrinfo()
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         hints.ai_family = AF_UNSPEC
@@ -225,8 +249,7 @@ enum TCP {
             cursor = info.pointee.ai_next
             let fd = socket(info.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue | SOCK_NONBLOCK.rawValue), 0)
             if fd < 0 { lastError = failure("socket", errno, backend: backend); continue }
-            var one: Int32 = 1
-            setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+            if noDelay { setNoDelay(fd) }
             if Glibc.connect(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 { return fd }
             guard errno == EINPROGRESS else {
                 lastError = failure("connect to \(host):\(port)", errno, backend: backend)

@@ -4,8 +4,41 @@ import TLSKit
 /// The `--http` mode of `tlsctl serve`: answers each HTTP/1.x request with a small
 /// text page naming the backend and the parameters the handshake negotiated.
 enum HTTPResponder {
-    /// Request heads larger than this are refused with 431 and the connection closed.
+    /// The longest request head accepted (request line and header fields, with their
+    /// line ends). A head that has not ended within this many bytes gets 400 and the
+    /// connection is closed: the client cannot make the server buffer without bound.
     static let maximumHead = 16 * 1024
+
+    /// Where a request head stands in the bytes received so far.
+    enum HeadScan: Equatable {
+        /// No empty line yet, and still within ``maximumHead``: wait for more bytes.
+        case incomplete
+        /// No empty line within the first ``maximumHead`` bytes.
+        case tooLarge
+        /// The head's lines (without their line ends), and how many bytes it took,
+        /// its empty last line and any empty lines before the request line included.
+        case complete(lines: [String], length: Int)
+    }
+
+    /// Splits a request head into lines. A line ends with CRLF or with a bare LF (RFC
+    /// 9112 §2.2: a recipient may take a single LF as a line terminator and ignore a
+    /// preceding CR); empty lines before the request line are skipped (§2.2 again).
+    static func scanHead(_ bytes: [UInt8], limit: Int = maximumHead) -> HeadScan {
+        var lines: [String] = []
+        var start = 0
+        while let newline = bytes[start...].firstIndex(of: 10) {
+            if newline + 1 > limit { return .tooLarge }
+            var end = newline
+            if end > start && bytes[end - 1] == 13 { end -= 1 }
+            if end == start {
+                if !lines.isEmpty { return .complete(lines: lines, length: newline + 1) }
+            } else {
+                lines.append(String(decoding: bytes[start..<end], as: UTF8.self))
+            }
+            start = newline + 1
+        }
+        return bytes.count >= limit ? .tooLarge : .incomplete
+    }
 
     /// Consumes every complete request in `inbox` and returns the responses, and
     /// whether the connection must close after them.
@@ -13,17 +46,20 @@ enum HTTPResponder {
                         backend: any TLSBackend.Type) -> (responses: [UInt8], close: Bool) {
         var output: [UInt8] = []
         for _ in 0..<100 {  // bounded: a pipelined batch, the rest waits for the next read
-            guard let headEnd = find([13, 10, 13, 10], in: inbox) else {
-                if inbox.count > maximumHead {
-                    output += response(status: "431 Request Header Fields Too Large",
-                                       body: "request head larger than \(maximumHead) bytes\n", close: true, head: false)
-                    inbox.removeAll()
-                    return (output, true)
-                }
+            let lines: [String]
+            let headLength: Int
+            switch scanHead(inbox) {
+            case .incomplete:
                 return (output, false)
+            case .tooLarge:
+                output += response(status: "400 Bad Request",
+                                   body: "request head not ended within \(maximumHead) bytes\n", close: true, head: false)
+                inbox.removeAll()
+                return (output, true)
+            case .complete(let headLines, let length):
+                lines = headLines
+                headLength = length
             }
-            let head = String(decoding: inbox[0..<headEnd], as: UTF8.self)
-            let lines = head.components(separatedBy: "\r\n")
             let requestLine = lines[0].split(separator: " ", omittingEmptySubsequences: true).map(String.init)
             guard requestLine.count == 3, requestLine[2].hasPrefix("HTTP/1.") else {
                 output += response(status: "400 Bad Request", body: "not an HTTP/1.x request line: \(lines[0].prefix(100))\n",
@@ -44,7 +80,7 @@ enum HTTPResponder {
                 inbox.removeAll()
                 return (output, true)
             }
-            let total = headEnd + 4 + bodyLength
+            let total = headLength + bodyLength
             if inbox.count < total { return (output, false) }  // the body has not all arrived
             inbox.removeFirst(total)
 
@@ -82,13 +118,5 @@ enum HTTPResponder {
         text += close ? "Connection: close\r\n" : "Connection: keep-alive\r\n"
         text += "\r\n"
         return Array(text.utf8) + (head ? [] : bodyBytes)
-    }
-
-    static func find(_ needle: [UInt8], in haystack: [UInt8]) -> Int? {
-        guard haystack.count >= needle.count else { return nil }
-        for start in 0...(haystack.count - needle.count) where haystack[start] == needle[0] {
-            if Array(haystack[start..<(start + needle.count)]) == needle { return start }
-        }
-        return nil
     }
 }

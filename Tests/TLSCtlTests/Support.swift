@@ -64,6 +64,14 @@ struct CertificateFiles {
     }
 
     func remove() { try? FileManager.default.removeItem(at: directory) }
+
+    /// A client context on `backend` that trusts exactly this certificate, for `localhost`.
+    func clientContext(_ backend: Backend) throws -> TLSContext {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.trustRoots = .certificates([.pem(identity.certificateChainPEM)])
+        configuration.serverName = "localhost"
+        return try backend.type.makeContext(configuration)
+    }
 }
 
 extension Child {

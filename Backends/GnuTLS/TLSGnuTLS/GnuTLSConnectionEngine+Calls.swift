@@ -16,12 +16,24 @@ extension GnuTLSConnectionEngine {
     func push(_ bytes: UnsafeRawPointer?, _ count: Int) -> Int {
         guard count > 0 else { return 0 }
         guard let bytes else { return fail(EINVAL) }
+        if holdingOutput {
+            heldOutput.append(contentsOf: UnsafeRawBufferPointer(start: bytes, count: count))
+            return count
+        }
         return pushed(transport.write(UnsafeRawBufferPointer(start: bytes, count: count)))
     }
 
     func push(vectors: UnsafePointer<giovec_t>?, _ count: Int32) -> Int {
         guard count > 0 else { return 0 }
         guard let vectors else { return fail(EINVAL) }
+        if holdingOutput {
+            var total = 0
+            for vector in UnsafeBufferPointer(start: vectors, count: Int(count)) where vector.iov_len > 0 {
+                heldOutput.append(contentsOf: UnsafeRawBufferPointer(start: vector.iov_base, count: vector.iov_len))
+                total += vector.iov_len
+            }
+            return total
+        }
         return pushed(transport.write(vectors: UnsafeBufferPointer(start: vectors, count: Int(count))))
     }
 
@@ -40,8 +52,22 @@ extension GnuTLSConnectionEngine {
     func pull(_ buffer: UnsafeMutableRawPointer?, _ count: Int) -> Int {
         guard count > 0 else { return 0 }
         guard let buffer else { return fail(EINVAL) }
+        // Held writes go out before a read that would wait for the peer (who may be
+        // waiting for them); not before one the socket can serve at once.
+        if !heldOutput.isEmpty && readableBytes <= 0 { readableBytes = transport.readableBytes }
+        if !heldOutput.isEmpty && readableBytes <= 0 {
+            switch flushHeldOutput() {
+            case nil: break
+            case .wantWrite?:
+                blockedDirection = .wantWrite
+                return fail(EAGAIN)
+            default:
+                return fail(EPIPE)
+            }
+        }
         switch transport.read(into: UnsafeMutableRawBufferPointer(start: buffer, count: count)) {
         case .transferred(let read):
+            if readableBytes != .max { readableBytes = max(0, readableBytes - read) }
             return read
         case .wouldBlock:
             blockedDirection = .wantRead
@@ -97,10 +123,80 @@ extension GnuTLSConnectionEngine {
         return .failure(fatal(last, during: "\(what) (too many non-fatal results)"))
     }
 
+    /// Number of NewSessionTickets a TLS 1.3 server sends (GnuTLS's own
+    /// `TLS13_TICKETS_TO_SEND`, OpenSSL's default too).
+    static var ticketsPerHandshake: UInt32 { 2 }
+
+    /// On a socket, one write per flight, as OpenSSL's buffered socket BIO does. GnuTLS
+    /// on its own writes the client's ChangeCipherSpec as soon as the ServerHello is
+    /// read, and its Finished later, and the server's flight in two parts; on a socket
+    /// with Nagle's algorithm on, the second write of each pair waits for the peer's
+    /// (delayed) ACK of the first: ~40 ms. Held bytes are sent before a read that would
+    /// wait (see `pull`) and when the call returns; what a non-blocking socket does not
+    /// take is sent first by the next call (want-write until then).
     func handshake() -> TLSEngineStatus {
-        run("the handshake", { Int(gnutls_handshake(session)) }) { result in
+        if let status = flushHeldOutput() { return status }
+        if let finished = statusAfterFlush {
+            statusAfterFlush = nil
+            return finished
+        }
+        guard transport.writesVectors else { return handshakeStep() }
+        holdingOutput = true
+        let status = handshakeStep()
+        holdingOutput = false
+        if case .failure = status {
+            _ = flushHeldOutput()  // the alert, if the socket takes it
+            return status
+        }
+        if let blocked = flushHeldOutput() {
+            switch status {
+            case .wantRead, .wantWrite: break  // GnuTLS resumes where it stopped
+            default: statusAfterFlush = status  // done: report it once the bytes are out
+            }
+            return blocked
+        }
+        return status
+    }
+
+    /// Sends what ``handshake()`` held: nil once all is out, else the status to return.
+    func flushHeldOutput() -> TLSEngineStatus? {
+        while !heldOutput.isEmpty {
+            switch heldOutput.withUnsafeBytes({ transport.write($0) }) {
+            case .transferred(let written):
+                heldOutput.removeFirst(written)
+            case .wouldBlock:
+                return .wantWrite
+            case .endOfStream, .failed:
+                heldOutput.removeAll()
+                return .failure(fatal(GNUTLS_E_PUSH_ERROR, during: "the handshake"))
+            }
+        }
+        return nil
+    }
+
+    /// TLS 1.3 server, handshake done: the tickets, in one flush (one transport write
+    /// on a socket), in answer to the client's Finished. The handshake call reports
+    /// success only once they are out, as `SSL_accept` does.
+    func sendTickets() -> TLSEngineStatus {
+        run("sending the session tickets", { Int(gnutls_session_ticket_send(session, Self.ticketsPerHandshake, 0)) }) { result in
             let code = Int32(clamping: result)
-            if code == GNUTLS_E_SUCCESS { return .success(1) }
+            pendingTickets = false
+            return code == GNUTLS_E_SUCCESS ? .success(1) : .failure(fatal(code, during: "sending the session tickets"))
+        }
+    }
+
+    func handshakeStep() -> TLSEngineStatus {
+        if pendingTickets { return sendTickets() }
+        return run("the handshake", { Int(gnutls_handshake(session)) }) { result in
+            let code = Int32(clamping: result)
+            if code == GNUTLS_E_SUCCESS {
+                if role == .server && context.ticketMasterKey != nil
+                    && gnutls_protocol_get_version(session) == GNUTLS_TLS1_3 {
+                    pendingTickets = true
+                    return sendTickets()
+                }
+                return .success(1)
+            }
             if code < 0, gnutls_error_is_fatal(code) != 0, let alert = peerPlaintextAlert(after: code) {
                 if alert == .closeNotify { return .closeNotify }
                 return .failure(TLSError(.alertReceived,

@@ -35,6 +35,17 @@ final class GnuTLSConnectionEngine: TLSConnectionEngine {
     var blockedDirection: TLSEngineStatus?
     /// A no_renegotiation warning whose sending was interrupted by the transport.
     var pendingNoRenegotiation = false
+    /// TLS 1.3 server: the handshake is done and its NewSessionTickets are still to send.
+    var pendingTickets = false
+    /// Socket transports, during a handshake call: what GnuTLS pushes is held here and
+    /// sent in one write before a read that would wait, or when the call returns (see
+    /// ``handshake()``).
+    var holdingOutput = false
+    var heldOutput: [UInt8] = []
+    /// Bytes the socket had ready at the last look (`FIONREAD`), less those read since.
+    var readableBytes = 0
+    /// The result of a handshake call that finished while held bytes were still unsent.
+    var statusAfterFlush: TLSEngineStatus?
     /// False for `.insecureNoVerification`: the verify function then only judges an
     /// OCSP staple.
     let verifyChain: Bool
@@ -61,6 +72,12 @@ final class GnuTLSConnectionEngine: TLSConnectionEngine {
         var sessionOrNil: gnutls_session_t?
         var flags = UInt32(role == .client ? GNUTLS_CLIENT : GNUTLS_SERVER)
         if !configuration.sessionTicketsEnabled { flags |= UInt32(GNUTLS_NO_TICKETS) }
+        // TLS 1.3 server: GnuTLS would send its NewSessionTickets right behind its own
+        // Finished, before the client's Finished arrives ("early start"); it then has
+        // nothing to answer that Finished with, the ACK is delayed (~40 ms), and a client
+        // with Nagle on holds its first request behind it. We send them once the
+        // client's Finished is in (see `sendTickets`), as OpenSSL does.
+        if role == .server && configuration.sessionTicketsEnabled { flags |= GNUTLS_NO_AUTO_SEND_TICKET.rawValue }
         let initialised = gnutls_init(&sessionOrNil, flags)
         guard initialised >= 0, let session = sessionOrNil else {
             throw GnuTLS.error(.internalError, "gnutls_init", initialised)

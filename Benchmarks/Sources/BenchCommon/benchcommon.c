@@ -12,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -61,16 +63,8 @@ static void tune(int fd) {
 }
 
 int bench_tcp_pair(int listener, int port, int *client, int *server) {
-    int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int c = bench_plain_connect(port);
     if (c < 0) return -1;
-    struct sockaddr_in address = {0};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    address.sin_port = htons((unsigned short)port);
-    if (connect(c, (struct sockaddr *)&address, sizeof address) != 0) {
-        close(c);
-        return -1;
-    }
     int s = accept4(listener, NULL, NULL, SOCK_CLOEXEC);
     if (s < 0) {
         close(c);
@@ -115,4 +109,73 @@ double bench_alloc_count(void) {
         looked = 1;
     }
     return counter ? (double)counter() : -1.0;
+}
+
+int bench_plain_connect(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    struct sockaddr_in address = {0};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    address.sin_port = htons((unsigned short)port);
+    if (connect(fd, (struct sockaddr *)&address, sizeof address) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int compare_doubles(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void *latency_open(const bench_latency_ops *ops, int port) {
+    int fd = bench_plain_connect(port);
+    if (fd < 0) {
+        fprintf(stderr, "latency: connect failed\n");
+        exit(1);
+    }
+    return ops->open(fd, ops->client);
+}
+
+int bench_latency(int argc, char **argv, const bench_latency_ops *ops) {
+    long count = bench_arg_long(argc, argv, "count", 2000);
+    long connections = bench_arg_long(argc, argv, "connections", 20);
+    if (count < 1 || connections < 1) return 2;
+    int port = 0, listener = bench_listen(&port);
+    if (listener < 0) return 1;
+    pid_t child = fork();
+    if (child < 0) return 1;
+    if (child == 0) {
+        for (;;) {
+            int fd = accept(listener, NULL, NULL);
+            if (fd < 0) continue;
+            ops->serve(fd, ops->server);
+            close(fd);
+        }
+    }
+    close(listener);
+    double *firsts = calloc((size_t)connections, sizeof(double)), *times = calloc((size_t)count, sizeof(double));
+    for (long i = 0; i < connections; i++) {
+        void *session = latency_open(ops, port);
+        firsts[i] = ops->round_trip(session);
+        ops->close(session);
+    }
+    void *session = latency_open(ops, port);
+    for (long i = 0; i < count / 10 + 1; i++) ops->round_trip(session);
+    for (long i = 0; i < count; i++) times[i] = ops->round_trip(session);
+    char negotiated[256] = "";
+    ops->describe(session, negotiated, sizeof negotiated);
+    ops->close(session);
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+    qsort(times, (size_t)count, sizeof *times, compare_doubles);
+    qsort(firsts, (size_t)connections, sizeof *firsts, compare_doubles);
+    long p99 = count * 99 / 100 < count - 1 ? count * 99 / 100 : count - 1;
+    printf("result=%.1f unit=us p99=%.1f first=%.1f%s\n", times[(count - 1) / 2] * 1e6, times[p99] * 1e6,
+           firsts[(connections - 1) / 2] * 1e6, negotiated);
+    free(firsts);
+    free(times);
+    return 0;
 }

@@ -6,6 +6,7 @@
  *   bench-c-gnutls handshake --transport memory|tcp --key ecdsa|rsa --count N --certs DIR [--groups x25519]
  *   bench-c-gnutls resume    --count N --certs DIR [--groups x25519]
  *   bench-c-gnutls bulk      --transport memory|tcp --mib M --certs DIR [--cipher aes128]
+ *   bench-c-gnutls latency   --count N --connections K --certs DIR
  *   bench-c-gnutls idle      --count N --certs DIR
  *
  * Prints one line: result=<value> unit=<unit> and what was negotiated. */
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/types.h>
 
 #include "benchcommon.h"
@@ -398,9 +400,74 @@ static int idle(int argc, char **argv) {
     return 0;
 }
 
+/* ---- latency (BenchCommon's skeleton): blocking sockets, the defaults a C program has */
+
+static void *latency_open(int fd, void *context) {
+    end_t *end = malloc(sizeof *end);
+    make_session(end, context, 0, fd);
+    int result;
+    do {
+        result = gnutls_handshake(end->session);
+    } while (result < 0 && !gnutls_error_is_fatal(result));
+    if (result < 0) die("handshake failed", result);
+    return end;
+}
+
+static double latency_round_trip(void *session) {
+    gnutls_session_t s = ((end_t *)session)->session;
+    static unsigned char message[32], reply[64];
+    memset(message, 0x61, sizeof message);
+    double start = bench_now();
+    if (gnutls_record_send(s, message, sizeof message) != (ssize_t)sizeof message) die("send", 0);
+    for (size_t got = 0; got < sizeof message;) {
+        ssize_t n = gnutls_record_recv(s, reply, sizeof reply);
+        if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) continue;
+        if (n <= 0) die("recv", (int)n);
+        got += (size_t)n;
+    }
+    return bench_now() - start;
+}
+
+static void latency_describe(void *session, char *out, size_t size) {
+    negotiated(((end_t *)session)->session, out, size);
+}
+
+static void latency_close(void *session) {
+    end_t *end = session;
+    int fd = end->fd;
+    free_end(end);
+    free(end);
+    close(fd);
+}
+
+static void latency_serve(int fd, void *context) {
+    end_t server;
+    make_session(&server, context, 1, fd);
+    int result;
+    do {
+        result = gnutls_handshake(server.session);
+    } while (result < 0 && !gnutls_error_is_fatal(result));
+    unsigned char buffer[4096];
+    while (result >= 0) {
+        ssize_t n = gnutls_record_recv(server.session, buffer, sizeof buffer);
+        if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) continue;
+        if (n <= 0 || gnutls_record_send(server.session, buffer, (size_t)n) != n) break;
+    }
+    free_end(&server);
+}
+
+static int latency(int argc, char **argv) {
+    char cert[512], key[512], ca[512];
+    certificate_paths(argc, argv, cert, key, ca, sizeof cert);
+    context_t cctx = client_context(ca, NULL, NULL), sctx = server_context(cert, key, NULL, NULL);
+    bench_latency_ops ops = {&cctx, &sctx, latency_open, latency_round_trip, latency_describe, latency_close,
+                             latency_serve};
+    return bench_latency(argc, argv, &ops);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: bench-c-gnutls handshake|resume|bulk|idle [options]\n");
+        fprintf(stderr, "usage: bench-c-gnutls handshake|resume|bulk|idle|latency [options]\n");
         return 2;
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -409,6 +476,7 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "resume") == 0) return resumptions(argc, argv);
     if (strcmp(argv[1], "bulk") == 0) return bulk(argc, argv);
     if (strcmp(argv[1], "idle") == 0) return idle(argc, argv);
+    if (strcmp(argv[1], "latency") == 0) return latency(argc, argv);
     fprintf(stderr, "unknown scenario %s\n", argv[1]);
     return 2;
 }

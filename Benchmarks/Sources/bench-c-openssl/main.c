@@ -6,6 +6,7 @@
  *   bench-c-openssl resume    --count N --certs DIR
  *   bench-c-openssl bulk      --transport memory|tcp --mib M --certs DIR [--cipher aes128]
  *   bench-c-openssl idle      --count N --certs DIR
+ *   bench-c-openssl latency   --count N --connections K --certs DIR
  *
  * Prints one line: result=<value> unit=<unit> and what was negotiated. */
 #include <openssl/err.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "benchcommon.h"
 
@@ -380,9 +382,63 @@ static int idle(int argc, char **argv) {
     return 0;
 }
 
+/* ---- latency (BenchCommon's skeleton): blocking sockets, the defaults a C program has */
+
+static void *latency_open(int fd, void *context) {
+    SSL *ssl = client_ssl(context);
+    SSL_set_fd(ssl, fd);
+    if (SSL_connect(ssl) != 1) die("SSL_connect");
+    return ssl;
+}
+
+static double latency_round_trip(void *session) {
+    static unsigned char message[32], reply[64];
+    memset(message, 0x61, sizeof message);
+    double start = bench_now();
+    if (SSL_write(session, message, sizeof message) != (int)sizeof message) die("SSL_write");
+    for (int got = 0; got < (int)sizeof message;) {
+        int n = SSL_read(session, reply, sizeof reply);
+        if (n <= 0) die("SSL_read");
+        got += n;
+    }
+    return bench_now() - start;
+}
+
+static void latency_describe(void *session, char *out, size_t size) {
+    snprintf(out, size, " group=%s cipher=%s version=%s", group_name(session),
+             SSL_CIPHER_standard_name(SSL_get_current_cipher(session)), SSL_get_version(session));
+}
+
+static void latency_close(void *session) {
+    int fd = SSL_get_fd(session);
+    SSL_free(session);
+    close(fd);
+}
+
+static void latency_serve(int fd, void *context) {
+    SSL *ssl = server_ssl(context);
+    SSL_set_fd(ssl, fd);
+    unsigned char buffer[4096];
+    if (SSL_accept(ssl) == 1) {
+        for (;;) {
+            int n = SSL_read(ssl, buffer, sizeof buffer);
+            if (n <= 0 || SSL_write(ssl, buffer, n) != n) break;
+        }
+    }
+    SSL_free(ssl);
+}
+
+static int latency(int argc, char **argv) {
+    char cert[512], key[512], ca[512];
+    certificate_paths(argc, argv, cert, key, ca, sizeof cert);
+    bench_latency_ops ops = {client_context(ca, NULL, NULL), server_context(cert, key, NULL, NULL), latency_open,
+                             latency_round_trip, latency_describe, latency_close, latency_serve};
+    return bench_latency(argc, argv, &ops);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: bench-c-openssl handshake|resume|bulk|idle [options]\n");
+        fprintf(stderr, "usage: bench-c-openssl handshake|resume|bulk|idle|latency [options]\n");
         return 2;
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -390,6 +446,7 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "resume") == 0) return resumptions(argc, argv);
     if (strcmp(argv[1], "bulk") == 0) return bulk(argc, argv);
     if (strcmp(argv[1], "idle") == 0) return idle(argc, argv);
+    if (strcmp(argv[1], "latency") == 0) return latency(argc, argv);
     fprintf(stderr, "unknown scenario %s\n", argv[1]);
     return 2;
 }

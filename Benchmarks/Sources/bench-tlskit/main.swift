@@ -7,7 +7,9 @@
 //   bench-tlskit resume    --backend B --count N --certs DIR [--groups x25519]
 //   bench-tlskit bulk      --backend B --transport memory|tcp --mib M --certs DIR [--cipher aes128]
 //   bench-tlskit idle      --backend B --count N --certs DIR
+//   bench-tlskit latency   --backend B --count N --connections K --certs DIR [--nodelay 0]
 import BenchSupport
+import Foundation
 import TLSKit
 
 let arguments = BenchArguments()
@@ -286,7 +288,76 @@ func idle() {
     withExtendedLifetime(pairs) {}
 }
 
+/// Request/response latency as a user of the helpers meets it: `TLSListener` and
+/// `TLSSocket` with their default socket options, one blocking thread per side, 32
+/// bytes each way per round trip. `result` is the median round trip on an established
+/// connection (µs), `p99` its 99th percentile, and `first` the median of the first
+/// round trip on each of K fresh connections (where the session tickets are in flight).
+/// `--nodelay 0` turns `TCP_NODELAY` off on both sides (Nagle's algorithm on, as on a
+/// socket a C user made with the defaults).
+func latency() {
+    let contexts = makeContexts()
+    let count = arguments.int("count", default: 2000)
+    let connections = arguments.int("connections", default: 20)
+    let noDelay = arguments.int("nodelay", default: 1) != 0
+    let listener: TLSListener
+    do { listener = try TLSListener(host: "127.0.0.1", port: 0, noDelay: noDelay) } catch { benchFail("listen: \(error)") }
+    let serverContext = contexts.server
+    let server = Thread {
+        while true {
+            guard let socket = try? listener.accept(context: serverContext) else { continue }
+            while let request = try? socket.read(), !request.isEmpty {
+                do { try socket.write(request) } catch { break }
+            }
+            socket.close()
+        }
+    }
+    server.stackSize = 8 << 20
+    server.start()
+    let message = [UInt8](repeating: 0x61, count: 32)
+    func roundTrip(_ socket: TLSSocket) -> Double {
+        let start = benchNow()
+        do {
+            try socket.write(message)
+            var got = 0
+            while got < message.count {
+                let chunk = try socket.read()
+                if chunk.isEmpty { benchFail("the server closed") }
+                got += chunk.count
+            }
+        } catch { benchFail("round trip: \(error)") }
+        return (benchNow() - start) * 1e6
+    }
+    func connect() -> TLSSocket {
+        do { return try TLSSocket.connect(host: "127.0.0.1", port: listener.port, context: contexts.client, noDelay: noDelay) }
+        catch { benchFail("connect: \(error)") }
+    }
+    var firsts: [Double] = [], handshakes: [Double] = []
+    for _ in 0..<connections {
+        let start = benchNow()
+        let socket = connect()
+        handshakes.append((benchNow() - start) * 1e6)
+        firsts.append(roundTrip(socket))
+        socket.close()
+    }
+    let socket = connect()
+    for _ in 0..<(count / 10 + 1) { _ = roundTrip(socket) }
+    var times = (0..<count).map { _ in roundTrip(socket) }
+    times.sort()
+    firsts.sort()
+    handshakes.sort()
+    let version = socket.connection.negotiatedVersion.map { "\($0)" } ?? "?"
+    report(result: formatted(times[(times.count - 1) / 2]), unit: "us", [
+        ("p99", formatted(times[min(times.count - 1, times.count * 99 / 100)])),
+        ("first", formatted(firsts[(firsts.count - 1) / 2])),
+        ("connect", formatted(handshakes[(handshakes.count - 1) / 2])),
+        ("version", version),
+    ])
+    socket.close()
+}
+
 switch arguments.scenario {
+case "latency": latency()
 case "handshake": handshakes()
 case "bulk": bulk()
 case "idle": idle()

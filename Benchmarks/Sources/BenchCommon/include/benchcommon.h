@@ -18,6 +18,24 @@ int bench_listen(int *port);
 /* A connected, non-blocking client/server descriptor pair over 127.0.0.1 through
  * `listener`, TCP_NODELAY, SO_LINGER 0 (closed without TIME_WAIT). 0 on success. */
 int bench_tcp_pair(int listener, int port, int *client, int *server);
+/* A blocking TCP connection to 127.0.0.1:port with the socket defaults a C program
+ * gets (no TCP_NODELAY: Nagle's algorithm on), or -1. */
+int bench_plain_connect(int port);
+/* The latency scenario, one skeleton for both C programs. A forked server accepts on a
+ * fresh loopback listener and calls serve(fd, server) per connection (handshake, then
+ * echo until the client goes). The client, over bench_plain_connect sockets: K = 
+ * --connections fresh connections, one round trip each (`first`: the median), then one
+ * connection, a 1/10 warm-up and --count round trips (`result`: median, `p99`). Times
+ * in microseconds; prints the result line. Returns main's exit status. */
+typedef struct {
+    void *client, *server;                                  /* the library's contexts */
+    void *(*open)(int fd, void *client);                    /* TLS client over fd, handshake done */
+    double (*round_trip)(void *session);                    /* one 32-byte request and reply, seconds */
+    void (*describe)(void *session, char *out, size_t size); /* " group=… cipher=… version=…" */
+    void (*close)(void *session);                           /* frees the session, closes its fd */
+    void (*serve)(int fd, void *server);                    /* server side of one connection */
+} bench_latency_ops;
+int bench_latency(int argc, char **argv, const bench_latency_ops *ops);
 /* Closes a descriptor made by bench_tcp_pair. */
 void bench_close(int fd);
 /* Raises RLIMIT_NOFILE to its hard limit. */
