@@ -22,6 +22,15 @@ struct Connect: ParsableCommand {
             sends until the server closes too. If the server closes first, tlsctl goes on
             sending stdin until it ends (TLS half-close).
 
+            With --listen PORT, connect is the client side of a TLS tunnel instead (like
+            stunnel's client mode): it listens on --listen-host:PORT (127.0.0.1 by default;
+            0 picks a free port) in plaintext, prints "listening on HOST:PORT", and relays
+            each accepted connection over a new TLS connection to HOST:PORT, verified as
+            above. Half-close is preserved both ways (end of stream from the local client
+            → close_notify; the server's close_notify → TCP half-close towards the local
+            client); a TLS side that ends without close_notify resets the local connection.
+            Each connection leaves one line on stderr when it ends.
+
             Exit status: 0 both sides closed cleanly; 1 the connection, handshake or
             verification failed, or the server vanished without close_notify (one line on
             stderr, e.g. "tlsctl: certificate verification failed: hostnameMismatch (…)");
@@ -31,6 +40,7 @@ struct Connect: ParsableCommand {
               printf 'GET / HTTP/1.1\\r\\nHost: example.com\\r\\nConnection: close\\r\\n\\r\\n' | tlsctl connect example.com:443
               tlsctl connect [::1]:4433 --ca-file ca.pem --server-name localhost --alpn h2,http/1.1
               tlsctl connect 127.0.0.1:4433 --ca-file ca.pem --cert client.pem --key client.key
+              tlsctl connect db.example:5433 --listen 5432     # then: psql -h 127.0.0.1 -p 5432
             """
     )
 
@@ -69,6 +79,15 @@ struct Connect: ParsableCommand {
     @Option(help: ArgumentHelp("Seconds allowed for the TCP connect and the handshake, and for the server to close after ours.", valueName: "seconds"))
     var timeout: Int = 10
 
+    @Option(help: ArgumentHelp("Listen on this local port (0: a free one, printed) and tunnel each plaintext connection over a new TLS connection to HOST:PORT.", valueName: "port"))
+    var listen: Int?
+
+    @Option(help: ArgumentHelp("The address --listen binds (an IPv4 or IPv6 address or a name).", valueName: "addr"))
+    var listenHost: String?
+
+    @Option(help: ArgumentHelp("With --listen: accept N connections in all, then exit 0 once they have finished.", valueName: "n"))
+    var maxConnections: Int?
+
     func validate() throws {
         _ = try Endpoint.parse(target)
         if (cert == nil) != (key == nil) {
@@ -81,6 +100,12 @@ struct Connect: ParsableCommand {
         var scratch = TLSConfiguration.makeClientConfiguration()
         try applyVersions(minVersion, maxVersion, to: &scratch)
         if let serverName, serverName.isEmpty { throw ValidationError("--server-name is empty") }
+        if let listen {
+            guard (0...65_535).contains(listen) else { throw ValidationError("--listen must be a port from 0 to 65535") }
+            if let maxConnections, maxConnections < 1 { throw ValidationError("--max-connections must be at least 1") }
+        } else if listenHost != nil || maxConnections != nil {
+            throw ValidationError("\(listenHost != nil ? "--listen-host" : "--max-connections") needs --listen PORT")
+        }
     }
 
     func run() throws {
@@ -98,6 +123,24 @@ struct Connect: ParsableCommand {
         let name = serverName ?? endpoint.host
         configuration.serverName = name
 
+        if let listen {
+            do {
+                let context = try backend.makeContext(configuration)
+                let target = try TunnelTarget.resolve(endpoint)
+                let host = listenHost ?? "127.0.0.1"
+                let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+                let listener = try TLSListener(host: bare, port: UInt16(listen))
+                let loop = try ServerLoop(
+                    backend: backend, context: context, listener: listener, service: .tunnel(.listen, target),
+                    maxConnections: maxConnections, handshakeTimeout: .seconds(timeout))
+                printFlushed("tunnelling to \(endpoint) with \(backend.id) (\(backend.libraryVersion))\n"
+                             + "listening on \(Endpoint.format(host: bare, port: listener.port))")
+                try loop.run()
+            } catch {
+                fail(describe(error))
+            }
+            return
+        }
         let socket: TLSSocket
         do {
             let context = try backend.makeContext(configuration)

@@ -28,7 +28,7 @@ enum ClientVerification: String, ExpressibleByArgument, CaseIterable {
 /// `tlsctl serve`: a TLS server for many concurrent clients on one thread.
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run a TLS server: echo bytes or answer HTTP requests, many clients at once.",
+        abstract: "Run a TLS server: echo bytes, answer HTTP requests or forward to a TCP backend, many clients at once.",
         discussion: """
             Prints "listening on HOST:PORT" on stdout once ready (--port 0 picks a free
             port), after the SHA-256 fingerprint of the certificate it presents. Without
@@ -42,10 +42,22 @@ struct Serve: ParsableCommand {
             seconds is dropped. SIGINT or SIGTERM closes the listener, sends close_notify
             to the connected clients and exits 0.
 
+            With --forward HOST:PORT, serve is a TLS-terminating proxy (like stunnel or
+            ghostunnel): once a client's handshake is done (and its certificate verified,
+            with --verify-client), it opens a TCP connection to HOST:PORT and relays the
+            plaintext both ways. The client's close_notify becomes a TCP half-close
+            (shutdown of the write side) towards the backend, the backend's end of stream
+            becomes our close_notify, and the other direction goes on until it ends too.
+            Neither side is read faster than the other drains (64 KiB buffered per
+            direction). A backend that cannot be reached gets the client a close_notify.
+            Each connection leaves one line on stderr when it ends:
+              tlsctl: 127.0.0.1:50312 -> 127.0.0.1:8080: TLSv1.3 TLS_AES_256_GCM_SHA384, 83 bytes up, 1024 bytes down, closed cleanly
+
             Examples:
               tlsctl serve --port 4433 --http                 # then: curl -k https://localhost:4433/
               tlsctl serve --port 0 --cert server.pem --key server.key --alpn h2,http/1.1
               tlsctl serve --ca-file clients-ca.pem --verify-client required --echo
+              tlsctl serve --port 443 --cert server.pem --key server.key --forward 127.0.0.1:8080
             """
     )
 
@@ -78,7 +90,10 @@ struct Serve: ParsableCommand {
     @Option(help: "Highest TLS version to accept (1.2 or 1.3; default 1.3).")
     var maxVersion: VersionArgument?
 
-    @Flag var mode: ServeMode = .echo
+    @Flag var mode: ServeMode?
+
+    @Option(help: ArgumentHelp("Forward each connection's plaintext to this TCP backend (a TLS-terminating proxy) instead of echoing or answering HTTP.", valueName: "host:port"))
+    var forward: String?
 
     @Option(help: ArgumentHelp("Accept N connections in all, then stop accepting and exit 0 once they have finished (default: serve until SIGINT/SIGTERM). It does not cap how many run at once.", valueName: "n"))
     var maxConnections: Int?
@@ -100,6 +115,10 @@ struct Serve: ParsableCommand {
         if let maxConnections, maxConnections < 1 { throw ValidationError("--max-connections must be at least 1") }
         guard handshakeTimeout > 0, handshakeTimeout <= 3600 else {
             throw ValidationError("--handshake-timeout must be 1 to 3600 seconds")
+        }
+        if let forward {
+            _ = try Endpoint.parse(forward)
+            if let mode { throw ValidationError("--forward relays to the backend: it cannot be combined with --\(mode.rawValue)") }
         }
         if mode == .http, let alpn, let other = alpn.protocols.first(where: { $0 != "http/1.1" && $0 != "http/1.0" }) {
             throw ValidationError("--http speaks HTTP/1.x only; the ALPN list may not contain \(other)")
@@ -133,7 +152,7 @@ struct Serve: ParsableCommand {
             }
             if let alpn {
                 configuration.applicationProtocols = alpn.protocols
-            } else if mode == .http {
+            } else if mode == .http && forward == nil {
                 configuration.applicationProtocols = ["http/1.1"]
             }
             let context = try backend.makeContext(configuration)
@@ -143,11 +162,18 @@ struct Serve: ParsableCommand {
                 lines.append("SHA-256 fingerprint: \(info.sha256FingerprintText)")
             }
             let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+            let service: Service
+            if let forward {
+                service = .tunnel(.forward, try TunnelTarget.resolve(try Endpoint.parse(forward)))
+            } else {
+                service = .respond(mode ?? .echo)
+            }
             let listener = try TLSListener(host: bare, port: UInt16(port))
             let loop = try ServerLoop(
-                backend: backend, context: context, listener: listener, mode: mode,
+                backend: backend, context: context, listener: listener, service: service,
                 maxConnections: maxConnections, handshakeTimeout: .seconds(handshakeTimeout))
             lines.append("backend: \(backend.id) (\(backend.libraryVersion))")
+            if let forward { lines.append("forwarding to \(forward)") }
             lines.append("listening on \(Endpoint.format(host: bare, port: listener.port))")
             printFlushed(lines.joined(separator: "\n"))
             try loop.run()

@@ -62,17 +62,29 @@ private final class Client {
     }
 }
 
+/// What ``ServerLoop`` does with each accepted connection.
+enum Service {
+    /// TLS server: echo or answer HTTP (`tlsctl serve`).
+    case respond(ServeMode)
+    /// Relay to `target`: `.forward` accepts TLS and connects in plaintext
+    /// (`serve --forward`); `.listen` accepts plaintext and connects with TLS
+    /// (`connect --listen`).
+    case tunnel(Tunnel.Role, TunnelTarget)
+}
+
 /// The single-threaded server: one poll set with the listener, the signal pipe and
 /// every client socket.
 final class ServerLoop {
     private let backend: any TLSBackend.Type
     private let context: TLSContext
     private var listener: TLSListener?
-    private let mode: ServeMode
+    private let service: Service
+    private var mode: ServeMode { if case .respond(let mode) = service { return mode } else { return .echo } }
     private let maxConnections: Int?
     private let handshakeTimeout: Duration
     private let signalDescriptor: Int32
     private var clients: [Int32: Client] = [:]
+    private var tunnels: [ObjectIdentifier: Tunnel] = [:]
     /// Finished sockets, write side shut, read until the client closes or the deadline:
     /// closing with unread input would send a TCP reset that can destroy our last
     /// records (an alert, close_notify) before the client reads them.
@@ -84,12 +96,12 @@ final class ServerLoop {
     /// until they are (back-pressure), so its queue stays bounded.
     private var buffer = [UInt8](repeating: 0, count: 16_384)
 
-    init(backend: any TLSBackend.Type, context: TLSContext, listener: TLSListener, mode: ServeMode,
+    init(backend: any TLSBackend.Type, context: TLSContext, listener: TLSListener, service: Service,
          maxConnections: Int?, handshakeTimeout: Duration) throws {
         self.backend = backend
         self.context = context
         self.listener = listener
-        self.mode = mode
+        self.service = service
         self.maxConnections = maxConnections
         self.handshakeTimeout = handshakeTimeout
         signalDescriptor = try installStopSignals()
@@ -100,7 +112,7 @@ final class ServerLoop {
         while true {
             if let maxConnections, accepted >= maxConnections {
                 listener = nil  // closes the listening socket
-                if clients.isEmpty && draining.isEmpty { return }
+                if clients.isEmpty && tunnels.isEmpty && draining.isEmpty { return }
             }
             var entries: [pollfd] = [pollfd(fd: signalDescriptor, events: Int16(POLLIN), revents: 0)]
             let now = ContinuousClock.now
@@ -116,6 +128,16 @@ final class ServerLoop {
             for client in order {
                 entries.append(pollfd(fd: client.descriptor, events: client.waits, revents: 0))
                 if client.phase == .handshaking { wake = min(wake, client.handshakeDeadline) }
+            }
+            let tunnelStart = entries.count
+            let tunnelOrder = Array(tunnels.values)
+            for tunnel in tunnelOrder {
+                // A socket with nothing to wait for is left out (-1): a hung-up one would wake poll at once.
+                let tls = tunnel.tlsEvents, plain = tunnel.plainEvents
+                entries.append(pollfd(fd: tls == 0 ? -1 : tunnel.tlsDescriptor, events: tls, revents: 0))
+                entries.append(pollfd(fd: plain == 0 ? -1 : tunnel.plainDescriptor, events: plain, revents: 0))
+                if tunnel.stage == .connecting || tunnel.stage == .handshaking { wake = min(wake, tunnel.deadline) }
+                if tunnel.wantsAnotherRound { wake = now }
             }
             let drainStart = entries.count
             let drainOrder = Array(draining.keys)
@@ -136,6 +158,11 @@ final class ServerLoop {
                 stop(signal: Int32(signal))
                 return
             }
+            for (offset, tunnel) in tunnelOrder.enumerated()
+            where tunnel.wantsAnotherRound || entries[tunnelStart + 2 * offset].revents != 0
+                || entries[tunnelStart + 2 * offset + 1].revents != 0 {
+                advance(tunnel)
+            }
             if ready > 0 {
                 for (offset, client) in order.enumerated() where entries[clientStart + offset].revents != 0 {
                     advance(client)
@@ -153,6 +180,11 @@ final class ServerLoop {
             for client in clients.values where client.phase == .handshaking && client.handshakeDeadline <= after {
                 log("\(client.address): handshake not completed within \(handshakeTimeout.components.seconds) s; dropped")
                 finish(client)
+            }
+            for tunnel in tunnels.values where tunnel.deadline <= after
+                && (tunnel.stage == .connecting || tunnel.stage == .handshaking) {
+                tunnel.expire()
+                advance(tunnel)
             }
         }
     }
@@ -179,6 +211,13 @@ final class ServerLoop {
                 return
             }
             accepted += 1
+            if case .tunnel(let role, let target) = service {
+                let tunnel = Tunnel(role: role, descriptor: fd, peer: peerAddress(fd), connection: context.makeConnection(),
+                                    target: target, connectTimeout: handshakeTimeout)
+                tunnels[ObjectIdentifier(tunnel)] = tunnel
+                advance(tunnel)
+                continue
+            }
             let connection = context.makeConnection()
             do {
                 try connection.setTransport(.socket(fd))
@@ -306,10 +345,32 @@ final class ServerLoop {
     /// (at most `lingerTime`), so the last records we sent reach it.
     private func finish(_ client: Client) {
         clients[client.descriptor] = nil
-        if Glibc.shutdown(client.descriptor, Int32(SHUT_WR)) == 0 {
-            draining[client.descriptor] = ContinuousClock.now + lingerTime
+        retire(client.descriptor)
+    }
+
+    private func retire(_ fd: Int32) {
+        if Glibc.shutdown(fd, Int32(SHUT_WR)) == 0 {
+            draining[fd] = ContinuousClock.now + lingerTime
         } else {
-            Glibc.close(client.descriptor)
+            Glibc.close(fd)
+        }
+    }
+
+    /// Steps a tunnel; once it is done, logs its line and lets go of its sockets: the
+    /// TLS one lingers like a client's; the plain one is closed, reset (RST) when the
+    /// TLS side did not end cleanly, so its peer cannot take a cut stream for a whole one.
+    private func advance(_ tunnel: Tunnel) {
+        tunnel.step()
+        guard tunnel.stage == .done else { return }
+        tunnels[ObjectIdentifier(tunnel)] = nil
+        log(tunnel.logLine)
+        if tunnel.tlsDescriptor >= 0 { retire(tunnel.tlsDescriptor) }
+        if tunnel.plainDescriptor >= 0 {
+            if !tunnel.plainClean {
+                var reset = linger(l_onoff: 1, l_linger: 0)
+                setsockopt(tunnel.plainDescriptor, SOL_SOCKET, SO_LINGER, &reset, socklen_t(MemoryLayout<linger>.size))
+            }
+            Glibc.close(tunnel.plainDescriptor)
         }
     }
 
@@ -337,8 +398,14 @@ final class ServerLoop {
             if client.phase != .handshaking, client.connection.shutdown() >= 0 { notified += 1 }
             Glibc.close(client.descriptor)
         }
-        let count = clients.count
+        for tunnel in tunnels.values {
+            if tunnel.stage == .relaying, tunnel.connection.shutdown() >= 0 { notified += 1 }
+            if tunnel.tlsDescriptor >= 0 { Glibc.close(tunnel.tlsDescriptor) }
+            if tunnel.plainDescriptor >= 0 { Glibc.close(tunnel.plainDescriptor) }
+        }
+        let count = clients.count + tunnels.count
         clients.removeAll()
+        tunnels.removeAll()
         for fd in draining.keys { Glibc.close(fd) }
         draining.removeAll()
         let name = signal == SIGINT ? "SIGINT" : signal == SIGTERM ? "SIGTERM" : "signal \(signal)"
