@@ -66,16 +66,16 @@ struct TLSCtlTunnelTests {
     static let halfClosingClient = """
         import socket, sys
         connection = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-        connection.sendall(sys.argv[2].encode())
-        connection.shutdown(socket.SHUT_WR)
         received = b""
         try:
+            connection.sendall(sys.argv[2].encode())
+            connection.shutdown(socket.SHUT_WR)
             while True:
                 data = connection.recv(65536)
                 if not data:
                     break
                 received += data
-        except ConnectionResetError:
+        except (ConnectionResetError, BrokenPipeError):
             received += b"RESET"
         sys.stdout.write(received.decode())
         """
