@@ -114,6 +114,20 @@ struct TLSCtlTunnelTests {
         return (child, port)
     }
 
+    /// `tlsctl serve --forward 127.0.0.1:PORT --max-connections 1` with the test certificate.
+    private func forwardingServer(_ backend: Backend, _ files: CertificateFiles, to port: UInt16) throws -> Server {
+        try Server(["--backend", backend.name, "--cert", files.cert, "--key", files.key,
+                    "--forward", "127.0.0.1:\(port)", "--max-connections", "1"])
+    }
+
+    /// `child` wrote exactly one line on stderr, a tunnel line as ``isTunnelLine``.
+    private func expectOneTunnelLine(_ child: Child, target: String, traffic: String, ending: String,
+                                     sourceLocation: SourceLocation = #_sourceLocation) {
+        let log = lines(child.errorOutput)
+        #expect(log.count == 1 && isTunnelLine(log[0], target: target, traffic: traffic, ending: ending),
+                "\(log)", sourceLocation: sourceLocation)
+    }
+
     /// Whether `line` is exactly one tunnel log line from 127.0.0.1 (any port) to `target`
     /// with TLS 1.3 and the given ending.
     private func isTunnelLine(_ line: String, target: String, traffic: String, ending: String) -> Bool {
@@ -128,8 +142,7 @@ struct TLSCtlTunnelTests {
         defer { files.remove() }
         let (http, httpPort) = try self.backend(Self.httpBackend)
         defer { http.stop() }
-        let server = try Server(["--backend", backend.name, "--cert", files.cert, "--key", files.key,
-                                 "--forward", "127.0.0.1:\(httpPort)", "--max-connections", "1"])
+        let server = try forwardingServer(backend, files, to: httpPort)
         defer { server.child.stop() }
         #expect(server.child.output.contains("forwarding to 127.0.0.1:\(httpPort)\n"))
         let (status, response, errors) = try run(try tool("curl"), [
@@ -156,8 +169,7 @@ struct TLSCtlTunnelTests {
         defer { files.remove() }
         let (http, httpPort) = try self.backend(Self.httpBackend)
         defer { http.stop() }
-        let server = try Server(["--backend", backend.name, "--cert", files.cert, "--key", files.key,
-                                 "--forward", "127.0.0.1:\(httpPort)", "--max-connections", "1"])
+        let server = try forwardingServer(backend, files, to: httpPort)
         defer { server.child.stop() }
         var generator = SystemRandomNumberGenerator()
         let upload = (0..<(5 << 20)).map { _ in UInt8.random(in: 0...255, using: &generator) }
@@ -173,10 +185,7 @@ struct TLSCtlTunnelTests {
         #expect(download.count == upload.count)
         #expect(download == Data(upload), "the 5 MiB came back changed")
         #expect(server.child.wait(timeout: 60) == 0)
-        let log = lines(server.child.errorOutput)
-        #expect(log.count == 1 && isTunnelLine(log[0], target: "127.0.0.1:\(httpPort)",
-                                               traffic: "52[0-9]{5} bytes up, 52[0-9]{5} bytes down", ending: "closed cleanly"),
-                "\(log)")
+        expectOneTunnelLine(server.child, target: "127.0.0.1:\(httpPort)", traffic: "52[0-9]{5} bytes up, 52[0-9]{5} bytes down", ending: "closed cleanly")
     }
 
     @Test("serve --forward to an echo backend: 5 MiB streamed both ways at once (back-pressure), exact bytes and counts",
@@ -186,8 +195,7 @@ struct TLSCtlTunnelTests {
         defer { files.remove() }
         let (echo, echoPort) = try self.backend(Self.streamBackend, ["echo"])
         defer { echo.stop() }
-        let server = try Server(["--backend", backend.name, "--cert", files.cert, "--key", files.key,
-                                 "--forward", "127.0.0.1:\(echoPort)", "--max-connections", "1"])
+        let server = try forwardingServer(backend, files, to: echoPort)
         defer { server.child.stop() }
         // Printable, so stdin and stdout compare as text; no line structure to lean on.
         let alphabet = Array("abcdefghijklmnopqrstuvwxyz0123456789\n".utf8)
@@ -201,10 +209,7 @@ struct TLSCtlTunnelTests {
         #expect(output.utf8.count == size)
         #expect(output == input, "the echoed stream differs")
         #expect(server.child.wait(timeout: 60) == 0)
-        let log = lines(server.child.errorOutput)
-        #expect(log.count == 1 && isTunnelLine(log[0], target: "127.0.0.1:\(echoPort)",
-                                               traffic: "\(size) bytes up, \(size) bytes down", ending: "closed cleanly"),
-                "\(log)")
+        expectOneTunnelLine(server.child, target: "127.0.0.1:\(echoPort)", traffic: "\(size) bytes up, \(size) bytes down", ending: "closed cleanly")
     }
 
     @Test("serve --forward keeps half-close: gnutls-cli's close_notify ends the backend's input, the reply still arrives",
@@ -214,8 +219,7 @@ struct TLSCtlTunnelTests {
         defer { files.remove() }
         let (counter, counterPort) = try self.backend(Self.streamBackend, ["count"])
         defer { counter.stop() }
-        let server = try Server(["--backend", backend.name, "--cert", files.cert, "--key", files.key,
-                                 "--forward", "127.0.0.1:\(counterPort)", "--max-connections", "1"])
+        let server = try forwardingServer(backend, files, to: counterPort)
         defer { server.child.stop() }
         // gnutls-cli sends close_notify at the end of its stdin and reads on; the backend
         // answers only once its input has ended, so the reply proves both halves.
@@ -226,10 +230,7 @@ struct TLSCtlTunnelTests {
         #expect(status == 0, "\(errors)")
         #expect(output.contains("\nreceived 12 bytes\n- Peer has closed the GnuTLS connection\n"), "\(output)")
         #expect(server.child.wait(timeout: 30) == 0)
-        let log = lines(server.child.errorOutput)
-        #expect(log.count == 1 && isTunnelLine(log[0], target: "127.0.0.1:\(counterPort)",
-                                               traffic: "12 bytes up, 18 bytes down", ending: "closed cleanly"),
-                "\(log)")
+        expectOneTunnelLine(server.child, target: "127.0.0.1:\(counterPort)", traffic: "12 bytes up, 18 bytes down", ending: "closed cleanly")
     }
 
     @Test("serve --forward to a refusing backend: curl gets close_notify and no data, the log names ECONNREFUSED",
@@ -239,8 +240,7 @@ struct TLSCtlTunnelTests {
         defer { files.remove() }
         let (refusing, refusingPort) = try refusingPort()
         defer { close(refusing) }
-        let server = try Server(["--backend", backend.name, "--cert", files.cert, "--key", files.key,
-                                 "--forward", "127.0.0.1:\(refusingPort)", "--max-connections", "1"])
+        let server = try forwardingServer(backend, files, to: refusingPort)
         defer { server.child.stop() }
         let (status, output, errors) = try run(try tool("curl"), [
             "--silent", "--show-error", "--cacert", files.cert, "--resolve", "localhost:\(server.port):127.0.0.1",
@@ -304,10 +304,7 @@ struct TLSCtlTunnelTests {
         #expect(status == 0, "\(errors)")
         #expect(output == "olleh\ndlrow\n")
         #expect(tunnel.wait(timeout: 30) == 0)
-        let log = lines(tunnel.errorOutput)
-        #expect(log.count == 1 && isTunnelLine(log[0], target: "localhost:\(serverPort)",
-                                               traffic: "12 bytes up, 12 bytes down", ending: "closed cleanly"),
-                "\(log)")
+        expectOneTunnelLine(tunnel, target: "localhost:\(serverPort)", traffic: "12 bytes up, 12 bytes down", ending: "closed cleanly")
     }
 
     @Test("connect --listen to openssl s_server -www: curl http:// gets the server's page over the tunnel",
@@ -328,10 +325,7 @@ struct TLSCtlTunnelTests {
         #expect(page.contains("\nNew, TLSv1.3, Cipher is TLS_"), "\(page)")
         #expect(page.hasSuffix("</pre></BODY></HTML>\r\n\r\n"), "\(page)")
         #expect(tunnel.wait(timeout: 30) == 0)
-        let log = lines(tunnel.errorOutput)
-        #expect(log.count == 1 && isTunnelLine(log[0], target: "127.0.0.1:\(serverPort)",
-                                               traffic: "[0-9]+ bytes up, \(page.utf8.count) bytes down", ending: "closed cleanly"),
-                "\(log)")
+        expectOneTunnelLine(tunnel, target: "127.0.0.1:\(serverPort)", traffic: "[0-9]+ bytes up, \(page.utf8.count) bytes down", ending: "closed cleanly")
     }
 
     @Test("connect --listen to a server whose certificate names another host: the local client is reset, the log says why",
