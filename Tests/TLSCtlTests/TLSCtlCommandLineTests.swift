@@ -20,9 +20,10 @@ struct TLSCtlCommandLineTests {
     func connectHelp() throws {
         let (status, output, _) = try runTLSCtl(["connect", "--help"], input: "")
         #expect(status == 0)
-        #expect(output.contains("USAGE: tlsctl connect [--backend <backend>] <host:port>"))
+        #expect(output.contains("USAGE: tlsctl connect [<options>] <host:port>"))
         for flag in ["--server-name <name>", "--ca-file <pem>", "--cert <pem>", "--key <pem>", "--alpn <list>",
-                     "--min-version <min-version>", "--max-version <max-version>", "--insecure", "--quiet", "[::1]:port"] {
+                     "--min-version <min-version>", "--max-version <max-version>", "--insecure", "--quiet", "[::1]:port",
+                     "--listen <port>", "--listen-host <addr>", "--max-connections <n>"] {
             #expect(output.contains(flag), "missing \(flag) in \(output)")
         }
         #expect(output.contains("hostnameMismatch"))
@@ -36,6 +37,7 @@ struct TLSCtlCommandLineTests {
         for flag in ["--host <addr>", "--port <n>", "--cert <pem>", "--key <pem>", "--ca-file <pem>",
                      "--verify-client <required|optional>", "--alpn <list>", "--echo", "--http",
                      "--max-connections <n>", "--handshake-timeout <seconds>", "listening on HOST:PORT",
+                     "--forward <host:port>", "ghostunnel",
                      "It does not cap how many run at once."] {
             #expect(output.contains(flag), "missing \(flag) in \(output)")
         }
@@ -58,6 +60,11 @@ struct TLSCtlCommandLineTests {
             (["serve", "--ca-file", "ca.pem"], "add --verify-client required|optional"),
             (["serve", "--verify-client", "sometimes", "--ca-file", "ca.pem"], "Please provide one of 'required' and 'optional'"),
             (["serve", "--echo", "--http"], "--echo"),
+            (["serve", "--forward", "127.0.0.1:8080", "--http"], "--forward relays to the backend: it cannot be combined with --http"),
+            (["serve", "--forward", "backend"], "'backend' has no port: write HOST:PORT"),
+            (["connect", "localhost:443", "--listen", "70000"], "--listen must be a port from 0 to 65535"),
+            (["connect", "localhost:443", "--listen-host", "::1"], "--listen-host needs --listen PORT"),
+            (["connect", "localhost:443", "--max-connections", "1"], "--max-connections needs --listen PORT"),
             (["serve", "--http", "--alpn", "h2"], "the ALPN list may not contain h2"),
             (["serve", "--port", "70000"], "--port must be 0 to 65535"),
             (["serve", "--max-connections", "0"], "--max-connections must be at least 1"),
