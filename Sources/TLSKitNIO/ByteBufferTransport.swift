@@ -6,34 +6,31 @@ internal import TLSKit
 /// `ByteBuffer`s, with no copy beyond the one the C library makes into or out of its
 /// record buffer.
 ///
-/// Incoming: the buffers the channel read are kept as they came (the first is stored,
-/// not copied; a later one is appended only while the previous one still holds part of a
-/// record), and the library copies out of them. Outgoing: the library's records are
-/// appended to one buffer, handed to the channel at each flush point.
+/// Incoming: the buffers the channel read are queued as they came, never appended to one
+/// another (a record split across two reads is copied by the library straight out of
+/// both). Outgoing: the library's records are appended to one buffer, handed to the
+/// channel at each flush point.
 final class ByteBufferTransport: TLSCustomTransport {
-    private var inbound: ByteBuffer?
+    private var inbound = CircularBuffer<ByteBuffer>(initialCapacity: 4)
+    /// Readable bytes in `inbound`.
+    private(set) var pendingInbound = 0
     /// Set once the channel's input ended: the library then sees end-of-stream.
     var inboundClosed = false
     private var outbound: ByteBuffer?
     private let allocator: ByteBufferAllocator
 
     /// Room for one full record and its overhead: the first outgoing buffer's capacity.
-    private static let recordCapacity = 16_384 + 512
+    static let recordCapacity = 16_384 + 512
 
     init(allocator: ByteBufferAllocator) {
         self.allocator = allocator
     }
 
-    /// Ciphertext the channel read and the connection has not consumed yet.
-    var pendingInbound: Int { inbound?.readableBytes ?? 0 }
-
     /// Gives the connection ciphertext that arrived from the peer.
     func receive(_ buffer: ByteBuffer) {
-        if inbound == nil || inbound!.readableBytes == 0 {
-            inbound = buffer
-        } else {
-            inbound!.writeImmutableBuffer(buffer)
-        }
+        guard buffer.readableBytes > 0 else { return }
+        inbound.append(buffer)
+        pendingInbound += buffer.readableBytes
     }
 
     /// Takes the ciphertext the connection has written since the last call, if any.
@@ -45,22 +42,29 @@ final class ByteBufferTransport: TLSCustomTransport {
 
     /// Drops every buffered byte (the handler is gone or the channel closed).
     func discardAll() {
-        inbound = nil
+        inbound.removeAll()
+        pendingInbound = 0
         outbound = nil
     }
 
     func read(into buffer: UnsafeMutableRawBufferPointer) -> TLSIOResult {
-        guard inbound != nil, inbound!.readableBytes > 0 else {
-            inbound = nil
-            return inboundClosed ? .endOfStream : .wouldBlock
+        guard pendingInbound > 0 else { return inboundClosed ? .endOfStream : .wouldBlock }
+        var copied = 0
+        while copied < buffer.count, !inbound.isEmpty {
+            let count = inbound[inbound.startIndex].withUnsafeReadableBytes { source in
+                let count = min(source.count, buffer.count - copied)
+                (buffer.baseAddress! + copied).copyMemory(from: source.baseAddress!, byteCount: count)
+                return count
+            }
+            copied += count
+            if count == inbound[inbound.startIndex].readableBytes {
+                inbound.removeFirst()
+            } else {
+                inbound[inbound.startIndex].moveReaderIndex(forwardBy: count)
+            }
         }
-        let count = inbound!.withUnsafeReadableBytes { source in
-            let count = min(source.count, buffer.count)
-            buffer.baseAddress!.copyMemory(from: source.baseAddress!, byteCount: count)
-            return count
-        }
-        inbound!.moveReaderIndex(forwardBy: count)
-        return .transferred(count)
+        pendingInbound -= copied
+        return .transferred(copied)
     }
 
     func write(_ bytes: UnsafeRawBufferPointer) -> TLSIOResult {

@@ -72,6 +72,8 @@ public class TLSKitHandler: ChannelInboundHandler, ChannelOutboundHandler, Remov
     private var plaintext: ByteBuffer?
     /// True when a `channelRead` was fired since the last `channelReadComplete`.
     private var deliveredSinceReadComplete = false
+    /// The pipeline asked for a read (`read()`) and no plaintext has answered it yet.
+    private var readPending = false
 
     /// How long `close(mode: .all)` waits for the peer's close_notify before closing the
     /// channel anyway.
@@ -98,6 +100,11 @@ public class TLSKitHandler: ChannelInboundHandler, ChannelOutboundHandler, Remov
     public var peerVerification: TLSPeerVerification? { connection.peerVerification }
     /// Server role: the host name the client asked for with SNI.
     public var requestedServerName: String? { connection.requestedServerName }
+
+    /// Decrypted plaintext not yet handed to the pipeline (0 between reads).
+    var bufferedPlaintextBytes: Int { plaintext?.readableBytes ?? 0 }
+    /// Ciphertext read from the channel and not yet taken by the library.
+    var bufferedCiphertextBytes: Int { wire?.pendingInbound ?? 0 }
 
     /// Everything above in one value, safe to send to another thread.
     public var connectionInfo: TLSKitConnectionInfo? {
@@ -201,20 +208,35 @@ public class TLSKitHandler: ChannelInboundHandler, ChannelOutboundHandler, Remov
         wire.receive(buffer)
         switch state {
         case .handshaking: handshakeStep(context: context)
-        case .active, .outputClosed, .closing: decode(context: context)
+        case .active, .outputClosed, .closing:
+            // What this read decrypted goes up now, not at `channelReadComplete`: the
+            // channel may read many times in one batch, and the handler keeps no
+            // plaintext between reads (at most a partial record of ciphertext).
+            decode(context: context)
+            deliverPlaintext(context: context)
         case .idle, .inputClosed, .closed: break
         }
     }
 
-    /// Ends the batch: `channelReadComplete` if plaintext was delivered, otherwise (with
-    /// `autoRead` off) another `read()` so that the application's read is answered.
+    /// Ends the batch: `channelReadComplete` if plaintext was delivered. Otherwise the
+    /// reads yielded no whole record: another `read()` if the pipeline's read is still
+    /// unanswered, or if the handler reads for itself (handshake, waiting for the peer's
+    /// close_notify) with `autoRead` off; no read that nobody asked for.
     public func channelReadComplete(context: ChannelHandlerContext) {
         deliverPlaintext(context: context)
         if deliveredSinceReadComplete {
             deliveredSinceReadComplete = false
             context.fireChannelReadComplete()
-        } else if isActiveOrHandshaking, !autoRead(context) {
+        } else if isActiveOrHandshaking, readPending || (readsForItself && !autoRead(context)) {
             context.read()
+        }
+    }
+
+    /// The handshake and the wait for close_notify are the handler's own business.
+    private var readsForItself: Bool {
+        switch state {
+        case .handshaking, .closing: return true
+        case .idle, .active, .inputClosed, .outputClosed, .closed: return false
         }
     }
 
@@ -285,14 +307,22 @@ public class TLSKitHandler: ChannelInboundHandler, ChannelOutboundHandler, Remov
         context.close(promise: closePromise.take())
     }
 
-    /// Decrypts every complete record the transport holds.
+    /// Decrypts every complete record the transport holds, into one buffer sized for
+    /// them: the ciphertext queued plus one record the library may hold (a record whose
+    /// start it had already taken). The buffer never grows (growing would copy); if it
+    /// fills anyway, it is delivered and another one started.
     private func decode(context: ChannelHandlerContext) {
         while true {
-            if plaintext == nil {
-                plaintext = context.channel.allocator.buffer(capacity: 16_384)
+            let wanted = wire.pendingInbound + 16_384
+            if plaintext == nil || (plaintext!.readableBytes == 0 && plaintext!.capacity < wanted) {
+                plaintext = context.channel.allocator.buffer(capacity: wanted)
+            } else if plaintext!.writableBytes == 0 {
+                deliverPlaintext(context: context)
+                if case .closed = state { return }  // the application closed on that read
+                plaintext = context.channel.allocator.buffer(capacity: wanted)
             }
             var result: Int32 = 0
-            plaintext!.writeWithUnsafeMutableBytes(minimumWritableBytes: 16_384) { buffer in
+            plaintext!.writeWithUnsafeMutableBytes(minimumWritableBytes: 0) { buffer in
                 result = connection.read(into: buffer)
                 return result > 0 ? Int(result) : 0
             }
@@ -317,6 +347,7 @@ public class TLSKitHandler: ChannelInboundHandler, ChannelOutboundHandler, Remov
         guard let buffer = plaintext, buffer.readableBytes > 0 else { return }
         plaintext = nil
         deliveredSinceReadComplete = true
+        readPending = false
         context.fireChannelRead(wrapInboundOut(buffer))
     }
 
@@ -432,6 +463,7 @@ public class TLSKitHandler: ChannelInboundHandler, ChannelOutboundHandler, Remov
 
     /// Reads are passed on: the channel reads only when the pipeline asks.
     public func read(context: ChannelHandlerContext) {
+        readPending = true
         context.read()
     }
 
