@@ -6,7 +6,8 @@
 //   bench-tlskit     TLSKit, OpenSSL or GnuTLS backend (both traits enabled here)
 //   bench-c-openssl  the same work directly over libssl (the physical limit)
 //   bench-c-gnutls   the same work directly over libgnutls (the physical limit)
-//   bench-nio        swift-nio-ssl (BoringSSL), for comparison
+//   bench-nio        NIO handlers: swift-nio-ssl (BoringSSL), for comparison, or with
+//                    --handler tlskit TLSKitNIO over either backend
 //
 // plus libBenchMallocCounter.so, an LD_PRELOAD malloc counter. `Benchmarks/run` builds
 // everything in release and prints one table; see Docs/performance.md.
@@ -20,7 +21,7 @@ let package = Package(
         .library(name: "BenchMallocCounter", type: .dynamic, targets: ["MallocCounter"]),
     ],
     dependencies: [
-        .package(name: "TLSKit", path: "..", traits: ["OpenSSL", "GnuTLS"]),
+        .package(name: "TLSKit", path: "..", traits: ["OpenSSL", "GnuTLS", "NIO"]),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
@@ -43,15 +44,24 @@ let package = Package(
         ),
         // Swift helpers shared by bench-tlskit and bench-nio.
         .target(name: "BenchSupport", dependencies: ["BenchCommon"], swiftSettings: [.swiftLanguageMode(.v6)]),
+        // TLSKit contexts, made alike by bench-tlskit and bench-nio --handler tlskit.
+        .target(
+            name: "BenchTLSKit",
+            dependencies: ["BenchSupport", .product(name: "TLSKit", package: "TLSKit")],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
         .executableTarget(
             name: "bench-tlskit",
-            dependencies: ["BenchSupport", "BenchCommon", .product(name: "TLSKit", package: "TLSKit")],
+            dependencies: ["BenchSupport", "BenchCommon", "BenchTLSKit", .product(name: "TLSKit", package: "TLSKit")],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .executableTarget(
             name: "bench-nio",
             dependencies: [
                 "BenchSupport",
+                "BenchTLSKit",
+                .product(name: "TLSKit", package: "TLSKit"),
+                .product(name: "TLSKitNIO", package: "TLSKit"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

@@ -1,12 +1,15 @@
-// bench-nio: the benchmark scenarios through swift-nio-ssl (BoringSSL), for comparison
-// with TLSKit. Two NIOSSLHandlers drive each other over EmbeddedChannel (in memory) or
-// over loopback channels on one event loop (TCP); key exchange restricted to x25519
-// (`curves = [.x25519]`), chain and host-name verification as in the other programs.
+// bench-nio: the benchmark scenarios through SwiftNIO TLS handlers: swift-nio-ssl's
+// NIOSSLHandler (BoringSSL, the default), or with `--handler tlskit --backend B`
+// TLSKitNIO's handlers over TLSKit's OpenSSL or GnuTLS backend. Two handlers drive each
+// other over EmbeddedChannel (in memory) or over loopback channels on one event loop
+// (TCP); chain and host-name verification as in the other programs. NIOSSL's key
+// exchange is restricted to x25519 (`curves = [.x25519]`); TLSKit's contexts are
+// bench-tlskit's (BenchTLSKit), so that TLSKitNIO / raw TLSKit is the handler's cost.
 //
-//   bench-nio handshake --transport memory|tcp --key ecdsa|rsa --count N --certs DIR
+//   bench-nio handshake --transport memory|tcp --key ecdsa|rsa --count N --certs DIR [--handler tlskit --backend B]
 //   bench-nio resume                         (swift-nio-ssl has no resumption API: n/a)
-//   bench-nio bulk      --transport memory|tcp --mib M --certs DIR
-//   bench-nio idle      --count N --certs DIR
+//   bench-nio bulk      --transport memory|tcp --mib M --certs DIR [--cipher aes128] [--handler tlskit --backend B]
+//   bench-nio idle      --count N --certs DIR [--handler tlskit --backend B]
 //   bench-nio latency                        (not measured here: n/a)
 import BenchSupport
 import NIOCore
@@ -19,7 +22,7 @@ let arguments = BenchArguments()
 let maxSteps = 100_000
 let chunkSize = 16_384
 
-func makeContexts() -> (client: NIOSSLContext, server: NIOSSLContext) {
+func makeNIOSSLContexts() -> (client: NIOSSLContext, server: NIOSSLContext) {
     let (certificate, key, ca) = arguments.certificatePaths
     do {
         var client = TLSConfiguration.makeClientConfiguration()
@@ -34,6 +37,16 @@ func makeContexts() -> (client: NIOSSLContext, server: NIOSSLContext) {
     }
 }
 
+/// NIOSSL's handlers, or TLSKitNIO's with `--handler tlskit`.
+func makeHandlers() -> Handlers {
+    if arguments["handler", default: "nio-ssl"] == "tlskit" { return tlsKitHandlers(arguments) }
+    let contexts = makeNIOSSLContexts()
+    return Handlers(
+        makeClient: { try NIOSSLClientHandler(context: contexts.client, serverHostname: "localhost") },
+        makeServer: { NIOSSLServerHandler(context: contexts.server) },
+        version: { (try? $0.handler(type: NIOSSLHandler.self))?.tlsVersion.map { "\($0)" } })
+}
+
 /// Notes the end of the handshake and the negotiated suite.
 final class HandshakeWatcher: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
@@ -41,15 +54,17 @@ final class HandshakeWatcher: ChannelInboundHandler, RemovableChannelHandler {
     var cipher = "unknown"
     var version = "unknown"
     let onDone: ((ChannelHandlerContext) -> Void)?
+    let handlers: Handlers?
 
-    init(onDone: ((ChannelHandlerContext) -> Void)? = nil) { self.onDone = onDone }
+    init(_ handlers: Handlers? = nil, onDone: ((ChannelHandlerContext) -> Void)? = nil) {
+        self.handlers = handlers
+        self.onDone = onDone
+    }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? TLSUserEvent, case .handshakeCompleted = event {
             done = true
-            if let handler = try? context.pipeline.syncOperations.handler(type: NIOSSLHandler.self) {
-                handler.tlsVersion.map { version = "\($0)" }
-            }
+            handlers?.version(context.pipeline.syncOperations).map { version = $0 }
             onDone?(context)
         }
         context.fireUserInboundEventTriggered(event)
@@ -61,17 +76,17 @@ final class HandshakeWatcher: ChannelInboundHandler, RemovableChannelHandler {
 final class EmbeddedPair {
     let client = EmbeddedChannel()
     let server = EmbeddedChannel()
-    let clientWatcher = HandshakeWatcher()
+    let clientWatcher: HandshakeWatcher
     let serverWatcher = HandshakeWatcher()
     /// The server's first flight as sent (its ServerHello names the suite).
     var serverFirstFlight: [UInt8]?
 
-    init(_ contexts: (client: NIOSSLContext, server: NIOSSLContext)) {
+    init(_ handlers: Handlers) {
+        clientWatcher = HandshakeWatcher(handlers)
         do {
-            try client.pipeline.syncOperations.addHandler(
-                NIOSSLClientHandler(context: contexts.client, serverHostname: "localhost"))
+            try client.pipeline.syncOperations.addHandler(handlers.makeClient())
             try client.pipeline.syncOperations.addHandler(clientWatcher)
-            try server.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: contexts.server))
+            try server.pipeline.syncOperations.addHandler(handlers.makeServer())
             try server.pipeline.syncOperations.addHandler(serverWatcher)
             let address = try SocketAddress(ipAddress: "127.0.0.1", port: 1)
             _ = client.connect(to: address)
@@ -132,7 +147,7 @@ final class EmbeddedPair {
 /// connection; both ends must report completion before the next starts.
 final class HandshakeChain: @unchecked Sendable {  // touched only on `loop`
     let loop: any EventLoop
-    let contexts: (client: NIOSSLContext, server: NIOSSLContext)
+    let handlers: Handlers
     let port: Int
     var remaining: Int
     var clientDone = false, serverDone = false
@@ -141,9 +156,9 @@ final class HandshakeChain: @unchecked Sendable {  // touched only on `loop`
     let keep: Bool
     let finished: EventLoopPromise<Void>
 
-    init(loop: any EventLoop, contexts: (client: NIOSSLContext, server: NIOSSLContext), port: Int, count: Int, keep: Bool) {
+    init(loop: any EventLoop, handlers: Handlers, port: Int, count: Int, keep: Bool) {
         self.loop = loop
-        self.contexts = contexts
+        self.handlers = handlers
         self.port = port
         self.remaining = count
         self.keep = keep
@@ -163,13 +178,12 @@ final class HandshakeChain: @unchecked Sendable {  // touched only on `loop`
         remaining -= 1
         clientDone = false
         serverDone = false
-        let contexts = self.contexts
+        let handlers = self.handlers
         ClientBootstrap(group: loop)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(
-                        NIOSSLClientHandler(context: contexts.client, serverHostname: "localhost"))
+                    try channel.pipeline.syncOperations.addHandler(handlers.makeClient())
                     try channel.pipeline.syncOperations.addHandler(HandshakeWatcher { _ in
                         self.clientDone = true
                         self.check()
@@ -203,7 +217,7 @@ final class HandshakeChain: @unchecked Sendable {  // touched only on `loop`
     }
 }
 
-func serverBootstrap(group: any EventLoopGroup, contexts: (client: NIOSSLContext, server: NIOSSLContext),
+func serverBootstrap(group: any EventLoopGroup, handlers: Handlers,
                      childHandlers: @escaping @Sendable (any Channel) throws -> Void) throws -> any Channel {
     try ServerBootstrap(group: group)
         .serverChannelOption(.backlog, value: 4096)
@@ -211,7 +225,7 @@ func serverBootstrap(group: any EventLoopGroup, contexts: (client: NIOSSLContext
         .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
         .childChannelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: contexts.server))
+                try channel.pipeline.syncOperations.addHandler(handlers.makeServer())
                 try childHandlers(channel)
             }
         }
@@ -223,28 +237,28 @@ final class ChainBox: @unchecked Sendable {  // written before connections start
     var chain: HandshakeChain?
 }
 
-func runChain(group: MultiThreadedEventLoopGroup, contexts: (client: NIOSSLContext, server: NIOSSLContext),
+func runChain(group: MultiThreadedEventLoopGroup, handlers: Handlers,
               box: ChainBox, port: Int, count: Int, keep: Bool) throws -> HandshakeChain {
-    let chain = HandshakeChain(loop: group.next(), contexts: contexts, port: port, count: count, keep: keep)
+    let chain = HandshakeChain(loop: group.next(), handlers: handlers, port: port, count: count, keep: keep)
     box.chain = chain
     try chain.start().wait()
     return chain
 }
 
 func tcpHandshakes(count: Int) throws {
-    let contexts = makeContexts()
+    let handlers = makeHandlers()
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     defer { try? group.syncShutdownGracefully() }
     let box = ChainBox()
-    let server = try serverBootstrap(group: group, contexts: contexts) { channel in
+    let server = try serverBootstrap(group: group, handlers: handlers) { channel in
         try channel.pipeline.syncOperations.addHandler(HandshakeWatcher { context in
             box.chain?.serverCompleted(context.channel)
         })
     }
     let port = server.localAddress!.port!
-    _ = try runChain(group: group, contexts: contexts, box: box, port: port, count: count / 10 + 1, keep: false)
+    _ = try runChain(group: group, handlers: handlers, box: box, port: port, count: count / 10 + 1, keep: false)
     let start = benchNow()
-    _ = try runChain(group: group, contexts: contexts, box: box, port: port, count: count, keep: false)
+    _ = try runChain(group: group, handlers: handlers, box: box, port: port, count: count, keep: false)
     let elapsed = benchNow() - start
     report(result: formatted(Double(count) / elapsed), unit: "handshakes/s", [("group", "X25519(configured)")])
     try server.close().wait()
@@ -253,20 +267,20 @@ func tcpHandshakes(count: Int) throws {
 func handshakes() throws {
     let count = arguments.int("count", default: 1000)
     guard arguments.inMemory else { return try tcpHandshakes(count: count) }
-    let contexts = makeContexts()
-    let probe = EmbeddedPair(contexts)
+    let handlers = makeHandlers()
+    let probe = EmbeddedPair(handlers)
     probe.handshake()
     let fields = [("group", "X25519(configured)"), ("version", probe.clientWatcher.version)]
     probe.finish()
     for _ in 0..<(count / 10 + 1) {
-        let pair = EmbeddedPair(contexts)
+        let pair = EmbeddedPair(handlers)
         pair.handshake()
         pair.finish()
     }
     let allocations = allocationCount()
     let start = benchNow()
     for _ in 0..<count {
-        let pair = EmbeddedPair(contexts)
+        let pair = EmbeddedPair(handlers)
         pair.handshake()
         pair.finish()
     }
@@ -281,7 +295,7 @@ func handshakes() throws {
 // MARK: - Bulk
 
 func memoryBulk(chunks: Int, warmup: Int) {
-    let pair = EmbeddedPair(makeContexts())
+    let pair = EmbeddedPair(makeHandlers())
     pair.handshake()
     var buffer = pair.client.allocator.buffer(capacity: chunkSize)
     buffer.writeRepeatingByte(0x5A, count: chunkSize)
@@ -371,12 +385,12 @@ final class BulkReader: ChannelInboundHandler, @unchecked Sendable {  // used on
 }
 
 func tcpBulk(chunks: Int, warmup: Int) throws {
-    let contexts = makeContexts()
+    let handlers = makeHandlers()
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     defer { try? group.syncShutdownGracefully() }
     let done = group.next().makePromise(of: Double.self)
     let total = (chunks + warmup) * chunkSize
-    let server = try serverBootstrap(group: group, contexts: contexts) { channel in
+    let server = try serverBootstrap(group: group, handlers: handlers) { channel in
         try channel.pipeline.syncOperations.addHandler(
             BulkReader(warmupBytes: warmup * chunkSize, totalBytes: total, done: done))
     }
@@ -384,8 +398,7 @@ func tcpBulk(chunks: Int, warmup: Int) throws {
         .channelOption(.socketOption(.tcp_nodelay), value: 1)
         .channelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addHandler(
-                    NIOSSLClientHandler(context: contexts.client, serverHostname: "localhost"))
+                try channel.pipeline.syncOperations.addHandler(handlers.makeClient())
                 try channel.pipeline.syncOperations.addHandler(BulkWriter(chunks: chunks + warmup))
             }
         }
@@ -407,19 +420,19 @@ func bulk() throws {
 func idle() throws {
     let count = arguments.int("count", default: 1000)
     bench_raise_nofile()
-    let contexts = makeContexts()
+    let handlers = makeHandlers()
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     defer { try? group.syncShutdownGracefully() }
     let box = ChainBox()
-    let server = try serverBootstrap(group: group, contexts: contexts) { channel in
+    let server = try serverBootstrap(group: group, handlers: handlers) { channel in
         try channel.pipeline.syncOperations.addHandler(HandshakeWatcher { context in
             box.chain?.serverCompleted(context.channel)
         })
     }
     let port = server.localAddress!.port!
-    _ = try runChain(group: group, contexts: contexts, box: box, port: port, count: 8, keep: false)
+    _ = try runChain(group: group, handlers: handlers, box: box, port: port, count: 8, keep: false)
     let rss = bench_rss_bytes(), heap = bench_heap_bytes()
-    let chain = try runChain(group: group, contexts: contexts, box: box, port: port, count: count, keep: true)
+    let chain = try runChain(group: group, handlers: handlers, box: box, port: port, count: count, keep: true)
     let rssAfter = bench_rss_bytes(), heapAfter = bench_heap_bytes()
     report(result: formatted(Double(rssAfter - rss) / Double(2 * count), decimals: 0), unit: "bytes/connection", [
         ("heap_per_connection", formatted(Double(heapAfter - heap) / Double(2 * count), decimals: 0)),

@@ -9,41 +9,17 @@
 //   bench-tlskit idle      --backend B --count N --certs DIR
 //   bench-tlskit latency   --backend B --count N --connections K --certs DIR [--nodelay 0]
 import BenchSupport
+import BenchTLSKit
 import Foundation
 import TLSKit
 
 let arguments = BenchArguments()
-let backendName = arguments["backend", default: "openssl"]
-let backend: any TLSBackend.Type = backendName == "gnutls" ? GnuTLSBackend.self : OpenSSLBackend.self
+let backend = tlsKitBackend(arguments)
 let maxSteps = 100_000
 let chunkSize = 16_384
 
-/// Contexts with TLSKit's defaults; `--groups x25519` restricts the key exchange (used
-/// for resumption, where the C programs are configured the same way).
-func makeContexts() -> (client: TLSContext, server: TLSContext) {
-    let (certificate, key, ca) = arguments.certificatePaths
-    var client = TLSConfiguration.makeClientConfiguration()
-    client.trustRoots = .caFile(ca)
-    client.serverName = "localhost"
-    var server = TLSConfiguration.makeServerConfiguration(certificateChain: .file(certificate), privateKey: .file(key))
-    let groups = arguments["groups", default: ""]
-    if !groups.isEmpty {
-        client.keyExchangeGroups = [groups.lowercased()]
-        server.keyExchangeGroups = [groups.lowercased()]
-    }
-    // `--cipher aes128`: AES-128-GCM only (the bulk scenario's suite; TLS 1.3 is
-    // negotiated, the TLS 1.2 entries keep the configuration valid for both versions).
-    if arguments["cipher", default: ""] == "aes128" {
-        let suites = ["TLS_AES_128_GCM_SHA256", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"]
-        client.cipherSuites = suites
-        server.cipherSuites = suites
-    }
-    do {
-        return (try backend.makeContext(client), try backend.makeContext(server))
-    } catch {
-        benchFail("context: \(error)")
-    }
-}
+/// Contexts with TLSKit's defaults (see BenchTLSKit).
+func makeContexts() -> (client: TLSContext, server: TLSContext) { makeTLSKitContexts(arguments, backend: backend) }
 
 /// One client/server pair and what carries its bytes.
 final class Pair {
