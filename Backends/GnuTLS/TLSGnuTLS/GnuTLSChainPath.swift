@@ -15,6 +15,10 @@ final class GnuTLSChainPath {
     /// (the anchor GnuTLS uses); nil when no sent certificate's issuer is trusted (a sent
     /// certificate is then itself in the trust list).
     private(set) var anchorIndex: Int?
+    /// The certificates of the path that are ours to deinit: the imported peer
+    /// certificates. The trusted issuers are the trust list's own (borrowed, not
+    /// copied), except those a PKCS #11 trust module could only hand out as copies.
+    private var owned: [gnutls_x509_crt_t] = []
 
     init(peer list: UnsafePointer<gnutls_datum_t>, count: Int, trust: gnutls_x509_trust_list_t?) {
         for index in 0..<count {
@@ -25,13 +29,13 @@ final class GnuTLSChainPath {
                 return
             }
             certificates.append(certificate)
+            owned.append(certificate)
         }
         guard let trust else { return }
         // GnuTLS stops at the first sent certificate whose issuer (or itself) is trusted.
         for index in certificates.indices {
             var issuer = trustedIssuer(of: certificates[index], in: trust)
             guard issuer != nil else { continue }
-            certificates[(index + 1)...].forEach { gnutls_x509_crt_deinit($0) }
             certificates.removeSubrange((index + 1)...)
             anchorIndex = index + 1
             // Then up through the trust list, as OpenSSL would, to a self-issued root.
@@ -44,7 +48,7 @@ final class GnuTLSChainPath {
         }
     }
 
-    deinit { certificates.forEach { gnutls_x509_crt_deinit($0) } }
+    deinit { owned.forEach { gnutls_x509_crt_deinit($0) } }
 
     /// True when the path ends at a self-issued certificate taken from the trust list:
     /// a full chain to a root, not one that stops at a trusted intermediate (or leaf).
@@ -76,11 +80,17 @@ final class GnuTLSChainPath {
         return false
     }
 
+    /// The trusted issuer of `certificate`, or nil. Without GNUTLS_TL_GET_COPY the list
+    /// hands out its own certificate (valid as long as the credentials, which outlive
+    /// this path), without the export and re-import a copy costs; only a PKCS #11
+    /// trust module refuses that, and is then asked for a copy (owned here).
     private func trustedIssuer(of certificate: gnutls_x509_crt_t, in trust: gnutls_x509_trust_list_t) -> gnutls_x509_crt_t? {
         var issuer: gnutls_x509_crt_t?
-        guard gnutls_x509_trust_list_get_issuer(trust, certificate, &issuer, UInt32(GNUTLS_TL_GET_COPY)) >= 0 else {
-            return nil
-        }
+        if gnutls_x509_trust_list_get_issuer(trust, certificate, &issuer, 0) >= 0, let issuer { return issuer }
+        issuer = nil
+        guard gnutls_x509_trust_list_get_issuer(trust, certificate, &issuer, UInt32(GNUTLS_TL_GET_COPY)) >= 0,
+              let issuer else { return nil }
+        owned.append(issuer)
         return issuer
     }
 

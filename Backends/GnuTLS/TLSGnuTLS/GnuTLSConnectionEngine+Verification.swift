@@ -51,7 +51,7 @@ extension GnuTLSConnectionEngine {
             }
             verifyStatus = status
             if status != 0 { return GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR }
-            if !configuration.trustsPartialChains && !chainPath(list, count).reachesTrustedRoot {
+            if !configuration.trustsPartialChains && !anchorsAreAllRoots() && !chainPath(list, count).reachesTrustedRoot {
                 // GnuTLS takes any certificate of the trust list as an anchor; TLSKit's
                 // default, like OpenSSL's, wants a self-signed root: report what GnuTLS
                 // reports when the anchor is missing (OpenSSL: UNABLE_TO_GET_ISSUER_CERT_LOCALLY).
@@ -212,6 +212,16 @@ extension GnuTLSConnectionEngine {
             gnutls_certificate_get_trust_list(OpaquePointer(credentials), &trust)
         }
         return GnuTLSChainPath(peer: list, count: Int(count), trust: trust)
+    }
+
+    /// True when every anchor of this session's trust list is a self-issued root: a
+    /// verified chain then reaches a root, and ``chainPath(_:_:)`` is not needed.
+    func anchorsAreAllRoots() -> Bool {
+        var credentials: UnsafeMutableRawPointer?
+        guard gnutls_credentials_get(session, GNUTLS_CRD_CERTIFICATE, &credentials) >= 0, let credentials else {
+            return false
+        }
+        return context.anchorsAreAllRoots(OpaquePointer(credentials))
     }
 
     /// True when the peer sent exactly one certificate and it is its own issuer.

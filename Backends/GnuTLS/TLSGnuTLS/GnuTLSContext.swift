@@ -25,6 +25,13 @@ final class GnuTLSContextEngine: TLSContextEngine, @unchecked Sendable {
 
     var credentials: gnutls_certificate_credentials_t { primary.handle }
 
+    /// ``GnuTLSCertificateCredentials/anchorsAreAllRoots`` of the credentials `handle`
+    /// (the primary ones or an SNI entry's); false for any other handle.
+    func anchorsAreAllRoots(_ handle: gnutls_certificate_credentials_t) -> Bool {
+        if handle == primary.handle { return primary.anchorsAreAllRoots }
+        return serverNameCredentials.first { $0.credentials.handle == handle }?.credentials.anchorsAreAllRoots ?? false
+    }
+
     init(configuration: TLSConfiguration) throws {
         self.configuration = configuration
         primary = try GnuTLSCertificateCredentials(configuration: configuration,

@@ -14,6 +14,11 @@ internal import CGnuTLS
 /// credentials as shareable by many sessions on many threads.
 final class GnuTLSCertificateCredentials: @unchecked Sendable {
     let handle: gnutls_certificate_credentials_t
+    /// True when every certificate of the trust list is self-issued (known for roots
+    /// the configuration names; not looked at for the system store, which would cost
+    /// every context a copy of each of its certificates). A chain GnuTLS verified then
+    /// ends at a self-signed root, and the partial-chain check needs no path rebuilt.
+    private(set) var anchorsAreAllRoots = false
 
     init(configuration: TLSConfiguration, identities: [TLSCredential]) throws {
         var handleOrNil: gnutls_certificate_credentials_t?
@@ -29,6 +34,7 @@ final class GnuTLSCertificateCredentials: @unchecked Sendable {
         if configuration.certificateVerification != .insecureNoVerification
             && configuration.pinningMode == .inAdditionToChainVerification {
             try loadTrustRoots(configuration.trustRoots)
+            if configuration.trustRoots != .system { anchorsAreAllRoots = trustListIsAllSelfIssued() }
             try loadRevocationLists(configuration.certificateRevocationLists)
         }
         for identity in identities {
@@ -41,6 +47,26 @@ final class GnuTLSCertificateCredentials: @unchecked Sendable {
     }
 
     // MARK: - Trust roots and CRLs
+
+    /// Walks the loaded trust list once: true when it holds certificates and each is its
+    /// own issuer.
+    private func trustListIsAllSelfIssued() -> Bool {
+        var trust: gnutls_x509_trust_list_t?
+        gnutls_certificate_get_trust_list(handle, &trust)
+        guard let trust else { return false }
+        var iterator: gnutls_x509_trust_list_iter_t?
+        defer { if iterator != nil { gnutls_x509_trust_list_iter_deinit(iterator) } }
+        var seen = 0
+        while true {
+            var certificate: gnutls_x509_crt_t?
+            let result = gnutls_x509_trust_list_iter_get_ca(trust, &iterator, &certificate)
+            if result == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE { return seen > 0 }
+            guard result >= 0, let certificate else { return false }
+            defer { gnutls_x509_crt_deinit(certificate) }
+            guard GnuTLSChainPath.isSelfIssued(certificate) else { return false }
+            seen += 1
+        }
+    }
 
     private func loadTrustRoots(_ roots: TLSTrustRoots) throws {
         func check(_ result: Int32, _ what: String) throws {

@@ -58,9 +58,16 @@
 
     /// Reads a record header from the first 5 bytes; nil with fewer.
     public static func recordHeader<Bytes: Collection>(_ bytes: Bytes) -> RecordHeader? where Bytes.Element == UInt8 {
-        guard bytes.count >= recordHeaderLength else { return nil }
-        let b = Array(bytes.prefix(recordHeaderLength))
-        return RecordHeader(type: b[0], version: UInt16(b[1]) << 8 | UInt16(b[2]), length: Int(b[3]) << 8 | Int(b[4]))
+        // Read through the collection's indices: no array copy of the 5 bytes.
+        var value: UInt64 = 0
+        var count = 0
+        for byte in bytes.prefix(recordHeaderLength) {
+            value = value << 8 | UInt64(byte)
+            count += 1
+        }
+        guard count == recordHeaderLength else { return nil }
+        return RecordHeader(type: UInt8(truncatingIfNeeded: value >> 32), version: UInt16(truncatingIfNeeded: value >> 16),
+                            length: Int(value & 0xFFFF))
     }
 
     /// The record header rules: a known content type, a legacy_record_version of major

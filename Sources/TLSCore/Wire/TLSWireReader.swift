@@ -24,13 +24,17 @@
     /// True once a client has read a TLS 1.3 ServerHello.
     public private(set) var isTLS13 = false
 
-    private var header: [UInt8] = []
+    /// The record header as it arrives: its bytes so far, big-endian, and how many.
+    /// Integers rather than an array: nothing is allocated per record.
+    private var header: UInt64 = 0
+    private var headerCount = 0
     private var recordType: UInt8 = 0
     private var remaining = 0
     private var alertBody: [UInt8] = []
     /// The current handshake message: its 4-byte header as it arrives, bytes left, and
     /// (a client's ServerHello only) its body.
-    private var messageHeader: [UInt8] = []
+    private var messageHeader: UInt32 = 0
+    private var messageHeaderCount = 0
     private var messageRemaining = 0
     private var messageType: UInt8 = 0
     private var messageBody: [UInt8] = []
@@ -51,10 +55,11 @@
     public mutating func consume(_ bytes: UnsafeRawBufferPointer) {
         var index = 0
         while index < bytes.count, violation == nil {
-            if remaining == 0 && header.count < TLSWire.recordHeaderLength {
-                header.append(bytes[index])
+            if remaining == 0 && headerCount < TLSWire.recordHeaderLength {
+                header = header << 8 | UInt64(bytes[index])
+                headerCount += 1
                 index += 1
-                if header.count == TLSWire.recordHeaderLength { startRecord() }
+                if headerCount == TLSWire.recordHeaderLength { startRecord() }
                 continue
             }
             let take = min(remaining, bytes.count - index)
@@ -67,8 +72,11 @@
     }
 
     private mutating func startRecord() {
-        let parsed = TLSWire.recordHeader(header)!
-        header.removeAll(keepingCapacity: true)
+        let parsed = TLSWire.RecordHeader(type: UInt8(truncatingIfNeeded: header >> 32),
+                                          version: UInt16(truncatingIfNeeded: header >> 16),
+                                          length: Int(header & 0xFFFF))
+        header = 0
+        headerCount = 0
         recordType = parsed.type
         remaining = parsed.length
         alertBody.removeAll(keepingCapacity: true)
@@ -127,10 +135,11 @@
     private mutating func handshakeBytes(_ chunk: UnsafeRawBufferPointer) {
         var index = 0
         while index < chunk.count, violation == nil, !peerProtected {
-            if messageRemaining == 0 && messageHeader.count < 4 {
-                messageHeader.append(chunk[index])
+            if messageRemaining == 0 && messageHeaderCount < 4 {
+                messageHeader = messageHeader << 8 | UInt32(chunk[index])
+                messageHeaderCount += 1
                 index += 1
-                if messageHeader.count == 4 { startMessage() }
+                if messageHeaderCount == 4 { startMessage() }
                 continue
             }
             let take = min(messageRemaining, chunk.count - index)
@@ -144,9 +153,10 @@
     }
 
     private mutating func startMessage() {
-        messageType = messageHeader[0]
-        messageRemaining = Int(messageHeader[1]) << 16 | Int(messageHeader[2]) << 8 | Int(messageHeader[3])
-        messageHeader.removeAll(keepingCapacity: true)
+        messageType = UInt8(truncatingIfNeeded: messageHeader >> 24)
+        messageRemaining = Int(messageHeader & 0xFF_FFFF)
+        messageHeader = 0
+        messageHeaderCount = 0
         messageBody.removeAll(keepingCapacity: true)
         if let problem = TLSWire.validateHandshakeHeader(type: messageType, length: messageRemaining) { return fail(problem) }
         if messageRemaining == 0 { endMessage() }
