@@ -1,0 +1,103 @@
+import Foundation
+import HelloHummingbird
+import HummingbirdTLSKit
+import Hummingbird
+import Logging
+import NIOCore
+import Testing
+import TLSKit
+
+/// Runs the hello-hummingbird application for the duration of `body`, on a free port.
+func withHelloServer<R>(_ options: HelloHummingbirdOptions, _ body: (Int) async throws -> R) async throws -> R {
+    let (ports, continuation) = AsyncStream<Int>.makeStream()
+    var logger = Logger(label: "hello-hummingbird-test")
+    logger.logLevel = .warning
+    let app = try makeHelloApplication(options, logger: logger) { port in continuation.yield(port) }
+    let server = Task { try await app.run() }
+    defer { server.cancel() }
+    var iterator = ports.makeAsyncIterator()
+    guard let port = await iterator.next() else { throw CancellationError() }
+    let result = try await body(port)
+    server.cancel()
+    _ = await server.result
+    return result
+}
+
+@Suite("hello-hummingbird: HTTPS over TLSKitNIO")
+struct HummingbirdTests {
+    @Test("curl --http1.1 and --http2: the response names the protocol and the backend", arguments: allBackends)
+    func curlBothProtocols(backend: Backend) async throws {
+        let ids = try Identities(backend)
+        let dir = try TemporaryDirectory(); defer { dir.remove() }
+        let ca = try dir.write("server.pem", ids.server.certificateChainPEM)
+        try await withHelloServer(.init(backend: backend.type, identity: ids.server)) { port in
+            let url = "https://localhost:\(port)/"
+            let h1 = try await run("curl", ["-sS", "--http1.1", "--cacert", ca, "-w", "|%{http_version}", url])
+            #expect(h1.status == 0, "\(h1.error)")
+            #expect(h1.output == "hello over http/1.1 from TLSKit \(backend.name) (TLSv1.3)\n|1.1")
+            let h2 = try await run("curl", ["-sS", "--http2", "--cacert", ca, "-w", "|%{http_version}", url])
+            #expect(h2.status == 0, "\(h2.error)")
+            #expect(h2.output == "hello over h2 from TLSKit \(backend.name) (TLSv1.3)\n|2")
+        }
+    }
+
+    @Test("openssl s_client -alpn h2 negotiates h2 and verifies the chain", arguments: allBackends)
+    func opensslALPN(backend: Backend) async throws {
+        let ids = try Identities(backend)
+        let dir = try TemporaryDirectory(); defer { dir.remove() }
+        let ca = try dir.write("server.pem", ids.server.certificateChainPEM)
+        try await withHelloServer(.init(backend: backend.type, identity: ids.server)) { port in
+            let result = try await run("openssl", ["s_client", "-connect", "127.0.0.1:\(port)", "-servername", "localhost",
+                                                   "-alpn", "h2", "-CAfile", ca, "-verify_return_error", "-brief"], input: "")
+            let text = result.output + result.error
+            #expect(result.status == 0, "\(text)")
+            #expect(text.contains("ALPN protocol: h2"), "\(text)")
+            #expect(text.contains("Verification: OK"), "\(text)")
+        }
+    }
+
+    @Test("a TLSKitNIO client of each backend, HTTP/1.1 by ALPN", arguments: backendPairs)
+    func nioClient(client: Backend, server: Backend) async throws {
+        let ids = try Identities(server)
+        try await withHelloServer(.init(backend: server.type, identity: ids.server)) { port in
+            let context = try clientContext(client, trusting: ids.server, alpn: ["http/1.1"])
+            let (alpn, response) = try await tlsKitExchange(
+                port: port, context: context, request: "GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            #expect(alpn == "http/1.1")
+            #expect(response.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(response)")
+            #expect(response.hasSuffix("\r\n\r\nhello over http/1.1 from TLSKit \(server.name) (TLSv1.3)\n"), "\(response)")
+        }
+    }
+
+    @Test("mutual TLS: the client's subject reaches the route; a wrong client certificate is refused", arguments: allBackends)
+    func mutualTLS(backend: Backend) async throws {
+        let ids = try Identities(backend)
+        let dir = try TemporaryDirectory(); defer { dir.remove() }
+        let ca = try dir.write("server.pem", ids.server.certificateChainPEM)
+        let cert = try dir.write("client.pem", ids.client.certificateChainPEM)
+        let key = try dir.write("client.key", ids.client.privateKeyPEM)
+        let wrongCert = try dir.write("stranger.pem", ids.stranger.certificateChainPEM)
+        let wrongKey = try dir.write("stranger.key", ids.stranger.privateKeyPEM)
+        let options = HelloHummingbirdOptions(backend: backend.type, identity: ids.server, clientCAPEM: ids.client.certificateChainPEM)
+        try await withHelloServer(options) { port in
+            let url = "https://localhost:\(port)/"
+            let good = try await run("curl", ["-sS", "--http2", "--cacert", ca, "--cert", cert, "--key", key, url])
+            #expect(good.status == 0, "\(good.error)")
+            #expect(good.output == "hello over h2 from TLSKit \(backend.name) (TLSv1.3), client CN=example-client\n")
+            let wrong = try await run("curl", ["-sS", "--http2", "--cacert", ca, "--cert", wrongCert, "--key", wrongKey, url])
+            #expect(wrong.status != 0)
+            #expect(wrong.output == "")
+            let none = try await run("curl", ["-sS", "--http1.1", "--cacert", ca, url])
+            #expect(none.status != 0)
+            #expect(none.output == "")
+        }
+    }
+
+    @Test("the HTTP/2 server refuses a context without h2 in ALPN")
+    func http2NeedsALPN() throws {
+        let backend = allBackends[0]
+        let ids = try Identities(backend)
+        let context = try backend.type.makeContext(.makeServerConfiguration(identity: ids.server))
+        #expect(throws: TLSError.self) { try HTTPServerBuilder.http2UpgradeTLSKit(context: context) }
+    }
+}
