@@ -68,6 +68,7 @@ let package = Package(
                 "HummingbirdTLSKit",
                 .product(name: "TLSKit", package: "TLSKit"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

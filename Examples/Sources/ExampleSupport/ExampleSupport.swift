@@ -18,7 +18,7 @@ public struct BackendChoice: ExpressibleByArgument, Sendable, CustomStringConver
     public init(_ type: any TLSBackend.Type) { self.type = type }
 
     /// The accepted names.
-    public static var allValueStrings: [String] { TLSBackends.available.map(\.name) }
+    public static var allValueStrings: [String] { TLSBackends.available.map { $0.name } }
 
     /// The backend's name.
     public var description: String { type.name }

@@ -30,9 +30,9 @@ import NIOTLS
 public import TLSKit
 public import TLSKitNIO
 
-extension TLSConfiguration {
+extension TLSKit.TLSConfiguration {
     /// This configuration offering `grpc-exp` and `h2` by ALPN, as gRPC clients and servers do.
-    public func withGRPCALPN() -> TLSConfiguration {
+    public func withGRPCALPN() -> TLSKit.TLSConfiguration {
         var configuration = self
         configuration.applicationProtocols = ["grpc-exp", "h2"]
         return configuration

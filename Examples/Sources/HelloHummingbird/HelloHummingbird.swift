@@ -1,6 +1,7 @@
 // The hello-hummingbird application: one route that says which protocol (ALPN), which
 // TLSKit backend and which client certificate the request came with.
 public import Hummingbird
+import HummingbirdCore
 import HummingbirdTLSKit
 public import Logging
 public import TLSKit
@@ -34,7 +35,7 @@ public struct HelloHummingbirdOptions: Sendable {
 
 /// The server's TLSKit context for these options.
 public func makeHelloServerContext(_ options: HelloHummingbirdOptions) throws -> TLSContext {
-    var configuration = TLSConfiguration.makeServerConfiguration(identity: options.identity)
+    var configuration = TLSKit.TLSConfiguration.makeServerConfiguration(identity: options.identity)
     if let clientCAPEM = options.clientCAPEM {
         configuration.clientAuthentication = .required
         configuration.trustRoots = .certificates([.pem(clientCAPEM)])

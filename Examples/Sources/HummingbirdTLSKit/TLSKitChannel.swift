@@ -122,9 +122,9 @@ public struct TLSKitHTTP2UpgradeChannel: HTTPChannelHandler {
     }
 }
 
-extension TLSConfiguration {
+extension TLSKit.TLSConfiguration {
     /// This configuration offering `h2` then `http/1.1` by ALPN, as HTTP/2 servers do.
-    public func withHTTP2ALPN() -> TLSConfiguration {
+    public func withHTTP2ALPN() -> TLSKit.TLSConfiguration {
         var configuration = self
         configuration.applicationProtocols = ["h2", "http/1.1"]
         return configuration

@@ -28,7 +28,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "The port (0: any, printed on start).") var port = 50051
 
     func run() async throws {
-        var configuration = TLSConfiguration.makeServerConfiguration(identity: try loadIdentity(certificate: cert, key: key))
+        var configuration = TLSKit.TLSConfiguration.makeServerConfiguration(identity: try loadIdentity(certificate: cert, key: key))
         configuration.clientAuthentication = .required
         configuration.trustRoots = .certificates([.pem(try readPEM(clientCA))])
         let context = try backend.type.makeContext(configuration.withGRPCALPN())
@@ -56,7 +56,7 @@ struct Call: AsyncParsableCommand {
     @Argument(help: "Names to greet.") var names: [String] = ["world"]
 
     func run() async throws {
-        var configuration = TLSConfiguration.makeClientConfiguration()
+        var configuration = TLSKit.TLSConfiguration.makeClientConfiguration()
         configuration.trustRoots = .certificates([.pem(try readPEM(ca))])
         let identity = try loadIdentity(certificate: cert, key: key)
         configuration.certificateChain = .pem(identity.certificateChainPEM)

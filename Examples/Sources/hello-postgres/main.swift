@@ -29,7 +29,7 @@ struct HelloPostgresCommand: AsyncParsableCommand {
     @Option(help: "The database.") var database = "postgres"
 
     func run() async throws {
-        var configuration = TLSConfiguration.makeClientConfiguration()
+        var configuration = TLSKit.TLSConfiguration.makeClientConfiguration()
         configuration.trustRoots = .certificates([.pem(try readPEM(ca))])
         if let cert, let key {
             let identity = try loadIdentity(certificate: cert, key: key)

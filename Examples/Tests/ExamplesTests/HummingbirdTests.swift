@@ -2,6 +2,7 @@ import Foundation
 import HelloHummingbird
 import HummingbirdTLSKit
 import Hummingbird
+import HummingbirdCore
 import Logging
 import NIOCore
 import Testing

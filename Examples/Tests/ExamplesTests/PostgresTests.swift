@@ -261,7 +261,8 @@ struct SSLRequestTests {
                 _ = try await PostgresTLSKit.establishTLS(host: "127.0.0.1", port: port, context: context, serverHostname: "localhost")
             }
             #expect(error == expected)
-            #expect(try await request.get() == PostgresTLSKit.sslRequest)
+            let sent = try await request.get()
+            #expect(sent == PostgresTLSKit.sslRequest)
         }
     }
 

@@ -66,8 +66,8 @@ struct ProcessResult {
 
 /// Runs a tool to completion without blocking a Swift concurrency thread.
 func run(_ executable: String, _ arguments: [String], input: String? = nil) async throws -> ProcessResult {
-    let path = ["/usr/bin", "/usr/local/bin", "/bin", "/usr/sbin"].map { "\($0)/\(executable)" }
-        .first { FileManager.default.isExecutableFile(atPath: $0) }
+    let candidates = executable.hasPrefix("/") ? [executable] : ["/usr/bin", "/usr/local/bin", "/bin", "/usr/sbin"].map { "\($0)/\(executable)" }
+    let path = candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
     guard let path else { throw TLSError(.invalidConfiguration, "\(executable) is not installed", backend: "tests") }
     let process = Process()
     process.executableURL = URL(fileURLWithPath: path)
