@@ -18,9 +18,16 @@ public struct TLSKitRequestContext: RequestContext {
         channel = source.channel
     }
 
-    /// What the connection's TLSKit handler negotiated. For HTTP/2 the request runs on a
-    /// stream channel; the TLS handler is on its parent, the connection.
+    /// What the connection's TLSKit handler negotiated. For HTTP/1.1 the request runs on
+    /// the connection's channel; for HTTP/2 on a stream channel whose parent, the
+    /// connection, holds the TLS handler. (A connection's own parent is the listening
+    /// channel: look there only when the channel has no TLS handler.)
     public func tlsKitConnectionInfo() async throws -> TLSKitConnectionInfo? {
-        try await (channel.parent ?? channel).tlsKitConnectionInfo().get()
+        do {
+            return try await channel.tlsKitConnectionInfo().get()
+        } catch ChannelPipelineError.notFound {
+            guard let connection = channel.parent else { throw ChannelPipelineError.notFound }
+            return try await connection.tlsKitConnectionInfo().get()
+        }
     }
 }

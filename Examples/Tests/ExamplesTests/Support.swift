@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOPosix
+import NIOTLS
 import Testing
 import TLSKit
 import TLSKitNIO
@@ -104,10 +105,13 @@ final class Collected: @unchecked Sendable {
 /// Sends `request` over TLSKitNIO and returns everything the server sent until it closed,
 /// and the ALPN value the handshake reported.
 func tlsKitExchange(port: Int, context: TLSContext, request: String) async throws -> (alpn: String?, response: String) {
-    let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+    let eventLoop = MultiThreadedEventLoopGroup.singleton.next()
+    let alpn = eventLoop.makePromise(of: String?.self)
+    let channel = try await ClientBootstrap(group: eventLoop)
         .connect(host: "127.0.0.1", port: port) { channel in
             channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addHandler(TLSKitClientHandler(context: context, serverHostname: "localhost"))
+                try channel.pipeline.syncOperations.addHandler(ALPNCatcher(promise: alpn))
                 return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
             }
         }
@@ -115,7 +119,21 @@ func tlsKitExchange(port: Int, context: TLSContext, request: String) async throw
         try await outbound.write(ByteBuffer(string: request))
         var response = ""
         for try await buffer in inbound { response += String(buffer: buffer) }
-        let info = try? await channel.channel.tlsKitConnectionInfo().get()
-        return (info?.negotiatedApplicationProtocol, response)
+        return (try await alpn.futureResult.get(), response)
+    }
+}
+
+/// Completes `promise` with the ALPN value of `TLSUserEvent.handshakeCompleted`.
+final class ALPNCatcher: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    let promise: EventLoopPromise<String?>
+    init(promise: EventLoopPromise<String?>) { self.promise = promise }
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case TLSUserEvent.handshakeCompleted(let negotiated) = event { promise.succeed(negotiated) }
+        context.fireUserInboundEventTriggered(event)
+    }
+    func channelInactive(context: ChannelHandlerContext) {
+        promise.fail(ChannelError.eof)
+        context.fireChannelInactive()
     }
 }
