@@ -49,7 +49,7 @@ struct HummingbirdTests {
         let ca = try dir.write("server.pem", ids.server.certificateChainPEM)
         try await withHelloServer(.init(backend: backend.type, identity: ids.server)) { port in
             let result = try await run("openssl", ["s_client", "-connect", "127.0.0.1:\(port)", "-servername", "localhost",
-                                                   "-alpn", "h2", "-CAfile", ca, "-verify_return_error"], input: "")
+                                                   "-alpn", "h2", "-CAfile", ca, "-verify_return_error"])
             let text = result.output + result.error
             #expect(result.status == 0, "\(text)")
             #expect(text.contains("ALPN protocol: h2"), "\(text)")

@@ -65,41 +65,39 @@ struct ProcessResult {
     let error: String
 }
 
-/// Runs a tool to completion without blocking a Swift concurrency thread.
-func run(_ executable: String, _ arguments: [String], input: String? = nil) async throws -> ProcessResult {
+/// Runs a tool to completion (stdin /dev/null, stdout and stderr to files) and returns its
+/// status and output. posix_spawn + waitpid on a Dispatch thread, not Foundation's
+/// Process: Process learns of a child's exit through a descriptor the child inherits, and
+/// a daemon it starts (pg_ctl → postgres) would keep that open for ever.
+func run(_ executable: String, _ arguments: [String]) async throws -> ProcessResult {
     let candidates = executable.hasPrefix("/") ? [executable] : ["/usr/bin", "/usr/local/bin", "/bin", "/usr/sbin"].map { "\($0)/\(executable)" }
-    let path = candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
-    guard let path else { throw TLSError(.invalidConfiguration, "\(executable) is not installed", backend: "tests") }
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: path)
-    process.arguments = arguments
-    let output = Pipe(), error = Pipe(), stdin = Pipe()
-    process.standardOutput = output
-    process.standardError = error
-    process.standardInput = stdin
-    let collected = Collected()
-    output.fileHandleForReading.readabilityHandler = { collected.append(out: $0.availableData) }
-    error.fileHandleForReading.readabilityHandler = { collected.append(err: $0.availableData) }
-    let status: Int32 = try await withCheckedThrowingContinuation { continuation in
-        process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
-        do { try process.run() } catch { continuation.resume(throwing: error); return }
-        if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
-        try? stdin.fileHandleForWriting.close()
+    guard let path = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+        throw TLSError(.invalidConfiguration, "\(executable) is not installed", backend: "tests")
     }
-    output.fileHandleForReading.readabilityHandler = nil
-    error.fileHandleForReading.readabilityHandler = nil
-    collected.append(out: output.fileHandleForReading.readDataToEndOfFile())
-    collected.append(err: error.fileHandleForReading.readDataToEndOfFile())
-    return ProcessResult(status: status, output: collected.out, error: collected.err)
-}
-
-final class Collected: @unchecked Sendable {
-    private let lock = NSLock()
-    private var outData = Data(), errData = Data()
-    func append(out data: Data) { lock.withLock { outData.append(data) } }
-    func append(err data: Data) { lock.withLock { errData.append(data) } }
-    var out: String { lock.withLock { String(decoding: outData, as: UTF8.self) } }
-    var err: String { lock.withLock { String(decoding: errData, as: UTF8.self) } }
+    let dir = try TemporaryDirectory(); defer { dir.remove() }
+    let outPath = dir.path + "/stdout", errPath = dir.path + "/stderr"
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    let argv = ([path] + arguments).map { strdup($0) } + [nil]
+    defer { argv.forEach { free($0) } }
+    var pid: pid_t = 0
+    let spawned = posix_spawn(&pid, path, &actions, nil, argv, environ)
+    guard spawned == 0 else { throw TLSError(.invalidConfiguration, "cannot start \(path): errno \(spawned)", backend: "tests") }
+    let status: Int32 = await withCheckedContinuation { continuation in
+        DispatchQueue.global().async { [pid] in
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+            // WIFEXITED ? WEXITSTATUS : 128 + signal
+            continuation.resume(returning: status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f))
+        }
+    }
+    return ProcessResult(status: status,
+                         output: (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "",
+                         error: (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "")
 }
 
 /// Sends `request` over TLSKitNIO and returns everything the server sent until it closed,
