@@ -21,7 +21,7 @@
 // `transportSpecific` is filled only by grpc's own transports), so ``TLSKitPeers``
 // records each connection's TLS details under the `remotePeer` string gRPC gives the
 // service (`ipv4:127.0.0.1:51234`), for as long as the connection is open.
-public import GRPCCore
+import GRPCCore
 public import GRPCNIOTransportHTTP2
 public import NIOCore
 import NIOConcurrencyHelpers

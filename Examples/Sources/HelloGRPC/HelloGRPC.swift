@@ -3,7 +3,7 @@
 import Foundation
 public import GRPCCore
 public import GRPCTLSKit
-public import TLSKit
+import TLSKit
 
 /// A Codable message as JSON on the wire.
 public struct JSONSerializer<Message: Encodable & Sendable>: MessageSerializer {

@@ -11,9 +11,9 @@ public import HummingbirdCore
 public import HummingbirdHTTP2
 public import Logging
 public import NIOCore
-public import NIOHTTP2
+import NIOHTTP2
 public import TLSKit
-public import TLSKitNIO
+import TLSKitNIO
 
 /// A `ServerChildChannel` that puts a ``TLSKitServerHandler`` in front of another child
 /// channel (HTTP/1.1, or anything else Hummingbird serves): HummingbirdTLS's `TLSChannel`

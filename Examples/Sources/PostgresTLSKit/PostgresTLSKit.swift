@@ -20,7 +20,7 @@ import NIOPosix
 import NIOTLS
 public import PostgresNIO
 public import TLSKit
-public import TLSKitNIO
+import TLSKitNIO
 
 /// How the TLS set-up before PostgreSQL's startup failed.
 public enum PostgresTLSKitError: Error, Equatable, CustomStringConvertible {

@@ -196,7 +196,7 @@ struct PostgresTests {
     }
 }
 
-/// A TCP peer that reads the 8-byte SSLRequest, records it, and answers `reply` in one write.
+/// A TCP peer that reads the 8-byte SSLRequest, records it, answers `reply` in one write and closes.
 private func withFakePostgres<R>(reply: [UInt8], _ body: (Int, EventLoopFuture<[UInt8]>) async throws -> R) async throws -> R {
     let group = MultiThreadedEventLoopGroup.singleton
     let eventLoop = group.next()
@@ -228,11 +228,9 @@ private final class FakePostgres: ChannelInboundHandler {
         received += unwrapInboundIn(data).readableBytesView
         if received.count >= 8 {
             request.succeed(received)
-            if reply.isEmpty {
-                context.close(promise: nil)
-            } else {
-                context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: reply)), promise: nil)
-            }
+            // Then close: a client that wrongly went on to a handshake fails instead of waiting.
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: reply))).whenComplete { _ in channel.close(promise: nil) }
         }
     }
 
