@@ -89,7 +89,7 @@ public struct TLSKitHTTP2UpgradeChannel: HTTPChannelHandler {
         guard context.configuration.applicationProtocols.contains("h2") else {
             throw TLSError(.invalidConfiguration,
                            "the server context offers ALPN \(context.configuration.applicationProtocols) without \"h2\": HTTP/2 cannot be negotiated",
-                           backend: context.backendName)
+                           backend: context.backendID)
         }
     }
 
