@@ -3,6 +3,7 @@
 //   hello-grpc serve   --backend GnuTLS  --cert server.pem --key server.key --client-ca client.pem --port 50051
 //   hello-grpc call    --backend OpenSSL --ca server.pem --cert client.pem --key client.key --port 50051 alice bob
 import ArgumentParser
+import Foundation
 import ExampleSupport
 import GRPCCore
 import GRPCNIOTransportHTTP2
@@ -38,6 +39,7 @@ struct Serve: AsyncParsableCommand {
         try await withGRPCServer(transport: transport, services: [GreeterService(backendName: backend.type.name, peers: peers)]) { _ in
             if let address = await transport.listeningAddress {
                 print("listening on \(address) (\(backend.type.name))")
+                fflush(nil)  // a script waits for this line (nil: every stream)
             }
             try await Task.sleep(for: .seconds(365 * 24 * 3600))
         }

@@ -4,6 +4,7 @@
 //   hello-hummingbird --backend GnuTLS --cert server.pem --key server.key --port 8443
 //   curl --http2 --cacert server.pem https://localhost:8443/
 import ArgumentParser
+import Foundation
 import ExampleSupport
 import HelloHummingbird
 import Hummingbird
@@ -32,6 +33,7 @@ struct HelloHummingbirdCommand: AsyncParsableCommand {
             clientCAPEM: try clientCA.map(readPEM), http2: !http1Only, host: host, port: port)
         let app = try makeHelloApplication(options) { port in
             print("listening on \(options.host):\(port) (\(options.backend.name))")
+            fflush(nil)  // a script waits for this line (nil: every stream)
         }
         try await app.runService()
     }
