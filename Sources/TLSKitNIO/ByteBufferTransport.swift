@@ -9,14 +9,25 @@ internal import TLSKit
 /// Incoming: the buffers the channel read are queued as they came, never appended to one
 /// another (a record split across two reads is copied by the library straight out of
 /// both). Outgoing: the library's records are appended to one buffer, handed to the
-/// channel at each flush point.
+/// channel at each flush point. Once the channel has let go of it, the buffer's storage is
+/// written again, not allocated anew (``keepsOutboundStorage``).
 final class ByteBufferTransport: TLSCustomTransport {
     private var inbound = CircularBuffer<ByteBuffer>(initialCapacity: 4)
     /// Readable bytes in `inbound`.
     private(set) var pendingInbound = 0
     /// Set once the channel's input ended: the library then sees end-of-stream.
     var inboundClosed = false
+    /// The buffer being filled; once taken, kept empty (reader = writer index) for its
+    /// storage when ``keepsOutboundStorage``.
     private var outbound: ByteBuffer?
+    /// Whether the outgoing buffer's storage is kept between flushes, to be written again
+    /// once the channel has let go of it. Set by the handler at the first flush of
+    /// application data, so that a connection that never sends data keeps no buffer.
+    var keepsOutboundStorage = false
+
+    /// The largest outgoing buffer kept between flushes; a larger one (a flush of many
+    /// records) is let go with its slice.
+    static let keptOutboundCapacity = 4 * recordCapacity
     private let allocator: ByteBufferAllocator
 
     /// Room for one full record and its overhead: the first outgoing buffer's capacity.
@@ -35,9 +46,16 @@ final class ByteBufferTransport: TLSCustomTransport {
 
     /// Takes the ciphertext the connection has written since the last call, if any.
     func takeOutbound() -> ByteBuffer? {
-        guard let buffer = outbound, buffer.readableBytes > 0 else { return nil }
-        outbound = nil
-        return buffer
+        guard var buffer = outbound, buffer.readableBytes > 0 else { return nil }
+        guard keepsOutboundStorage, buffer.capacity <= Self.keptOutboundCapacity else {
+            outbound = nil
+            return buffer
+        }
+        // A slice shares the storage; `write` clears `outbound` before writing again,
+        // which reuses the storage if the channel has dropped the slice by then.
+        let slice = buffer.readSlice(length: buffer.readableBytes)!
+        outbound = buffer
+        return slice
     }
 
     /// Drops every buffered byte (the handler is gone or the channel closed).
@@ -70,6 +88,10 @@ final class ByteBufferTransport: TLSCustomTransport {
     func write(_ bytes: UnsafeRawBufferPointer) -> TLSIOResult {
         if outbound == nil {
             outbound = allocator.buffer(capacity: max(bytes.count, Self.recordCapacity))
+        } else if outbound!.readableBytes == 0 {
+            // Taken by the channel: the same storage if the channel let go of it (no
+            // allocation), else a new one of the same capacity (no copy).
+            outbound!.clear()
         }
         outbound!.writeBytes(bytes)
         return .transferred(bytes.count)

@@ -314,12 +314,16 @@ public class TLSKitHandler: ChannelInboundHandler, ChannelOutboundHandler, Remov
     private func decode(context: ChannelHandlerContext) {
         while true {
             let wanted = wire.pendingInbound + 16_384
-            if plaintext == nil || (plaintext!.readableBytes == 0 && plaintext!.capacity < wanted) {
-                plaintext = context.channel.allocator.buffer(capacity: wanted)
-            } else if plaintext!.writableBytes == 0 {
+            if plaintext != nil, plaintext!.readableBytes > 0, plaintext!.writableBytes == 0 {
                 deliverPlaintext(context: context)
                 if case .closed = state { return }  // the application closed on that read
+            }
+            if plaintext == nil || (plaintext!.readableBytes == 0 && plaintext!.capacity < wanted) {
                 plaintext = context.channel.allocator.buffer(capacity: wanted)
+            } else if plaintext!.readableBytes == 0 && plaintext!.writerIndex > 0 {
+                // Delivered as a slice: the same storage again if the pipeline let go of
+                // it (no allocation), else a new one of the same capacity (no copy).
+                plaintext!.clear()
             }
             var result: Int32 = 0
             plaintext!.writeWithUnsafeMutableBytes(minimumWritableBytes: 0) { buffer in
@@ -342,10 +346,12 @@ public class TLSKitHandler: ChannelInboundHandler, ChannelOutboundHandler, Remov
         }
     }
 
-    /// Fires the decrypted plaintext, if any, as one `channelRead`.
+    /// Fires the decrypted plaintext, if any, as one `channelRead`: a slice of the
+    /// handler's buffer, whose storage `decode` writes again once the pipeline has let
+    /// go of the slice.
     private func deliverPlaintext(context: ChannelHandlerContext) {
-        guard let buffer = plaintext, buffer.readableBytes > 0 else { return }
-        plaintext = nil
+        guard plaintext != nil, plaintext!.readableBytes > 0 else { return }
+        let buffer = plaintext!.readSlice(length: plaintext!.readableBytes)!
         deliveredSinceReadComplete = true
         readPending = false
         context.fireChannelRead(wrapInboundOut(buffer))
@@ -413,6 +419,8 @@ public class TLSKitHandler: ChannelInboundHandler, ChannelOutboundHandler, Remov
     /// completing every write it carries.
     private func encryptFlushedWrites(context: ChannelHandlerContext) {
         guard flushedCount > 0 else { return }
+        // The connection sends data: its ciphertext buffer is worth keeping between flushes.
+        wire.keepsOutboundStorage = true
         var promises: [EventLoopPromise<Void>] = []
         var single: EventLoopPromise<Void>?
         while flushedCount > 0 {
