@@ -127,6 +127,7 @@ let package = Package(
             dependencies: [
                 "TLSKit",
                 "TLSKitNIO",
+                "TLSKitTestSupport",
                 .product(name: "NIOCore", package: "swift-nio", condition: .when(traits: ["NIO"])),
                 .product(name: "NIOTLS", package: "swift-nio", condition: .when(traits: ["NIO"])),
                 .product(name: "NIOEmbedded", package: "swift-nio", condition: .when(traits: ["NIO"])),

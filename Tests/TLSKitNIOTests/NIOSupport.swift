@@ -164,60 +164,6 @@ func tool(_ name: String) throws -> String {
     throw TLSError(.invalidConfiguration, "\(name) is not installed (apt-get install openssl gnutls-bin curl)", backend: "tests")
 }
 
-/// A tool run as a peer, its output collected.
-final class Peer: @unchecked Sendable {
-    let process = Process()
-    private let input = Pipe(), output = Pipe()
-    private let lock = NSLock()
-    private var collected = Data()
-
-    init(_ executable: String, _ arguments: [String]) throws {
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = output
-        output.fileHandleForReading.readabilityHandler = { [weak self] handle in
-            let data = handle.availableData
-            guard let self else { return }
-            self.lock.lock(); self.collected.append(data); self.lock.unlock()
-        }
-        try process.run()
-    }
-
-    var text: String {
-        lock.lock(); defer { lock.unlock() }
-        return String(decoding: collected, as: UTF8.self)
-    }
-
-    func send(_ text: String) { input.fileHandleForWriting.write(Data(text.utf8)) }
-
-    /// Waits until the output contains `marker` (or the process exits); returns the output.
-    @discardableResult
-    func waitFor(_ marker: String, timeout: TimeInterval = 30) -> String {
-        let deadline = Date().addingTimeInterval(timeout)
-        while !text.contains(marker), process.isRunning, Date() < deadline { usleep(10_000) }
-        return text
-    }
-
-    func waitForExit(timeout: TimeInterval = 30) -> Int32 {
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning, Date() < deadline { usleep(10_000) }
-        stop()
-        return process.terminationStatus
-    }
-
-    func stop() {
-        if process.isRunning { process.terminate() }
-        let deadline = Date().addingTimeInterval(2)
-        while process.isRunning, Date() < deadline { usleep(10_000) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
-    }
-
-    deinit { stop() }
-}
-
 /// Writes the identity to files the tools can read; returns (directory, cert, key).
 func identityFiles(_ identity: TLSIdentity) throws -> (URL, String, String) {
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tlskitnio-\(UUID().uuidString)")
