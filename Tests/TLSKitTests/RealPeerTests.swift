@@ -160,4 +160,56 @@ struct RealPeerTests {
         #expect(client.output.contains("- Peer has closed the GnuTLS connection"), "\(client.output)")
         #expect(status == 0, "gnutls-cli exit \(status): \(client.errorOutput)")
     }
+
+    // MARK: - RFC 5746: renegotiation_info
+
+    @Test("gnutls-cli sending no renegotiation_info (%DISABLE_SAFE_RENEGOTIATION) against our server: served, as gnutls-serv and s_server do",
+          arguments: allBackends, versions)
+    func clientWithoutRenegotiationInfo(backend: Backend, version: TLSVersion) throws {
+        let fixture = try Fixture(backend)
+        let (directory, cert, _) = try files(fixture)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let context = try fixture.serverContext { $0.applicationProtocols = ["h2"] }
+        let (listener, server) = try serveOnce(context: context)
+        let client = try Peer(try tool("gnutls-cli"), [
+            "127.0.0.1", "--port", "\(listener.port)", "--sni-hostname", "localhost",
+            "--verify-hostname", "localhost", "--x509cafile", cert, "--alpn", "h2",
+            "--priority", "NORMAL:-VERS-ALL:+VERS-TLS\(version == .tls13 ? "1.3" : "1.2"):%DISABLE_SAFE_RENEGOTIATION",
+        ])
+        client.send("ping\n")
+        let status = client.wait(timeout: 30)
+        #expect(try server.join() == "\(version) h2")
+        #expect(client.output.contains("pong: ping"), "stdout: \(client.output) stderr: \(client.errorOutput)")
+        // What it negotiated: no RFC 5746 (its Options line would name "safe renegotiation").
+        #expect(client.output.contains("- Options:") && !client.output.contains("safe renegotiation"), "\(client.output)")
+        #expect(status == 0, "gnutls-cli exit \(status): \(client.errorOutput)")
+    }
+
+    @Test("our client against a TLS 1.2 gnutls-serv that does not signal RFC 5746: refused on every backend (an OpenSSL 3 client's default)",
+          arguments: allBackends)
+    func serverWithoutRenegotiationInfo(backend: Backend) throws {
+        let fixture = try Fixture(backend)
+        let (directory, cert, key) = try files(fixture)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let (server, port) = try startGnuTLSServer([
+            "--x509certfile", cert, "--x509keyfile", key, "--echo",
+            "--priority", "NORMAL:-VERS-ALL:+VERS-TLS1.2:%DISABLE_SAFE_RENEGOTIATION",
+        ])
+        defer { server.stop() }
+        let context = try fixture.clientContext()
+        #expect {
+            _ = try connectToPeer(port: port, context: context)
+        } throws: { error in
+            let error = error as? TLSError
+            return error?.code == .protocolFailure && error?.alert == .handshakeFailure && error?.backend == backend.id
+        }
+        // The same server with TLS 1.3 allowed: nothing to renegotiate, served.
+        let (modern, modernPort) = try startGnuTLSServer([
+            "--x509certfile", cert, "--x509keyfile", key, "--echo",
+            "--priority", "NORMAL:-VERS-ALL:+VERS-TLS1.3:%DISABLE_SAFE_RENEGOTIATION",
+        ])
+        defer { modern.stop() }
+        let socket = try connectToPeer(port: modernPort, context: context)
+        #expect(socket.connection.negotiatedVersion == .tls13)
+    }
 }

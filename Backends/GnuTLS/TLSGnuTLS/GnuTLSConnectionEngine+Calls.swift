@@ -68,6 +68,7 @@ extension GnuTLSConnectionEngine {
         switch transport.read(into: UnsafeMutableRawBufferPointer(start: buffer, count: count)) {
         case .transferred(let read):
             if readableBytes != .max { readableBytes = max(0, readableBytes - read) }
+            bytesPulled &+= read
             return read
         case .wouldBlock:
             blockedDirection = .wantRead
@@ -101,26 +102,39 @@ extension GnuTLSConnectionEngine {
     /// so the call is repeated at once.
     var spuriousAgain: Bool { blockedDirection == nil }
 
-    static var maxNonFatalRetries: Int { 64 }
+    /// How many times in a row a GnuTLS call may be repeated at once without having read
+    /// a byte from the transport (a spurious "again", a non-fatal result) before the call
+    /// fails. A retry that read bytes is progress and resets the count: GnuTLS says
+    /// "again" after every record that carries only part of a handshake message, so a
+    /// ClientHello sent in 1-byte records (legal: RFC 8446 §5.1, RFC 5246 §6.2.1) takes
+    /// one retry per byte.
+    static var maxRetriesWithoutProgress: Int { 64 }
 
     /// The one retry skeleton every GnuTLS call goes through: E_AGAIN / E_INTERRUPTED
     /// become want-read/want-write in the direction the transport blocked, a spurious
     /// "again" (the transport never blocked) is retried at once, and so is a result that
-    /// `classify` calls non-fatal (nil: a warning alert, a refused renegotiation…), at
-    /// most ``maxNonFatalRetries`` times.
+    /// `classify` calls non-fatal (nil: a warning alert, a refused renegotiation…). The
+    /// guard counts progress, not calls: at most ``maxRetriesWithoutProgress`` retries in
+    /// a row that read nothing from the transport. A peer that keeps sending valid bytes
+    /// is never refused here; one whose records say nothing is bounded by GnuTLS itself
+    /// (`GNUTLS_E_TOO_MANY_EMPTY_PACKETS`, unexpected_message) and by the core's
+    /// warning-alert rule.
     func run(_ what: String, _ call: () -> Int, classify: (Int) -> TLSEngineStatus?) -> TLSEngineStatus {
         var last: Int32 = GNUTLS_E_AGAIN
-        for _ in 0...Self.maxNonFatalRetries {
+        var retriesWithoutProgress = 0
+        while retriesWithoutProgress <= Self.maxRetriesWithoutProgress {
             blockedDirection = nil
+            let pulledBefore = bytesPulled
             let result = call()
             last = Int32(clamping: result)
             if result < 0, last == GNUTLS_E_AGAIN || last == GNUTLS_E_INTERRUPTED {
                 if !spuriousAgain { return blocked() }
-                continue
+            } else if let status = classify(result) {
+                return status
             }
-            if let status = classify(result) { return status }
+            retriesWithoutProgress = bytesPulled == pulledBefore ? retriesWithoutProgress + 1 : 0
         }
-        return .failure(fatal(last, during: "\(what) (too many non-fatal results)"))
+        return .failure(fatal(last, during: "\(what) (\(Self.maxRetriesWithoutProgress) retries without reading a byte)"))
     }
 
     /// Number of NewSessionTickets a TLS 1.3 server sends (GnuTLS's own

@@ -42,6 +42,9 @@ final class GnuTLSConnectionEngine: TLSConnectionEngine {
     /// ``handshake()``).
     var holdingOutput = false
     var heldOutput: [UInt8] = []
+    /// Bytes read from the transport since the session began: the progress measure of
+    /// ``run(_:_:classify:)``.
+    var bytesPulled = 0
     /// Bytes the socket had ready at the last look (`FIONREAD`), less those read since.
     var readableBytes = 0
     /// The result of a handshake call that finished while held bytes were still unsent.
@@ -88,7 +91,7 @@ final class GnuTLSConnectionEngine: TLSConnectionEngine {
         func check(_ result: Int32, _ what: String) throws {
             if result < 0 { throw GnuTLS.error(.internalError, what, result) }
         }
-        try check(gnutls_priority_set(session, context.priorities), "gnutls_priority_set")
+        try check(gnutls_priority_set(session, context.priorities(for: role)), "gnutls_priority_set")
         try check(gnutls_credentials_set(session, GNUTLS_CRD_CERTIFICATE, UnsafeMutableRawPointer(context.credentials)),
                   "gnutls_credentials_set")
 

@@ -17,7 +17,20 @@ final class GnuTLSContextEngine: TLSContextEngine, @unchecked Sendable {
     let primary: GnuTLSCertificateCredentials
     /// Server role: the credentials selected by SNI, in configuration order.
     let serverNameCredentials: [(entry: TLSServerNameCredentials, credentials: GnuTLSCertificateCredentials)]
-    let priorities: gnutls_priority_t
+    /// Client sessions' priorities: strict safe renegotiation (`%SAFE_RENEGOTIATION`), so
+    /// a TLS 1.2 server that does not signal RFC 5746 is refused, as an OpenSSL 3 client
+    /// refuses it (`SSL_OP_LEGACY_SERVER_CONNECT` is off since 3.0).
+    let clientPriorities: gnutls_priority_t
+    /// Server sessions' priorities: `%PARTIAL_RENEGOTIATION` (GnuTLS's own default, and
+    /// what an OpenSSL server does): a client that does not signal RFC 5746 is served, but
+    /// never renegotiated with — TLSKit refuses every renegotiation anyway. The strict mode
+    /// refused TLS 1.3-only clients, which have no `renegotiation_info` to send.
+    let serverPriorities: gnutls_priority_t
+
+    /// The priority cache for a session of `role`.
+    func priorities(for role: TLSRole) -> gnutls_priority_t {
+        role == .client ? clientPriorities : serverPriorities
+    }
     /// True when a server has something to present (primary or SNI identities).
     /// The 64-byte GnuTLS ticket master key given to every server session; nil when
     /// tickets are off. GnuTLS derives time-rotated ticket keys from it.
@@ -40,21 +53,26 @@ final class GnuTLSContextEngine: TLSContextEngine, @unchecked Sendable {
             ($0, try GnuTLSCertificateCredentials(configuration: configuration, identities: $0.credentials))
         }
 
-        var prioritiesOrNil: gnutls_priority_t?
         let priorityString = try Self.priorityString(configuration)
-        var errorPosition: UnsafePointer<CChar>?
-        let prioritised = gnutls_priority_init2(&prioritiesOrNil, priorityString, &errorPosition, 0)
-        guard prioritised >= 0, let priorities = prioritiesOrNil else {
-            let code: TLSError.Code = configuration.cipherSuites != nil || configuration.keyExchangeGroups != nil
-                ? .unsupported : .internalError
-            throw GnuTLS.error(code, "gnutls_priority_init2(\"\(priorityString)\")", prioritised)
+        let clientPriorities = try Self.makePriorities(priorityString + ":%SAFE_RENEGOTIATION", configuration)
+        let serverPriorities: gnutls_priority_t
+        do {
+            serverPriorities = try Self.makePriorities(priorityString + ":%PARTIAL_RENEGOTIATION", configuration)
+        } catch {
+            gnutls_priority_deinit(clientPriorities)
+            throw error
         }
-        self.priorities = priorities
+        self.clientPriorities = clientPriorities
+        self.serverPriorities = serverPriorities
+        func deinitPriorities() {
+            gnutls_priority_deinit(clientPriorities)
+            gnutls_priority_deinit(serverPriorities)
+        }
         if let suites = try configuration.resolvedCipherSuites {
             do {
-                try GnuTLSFeatures.checkSuites(priorities, requested: suites, configuration: configuration)
+                try GnuTLSFeatures.checkSuites(clientPriorities, requested: suites, configuration: configuration)
             } catch {
-                gnutls_priority_deinit(priorities)
+                deinitPriorities()
                 throw error
             }
         }
@@ -68,7 +86,7 @@ final class GnuTLSContextEngine: TLSContextEngine, @unchecked Sendable {
             do {
                 ticketMasterKey = try GnuTLSFeatures.randomTicketMasterKey()
             } catch {
-                gnutls_priority_deinit(priorities)
+                deinitPriorities()
                 throw error
             }
         }
@@ -81,7 +99,23 @@ final class GnuTLSContextEngine: TLSContextEngine, @unchecked Sendable {
     }
 
     deinit {
-        gnutls_priority_deinit(priorities)
+        gnutls_priority_deinit(clientPriorities)
+        gnutls_priority_deinit(serverPriorities)
+    }
+
+    /// One priority cache; a string GnuTLS refuses is `.unsupported` when the
+    /// configuration named suites or groups (one of them is not available), else
+    /// `.internalError`.
+    static func makePriorities(_ priorityString: String, _ configuration: TLSConfiguration) throws -> gnutls_priority_t {
+        var prioritiesOrNil: gnutls_priority_t?
+        var errorPosition: UnsafePointer<CChar>?
+        let prioritised = gnutls_priority_init2(&prioritiesOrNil, priorityString, &errorPosition, 0)
+        guard prioritised >= 0, let priorities = prioritiesOrNil else {
+            let code: TLSError.Code = configuration.cipherSuites != nil || configuration.keyExchangeGroups != nil
+                ? .unsupported : .internalError
+            throw GnuTLS.error(code, "gnutls_priority_init2(\"\(priorityString)\")", prioritised)
+        }
+        return priorities
     }
 
     /// Server role: the credentials for the name the client sent in SNI, nil when no
@@ -91,8 +125,8 @@ final class GnuTLSContextEngine: TLSContextEngine, @unchecked Sendable {
     }
 
     /// `NORMAL` restricted to TLS 1.2 / 1.3 within the configured range (Debian's
-    /// `NORMAL` still allows TLS 1.0 and 1.1), with safe renegotiation only, and the
-    /// MEDIUM verification profile.
+    /// `NORMAL` still allows TLS 1.0 and 1.1), and the MEDIUM verification profile; the
+    /// renegotiation keyword is added per role (``clientPriorities``, ``serverPriorities``).
     ///
     /// `%PROFILE_MEDIUM`: 112-bit security whatever `/etc/gnutls/config` says: the peer's
     /// chain must have RSA/DSA keys of at least 2048 bits and no SHA-1 signatures (the
@@ -124,7 +158,7 @@ final class GnuTLSContextEngine: TLSContextEngine, @unchecked Sendable {
         } else {
             keywords += GnuTLSFeatures.defaultGroupKeywords.map { "+" + $0 }
         }
-        return (keywords + ["%SAFE_RENEGOTIATION", "%PROFILE_MEDIUM"]).joined(separator: ":")
+        return (keywords + ["%PROFILE_MEDIUM"]).joined(separator: ":")
     }
 
     // MARK: - Sessions
