@@ -191,6 +191,8 @@ public struct TLSAlert: Sendable, Hashable, CustomStringConvertible {
     public static let internalError = TLSAlert(80)
     public static let inappropriateFallback = TLSAlert(86)
     public static let userCanceled = TLSAlert(90)
+    /// no_renegotiation (100): a refused renegotiation (RFC 5246 §7.2.2), a warning.
+    public static let noRenegotiation = TLSAlert(100)
     public static let missingExtension = TLSAlert(109)
     public static let unsupportedExtension = TLSAlert(110)
     public static let unrecognizedName = TLSAlert(112)

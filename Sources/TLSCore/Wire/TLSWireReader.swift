@@ -40,6 +40,13 @@
     private var messageBody: [UInt8] = []
     /// A client has read a ServerHello that is not a HelloRetryRequest.
     private var sawServerHello = false
+    /// Unprotected warning alerts in a row (any other record resets the count).
+    private var warningsInARow = 0
+
+    /// The most unprotected warning alerts in a row a peer may send during the handshake;
+    /// the next one is refused with unexpected_message (OpenSSL's `MAX_WARN_ALERT_COUNT`
+    /// of 5: "too many warn alerts"). A peer that sends only warnings makes no progress.
+    public static let maxWarningsInARow = 4
 
     public init(role: TLSRole = .client) { self.role = role }
 
@@ -80,11 +87,22 @@
         recordType = parsed.type
         remaining = parsed.length
         alertBody.removeAll(keepingCapacity: true)
-        let protectedRecord = peerProtected && (parsed.type == TLSWire.ContentType.applicationData.rawValue
-            || !isTLS13 && parsed.type != TLSWire.ContentType.changeCipherSpec.rawValue)
+        // An application_data record is always protected: before the peer's direction is
+        // known to be, it is a TLS 1.3 peer's first encrypted record (its handshake
+        // flight, or a record that decrypts to something not allowed yet), whose limit is
+        // the TLS 1.3 ciphertext limit, padding included (RFC 8446 §5.2), not 2^14.
+        let isApplicationData = parsed.type == TLSWire.ContentType.applicationData.rawValue
+        let protectedRecord = isApplicationData
+            || peerProtected && !isTLS13 && parsed.type != TLSWire.ContentType.changeCipherSpec.rawValue
         let limit = !protectedRecord ? TLSWire.maxPlaintextLength
-            : isTLS13 ? TLSWire.maxTLS13CiphertextLength : TLSWire.maxCiphertextLength
+            : isTLS13 || !peerProtected ? TLSWire.maxTLS13CiphertextLength : TLSWire.maxCiphertextLength
         if let problem = TLSWire.validate(parsed, maxLength: limit) { return fail(problem) }
+        if parsed.length == 0 && !protectedRecord && parsed.type != TLSWire.ContentType.applicationData.rawValue {
+            // RFC 8446 §5.1, RFC 5246 §6.2.1: never a zero-length handshake, alert or
+            // ChangeCipherSpec fragment. GnuTLS refuses the first; libssl skips 32 first.
+            return fail(TLSWireViolation(.unexpectedMessage, "an empty record of content type \(parsed.type)"))
+        }
+        if parsed.type != TLSWire.ContentType.alert.rawValue { warningsInARow = 0 }
         switch TLSWire.ContentType(rawValue: parsed.type)! {
         case .alert where peerProtected && isTLS13:
             // TLS 1.3 protects every alert as application_data (OpenSSL: "bad record type").
@@ -129,6 +147,18 @@
     private mutating func endRecord() {
         let isPlainAlert = recordType == TLSWire.ContentType.alert.rawValue && !peerProtected && alertBody.count == 2
         lastPlaintextAlert = isPlainAlert ? (alertBody[0], alertBody[1]) : nil
+        guard isPlainAlert, alertBody[0] == 1, alertBody[1] != TLSAlert.closeNotify.rawValue else { return }
+        // An unprotected warning alert during the handshake.
+        if role == .client && alertBody[1] == TLSAlert.noRenegotiation.rawValue {
+            // There is no renegotiation to refuse before a first handshake (RFC 5246
+            // §7.2.2): libssl fails with handshake_failure; GnuTLS resent its ClientHello.
+            return fail(TLSWireViolation(.handshakeFailure, "a no_renegotiation alert during the first handshake"))
+        }
+        warningsInARow += 1
+        if warningsInARow > Self.maxWarningsInARow {
+            return fail(TLSWireViolation(.unexpectedMessage,
+                "\(warningsInARow) warning alerts in a row during the handshake (at most \(Self.maxWarningsInARow))"))
+        }
     }
 
     /// Unprotected handshake bytes: message headers checked, a client's ServerHello kept.
