@@ -6,9 +6,11 @@ import TLSKit
 import Glibc
 #endif
 
-/// Rows of DESIGN.md §1 that no other suite asserts exactly: role misuse, alert names,
-/// `.wantWrite` from a real socket and from `read`, reads that must do no I/O, shutdown
-/// while waiting, writes to a gone peer, the peer's chain order, and descriptor ownership.
+/// Rows of Docs/contract.md ("What each result means", and "Man page to API" for the
+/// chain order and descriptor ownership) that no other suite asserts exactly: role
+/// misuse, alert names, `.wantWrite` from a real socket and from `read`, reads that must
+/// do no I/O, shutdown while waiting, writes to a gone peer, the peer's chain order, and
+/// descriptor ownership.
 @Suite("Contract rows", .timeLimit(.minutes(5)), .sharesProcess)
 struct ContractRowsTests {
     /// An in-memory pair end whose writes can be held back, counting every call.

@@ -5,7 +5,8 @@ import TLSKit
 import Glibc
 #endif
 
-/// read / write / shutdown rows of DESIGN.md §1, in memory.
+/// The rows of Docs/contract.md, "What each result means" › "`read(into:)`", "`write(_:)`"
+/// and "`shutdown()`", in memory.
 @Suite("Data and shutdown contract", .timeLimit(.minutes(5)), .sharesProcess)
 struct DataContractTests {
     private func established(_ backend: Backend, capacity: Int = 1 << 20) throws -> MemoryLink {

@@ -5,7 +5,8 @@ import TLSKit
 import Glibc
 #endif
 
-/// The handshake rows of DESIGN.md §1, in memory, asserted exactly on every backend.
+/// The rows of Docs/contract.md, "What each result means" › "Handshake: `connect()`,
+/// `accept()`, `doHandshake()`", in memory, asserted exactly on every backend.
 @Suite("Handshake contract", .timeLimit(.minutes(5)), .sharesProcess)
 struct HandshakeContractTests {
     @Test("connect/accept with no transport: -1 .ssl noTransport, on every retry, both roles", arguments: allBackends)
