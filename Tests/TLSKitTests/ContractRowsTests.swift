@@ -224,6 +224,11 @@ struct ContractRowsTests {
         #expect(bytes == Array("waiting".utf8))
     }
 
+    /// Docs/contract.md, `shutdown()`: "call again while waiting on a non-blocking
+    /// transport: -1 `.wantRead` (application data arriving meanwhile is discarded)".
+    /// Once the peer's close_notify is seen every read is 0 `.zeroReturn` whatever became
+    /// of the data, so the data is sent alone first: the waiting shutdown consumes its
+    /// record and still waits, and a read then finds nothing — the data is gone, not kept.
     @Test("shutdown while waiting discards the peer's application data and returns 1 on its close_notify",
           arguments: allBackends)
     func shutdownDiscardsData(backend: Backend) throws {
@@ -231,12 +236,23 @@ struct ContractRowsTests {
         #expect(link.client.step { $0.shutdown() } == Step(0, .none))
         link.exchange()
         #expect(link.server.readStep().0 == Step(0, .zeroReturn))
+        // Data alone, no close_notify yet.
         #expect(link.server.step { $0.write(Array("discarded".utf8)) } == Step(9, .none))
+        link.exchange()
+        #expect(link.clientWire.pendingIncoming > 0)
+        #expect(link.client.step { $0.shutdown() } == Step(-1, .wantRead))
+        #expect(link.clientWire.pendingIncoming == 0, "the waiting shutdown left the record unread")
+        let (afterDiscard, kept) = link.client.readStep()
+        #expect(afterDiscard == Step(-1, .wantRead))
+        #expect(kept == [], "the data reached a read after the shutdown that should have discarded it")
+        // Data and the close_notify together: the data is skipped, the close_notify ends it.
+        #expect(link.server.step { $0.write(Array("discarded too".utf8)) } == Step(13, .none))
         #expect(link.server.step { $0.shutdown() } == Step(1, .none))
         link.exchange()
         #expect(link.client.step { $0.shutdown() } == Step(1, .none))
-        // The data was consumed by the shutdown: a read now sees only the end.
+        #expect(link.clientWire.pendingIncoming == 0)
         #expect(link.client.readStep().0 == Step(0, .zeroReturn))
+        #expect(link.client.step { $0.shutdown() } == Step(1, .none))
     }
 
     @Test("shutdown before any handshake call: -1 .ssl shutdownDuringHandshake, nothing sent, not fatal",
