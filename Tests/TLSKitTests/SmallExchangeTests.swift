@@ -29,7 +29,10 @@ struct SmallExchangeTests {
           arguments: allBackends)
     func ticketsAnswerTheClientFinished(backend: Backend) throws {
         let fixture = try Fixture(backend)
-        let link = try MemoryLink(fixture)
+        // One pair of contexts for both connections: the server's ticket keys must be
+        // the ones that sealed the ticket the second client resumes with.
+        let clientContext = try fixture.clientContext(), serverContext = try fixture.serverContext()
+        let link = try MemoryLink(client: clientContext, server: serverContext)
         #expect(link.client.step { $0.connect() } == Step(-1, .wantRead))
         link.exchange()
         #expect(link.server.step { $0.accept() } == Step(-1, .wantRead))
@@ -52,7 +55,19 @@ struct SmallExchangeTests {
         // The client reads them as tickets: a resumable session, no application data.
         link.clientWire.deliverIncoming(answer)
         #expect(link.client.readStep().0 == Step(-1, .wantRead))
-        #expect(link.client.session != nil)
+        #expect(link.client.isSessionReused == false)
+        #expect(link.server.isSessionReused == false)
+        // Resumable means resumed: a new connection given that session resumes it, as
+        // both ends say.
+        let session = try #require(link.client.session)
+        let again = try MemoryLink(client: clientContext, server: serverContext)
+        try again.client.setSession(session)
+        let steps = again.handshake()
+        #expect(steps.client.last == Step(1, .none))
+        #expect(steps.server.last == Step(1, .none))
+        #expect(again.client.negotiatedVersion == .tls13)
+        #expect(again.client.isSessionReused == true)
+        #expect(again.server.isSessionReused == true)
     }
 
     @Test("without tickets the server sends nothing after its flight", arguments: allBackends)
