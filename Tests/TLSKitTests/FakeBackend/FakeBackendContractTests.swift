@@ -54,7 +54,7 @@ private struct Fake {
     var code: TLSError.Code? { connection.lastError?.code }
 }
 
-@Suite("Fake backend: the contract, enforced by the core")
+@Suite("Fake backend: the contract, enforced by the core", .timeLimit(.minutes(5)))
 struct FakeBackendContractTests {
     // MARK: makeContext: validation and capabilities, once, in the core
 
@@ -210,14 +210,79 @@ struct FakeBackendContractTests {
         #expect(fake.connection.lastError?.message == "no shared cipher (alert unexpected_message sent)")
     }
 
+    /// `sendFatalAlert` returns the alert the peer gets: the library's own when it had
+    /// already sent one. The error names that alert, not the one the core asked for, and
+    /// the core writes no second alert: the wire holds exactly the library's record.
+    @Test func protocolFailureAfterTheLibrarySentItsOwnAlertReportsTheLibrarysAlert() throws {
+        let fake = try Fake()
+        fake.script.alertAnswer = .some(.handshakeFailure)
+        // The library's own alert record: alert, TLS 1.2 record version, 2 bytes, fatal, handshake_failure (40).
+        let ownAlert: [UInt8] = [21, 3, 3, 0, 2, 2, 40]
+        fake.script.handshake = [.writeTransport(ownAlert,
+                                                 then: .failure(TLSError(.protocolFailure, "no shared cipher", backend: FakeBackend.id)))]
+        #expect(fake.connection.step { $0.connect() } == Step(-1, .ssl))
+        #expect(fake.code == .protocolFailure)
+        #expect(fake.script.alertsAsked == [.unexpectedMessage])
+        #expect(fake.connection.lastError?.alert == .handshakeFailure)
+        #expect(fake.connection.lastError?.message == "no shared cipher (alert handshake_failure sent)")
+        #expect(fake.pair.takeOutgoing() == ownAlert)
+    }
+
+    /// The engine could send no alert: the error claims none and the wire stays empty.
+    @Test func protocolFailureWhenNoAlertCouldBeSentClaimsNone() throws {
+        let fake = try Fake()
+        fake.script.alertAnswer = .some(nil)
+        fake.script.handshake = [.status(.failure(TLSError(.protocolFailure, "no shared cipher", backend: FakeBackend.id)))]
+        #expect(fake.connection.step { $0.connect() } == Step(-1, .ssl))
+        #expect(fake.code == .protocolFailure)
+        #expect(fake.script.alertsAsked == [.unexpectedMessage])
+        #expect(fake.connection.lastError?.alert == nil)
+        #expect(fake.connection.lastError?.message == "no shared cipher")
+        #expect(fake.pair.takeOutgoing() == [])
+    }
+
     @Test func garbageOnTheWireIsTheCoresVerdictEvenIfTheLibraryWaits() throws {
         let fake = try Fake()
         fake.pair.deliverIncoming(Array("GET / HTTP/1.1\r\n\r\n".utf8))
         fake.script.handshake = [.readTransport(then: .wantRead)]  // a library still waiting
         #expect(fake.connection.step { $0.connect() } == Step(-1, .ssl))
         #expect(fake.code == .protocolFailure)
-        #expect(fake.script.alertsAsked.count == 1)
-        #expect(fake.connection.lastError?.alert == fake.script.alertsAsked.first)
+        // 'G' (71) is no content type: the wire reader's unexpected_message, asked once.
+        #expect(fake.script.alertsAsked == [.unexpectedMessage])
+        #expect(fake.connection.lastError?.alert == .unexpectedMessage)
+        #expect(fake.connection.lastError?.message == "the peer sent a record of unknown content type 71 (alert unexpected_message sent)")
+    }
+
+    /// The wire reader's verdict when the library had already sent an alert of its own:
+    /// the error names the library's alert (the one the peer got), and the core writes
+    /// no alert bytes itself.
+    @Test func garbageOnTheWireAfterTheLibrarySentItsOwnAlertReportsTheLibrarysAlert() throws {
+        let fake = try Fake()
+        fake.script.alertAnswer = .some(.handshakeFailure)
+        fake.pair.deliverIncoming(Array("GET / HTTP/1.1\r\n\r\n".utf8))
+        fake.script.handshake = [.readTransport(then: .wantRead)]
+        #expect(fake.connection.step { $0.connect() } == Step(-1, .ssl))
+        #expect(fake.code == .protocolFailure)
+        #expect(fake.script.alertsAsked == [.unexpectedMessage])
+        #expect(fake.connection.lastError?.alert == .handshakeFailure)
+        #expect(fake.connection.lastError?.message == "the peer sent a record of unknown content type 71 (alert handshake_failure sent)")
+        #expect(fake.pair.takeOutgoing() == [])
+    }
+
+    /// The wire reader's verdict when the engine could send no alert: the message says
+    /// none was sent, the core writes none itself, and `alert` keeps the verdict's alert
+    /// (TLSConnection.wireFailure: "the wire reader's fatal alert").
+    @Test func garbageOnTheWireWhenNoAlertCouldBeSent() throws {
+        let fake = try Fake()
+        fake.script.alertAnswer = .some(nil)
+        fake.pair.deliverIncoming(Array("GET / HTTP/1.1\r\n\r\n".utf8))
+        fake.script.handshake = [.readTransport(then: .wantRead)]
+        #expect(fake.connection.step { $0.connect() } == Step(-1, .ssl))
+        #expect(fake.code == .protocolFailure)
+        #expect(fake.script.alertsAsked == [.unexpectedMessage])
+        #expect(fake.connection.lastError?.alert == .unexpectedMessage)
+        #expect(fake.connection.lastError?.message == "the peer sent a record of unknown content type 71")
+        #expect(fake.pair.takeOutgoing() == [])
     }
 
     @Test func certificateVerificationFailureKeepsItsCategoryAndAlert() throws {
