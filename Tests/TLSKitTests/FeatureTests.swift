@@ -128,8 +128,10 @@ struct FeatureTests {
             #expect(link.handshake().client.last == Step(1, .none))
             let client = clientLines.withLock { $0 }, server = serverLines.withLock { $0 }
             let labels = Set(client.map { String($0.split(separator: " ")[0]) })
-            #expect(labels.isSuperset(of: ["CLIENT_HANDSHAKE_TRAFFIC_SECRET", "SERVER_HANDSHAKE_TRAFFIC_SECRET",
-                                           "CLIENT_TRAFFIC_SECRET_0", "SERVER_TRAFFIC_SECRET_0"]), "\(labels)")
+            // A TLS 1.3 handshake without early data: the four traffic secrets and the
+            // exporter secret, nothing else (no TLS 1.2 CLIENT_RANDOM, no early secrets).
+            #expect(labels == ["CLIENT_HANDSHAKE_TRAFFIC_SECRET", "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+                               "CLIENT_TRAFFIC_SECRET_0", "SERVER_TRAFFIC_SECRET_0", "EXPORTER_SECRET"], "\(labels)")
             // Both ends log the same four traffic secrets, each exactly once.
             let traffic = ["CLIENT_HANDSHAKE_TRAFFIC_SECRET ", "SERVER_HANDSHAKE_TRAFFIC_SECRET ",
                            "CLIENT_TRAFFIC_SECRET_0 ", "SERVER_TRAFFIC_SECRET_0 "]
@@ -340,6 +342,9 @@ struct FeatureTests {
             let missing = try MemoryLink(client: client, server: server("good", staple: false))
             #expect(missing.handshake().client.last == Step(-1, .ssl))
             #expect(missing.client.lastError?.code == .certificateVerificationFailed, "\(String(describing: missing.client.lastError))")
+            // No category fits a missing staple: `.other`, the same on both backends.
+            #expect(missing.client.lastError?.verificationFailure == .other)
+            #expect(missing.client.lastError?.alert == .badCertificateStatusResponse)
             #expect(missing.server.lastError?.alert == .badCertificateStatusResponse)
 
             // Requested but optional: no staple is fine.
