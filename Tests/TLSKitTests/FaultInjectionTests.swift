@@ -336,8 +336,10 @@ struct StalledPeerTests {
         }
         // The connect is not what is measured: a long time-out, so that a loaded machine
         // cannot turn a slow handshake into .timedOut; the short one is armed for the reads.
+        // 60 s, past expectTimedOut's hang guard and the server's 30 s wait: a read that
+        // kept the connect's time-out instead of the one set here would fail, not pass slowly.
         let client = try TLSSocket.connect(host: "127.0.0.1", port: listener.port, context: clientContext,
-                                           serverName: "localhost", timeout: .seconds(20))
+                                           serverName: "localhost", timeout: .seconds(60))
         client.timeout = Self.timeout
         Self.expectTimedOut(Self.timed { _ = try client.read() }, "read, silent peer")
         #expect(partialSent.wait(timeout: .now() + 30) == .success)
