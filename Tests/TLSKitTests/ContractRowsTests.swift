@@ -239,7 +239,7 @@ struct ContractRowsTests {
         // Data alone, no close_notify yet.
         #expect(link.server.step { $0.write(Array("discarded".utf8)) } == Step(9, .none))
         link.exchange()
-        #expect(link.clientWire.pendingIncoming > 0)
+        try #require(link.clientWire.pendingIncoming > 0, "precondition: the data record is waiting")  // size varies by library
         #expect(link.client.step { $0.shutdown() } == Step(-1, .wantRead))
         #expect(link.clientWire.pendingIncoming == 0, "the waiting shutdown left the record unread")
         let (afterDiscard, kept) = link.client.readStep()
