@@ -3,22 +3,61 @@ import Testing
 @_spi(TLSBackendImplementation) import TLSCore
 import TLSKit
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The DER reader behind host-name and pin checks (`TLSLeafIdentity`), held to what the
 /// libraries' own certificate parsers read, and to refusing anything malformed.
 @Suite("Leaf identity reader", .timeLimit(.minutes(5)), .sharesProcess)
 struct LeafIdentityTests {
-    static let certificates = ["good", "wild", "partial", "iponly", "cnonly", "cnplus", "cnip", "selfsigned", "weak", "client"]
+    /// What each certificate of the matrix holds, written out from how
+    /// `VerificationMatrixTests.makeFactory` issues it (`-subj /CN=…`, `subjectAltName=…`
+    /// in that order): the reader is compared with these, never with itself. Both
+    /// backends' `certificateInfo` take the SANs (and GnuTLS the CN too) from
+    /// `TLSLeafIdentity`, so comparing the two would compare the reader with itself.
+    struct Expected: Sendable {
+        let name: String
+        let commonName: String
+        var dnsNames: [String] = []
+        var ipAddresses: [String] = []
+    }
 
-    @Test("names and public key as every backend's certificate parser reads them", arguments: allBackends)
+    static let local = (dns: ["localhost"], ip: ["127.0.0.1", "::1"])
+
+    static let certificates: [Expected] = [
+        Expected(name: "good", commonName: "localhost", dnsNames: local.dns, ipAddresses: local.ip),
+        Expected(name: "wild", commonName: "*.example.com", dnsNames: ["*.example.com"]),
+        Expected(name: "partial", commonName: "w*.example.com", dnsNames: ["w*.example.com"]),
+        Expected(name: "iponly", commonName: "localhost", ipAddresses: ["127.0.0.1"]),
+        Expected(name: "cnonly", commonName: "localhost"),
+        Expected(name: "cnplus", commonName: "localhost", dnsNames: ["other.example"]),
+        Expected(name: "cnip", commonName: "127.0.0.1"),
+        Expected(name: "selfsigned", commonName: "localhost", dnsNames: local.dns, ipAddresses: local.ip),
+        Expected(name: "weak", commonName: "localhost", dnsNames: local.dns, ipAddresses: local.ip),
+        Expected(name: "client", commonName: "TLSKit test client"),
+    ]
+
+    @Test("names and public key: the known contents, as `openssl x509` prints them", arguments: allBackends)
     func sameAsLibraries(backend: Backend) throws {
         let f = try VerificationMatrixTests.factory.get()
-        for name in Self.certificates {
+        for expected in Self.certificates {
+            let name = expected.name
             let der = firstDER(ofPEM: try f.read("\(name).pem"))
             let info = try backend.type.certificateInfo(der: der)
             let leaf = try #require(der.withUnsafeBytes { TLSLeafIdentity(der: $0) }, "\(name)")
-            #expect(leaf.dnsNames == info.dnsNames, "\(name)")
-            #expect(leaf.ipAddresses == info.ipAddresses, "\(name)")
-            #expect(leaf.commonName == info.commonName, "\(name)")
+            #expect(leaf.dnsNames == expected.dnsNames, "\(name)")
+            #expect(leaf.ipAddresses == expected.ipAddresses, "\(name)")
+            #expect(leaf.commonName == expected.commonName, "\(name)")
+            #expect(info.dnsNames == expected.dnsNames, "\(name)")
+            #expect(info.ipAddresses == expected.ipAddresses, "\(name)")
+            #expect(info.commonName == expected.commonName, "\(name)")
+            // The same names as libcrypto's own printer gives them (`openssl x509 -ext
+            // subjectAltName`, `-subject`), so the literals above are the certificate's.
+            let printed = try OpenSSLPrinted(f, "\(name).pem")
+            #expect(printed.dnsNames == expected.dnsNames, "\(name): \(printed)")
+            #expect(printed.ipAddresses == expected.ipAddresses.map(OpenSSLPrinted.openSSLText), "\(name): \(printed)")
+            #expect(printed.commonName == expected.commonName, "\(name): \(printed)")
             // The SubjectPublicKeyInfo bytes, as `openssl x509 -pubkey` prints them.
             let publicKeyPEM = try f.openssl(["x509", "-in", f.path("\(name).pem"), "-noout", "-pubkey"])
             let spki = Array(try #require(Data(base64Encoded: publicKeyPEM.split(separator: "\n")
@@ -81,4 +120,41 @@ struct LeafIdentityTests {
         try "[ req ]\ndistinguished_name = dn\nstring_mask = pkix\n[ dn ]\n".write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }
+}
+
+/// The names `openssl x509` prints for a certificate file: an oracle that shares no code
+/// with TLSKit.
+struct OpenSSLPrinted: CustomStringConvertible {
+    var dnsNames: [String] = []
+    /// As libcrypto prints them: IPv4 dotted, IPv6 as eight groups of hex without zero
+    /// compression (`0:0:0:0:0:0:0:1`).
+    var ipAddresses: [String] = []
+    var commonName: String?
+
+    init(_ f: CertificateFactory, _ file: String) throws {
+        // `-ext subjectAltName` prints the header line and then `DNS:a, IP Address:b`.
+        let san = try f.openssl(["x509", "-in", f.path(file), "-noout", "-ext", "subjectAltName"])
+        for line in san.split(separator: "\n").dropFirst() {
+            for entry in line.trimmingCharacters(in: .whitespaces).components(separatedBy: ", ") {
+                if entry.hasPrefix("DNS:") { dnsNames.append(String(entry.dropFirst("DNS:".count))) }
+                if entry.hasPrefix("IP Address:") { ipAddresses.append(String(entry.dropFirst("IP Address:".count))) }
+            }
+        }
+        // RFC 2253 with UTF-8 and no escaping of the names used here: `CN=localhost`.
+        let subject = try f.openssl(["x509", "-in", f.path(file), "-noout", "-subject", "-nameopt", "RFC2253,-esc_msb"])
+        commonName = subject.trimmingCharacters(in: .whitespacesAndNewlines).components(separatedBy: ",")
+            .first { $0.hasPrefix("subject=CN=") || $0.hasPrefix("CN=") }
+            .map { String($0.dropFirst($0.hasPrefix("subject=") ? "subject=CN=".count : "CN=".count)) }
+    }
+
+    /// libcrypto's text for an address TLSKit writes with `inet_ntop`.
+    static func openSSLText(_ address: String) -> String {
+        guard address.contains(":") else { return address }
+        var bytes = [UInt8](repeating: 0, count: 16)
+        guard inet_pton(AF_INET6, address, &bytes) == 1 else { return "invalid \(address)" }
+        return stride(from: 0, to: 16, by: 2).map { String(UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]), radix: 16, uppercase: true) }
+            .joined(separator: ":")
+    }
+
+    var description: String { "DNS \(dnsNames), IP \(ipAddresses), CN \(commonName ?? "none")" }
 }
