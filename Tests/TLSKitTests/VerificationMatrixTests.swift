@@ -2,6 +2,10 @@ import Foundation
 import Testing
 import TLSKit
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The certificate matrix of the trust issue: every case on every backend, with the same
 /// verdict and category, generated at run time with `openssl ca`.
 @Suite("Verification matrix", .serialized, .timeLimit(.minutes(5)), .sharesProcess)
@@ -53,6 +57,7 @@ struct VerificationMatrixTests {
         .expired: .certificateExpired, .notYetValid: .badCertificate, .hostnameMismatch: .badCertificate,
         .unknownIssuer: .unknownCA, .selfSigned: .unknownCA, .invalidPurpose: .unsupportedCertificate,
         .revoked: .certificateRevoked, .invalidCA: .badCertificate, .nameConstraintsViolation: .badCertificate,
+        .badSignature: .decryptError,
     ]
 
     /// Generates every certificate of the matrix once.
@@ -145,35 +150,95 @@ struct VerificationMatrixTests {
             }
             #expect(error.code == .certificateVerificationFailed, "\(name): \(error)")
             #expect(error.verificationFailure == .badSignature, "\(name): \(error)")
+            // The category's alert (decrypt_error), sent by us and read by s_server.
+            #expect(error.alert == .decryptError, "\(name): \(error)")
+            let received = PeerAlertLog.wait(for: 1, in: server, PeerAlertLog.openSSLOutcomes)
+            if backend.id == .openSSL {
+                // The wire disagrees with the error: libssl picks the alert itself from
+                // X509_V_ERR_EE_KEY_TOO_SMALL / CA_MD_TOO_WEAK (ssl_x509err2alert:
+                // bad_certificate); the verify callback does not override it as it does for
+                // invalidCA. The GnuTLS backend sends decrypt_error. Fails (known issue)
+                // until fixed; then withKnownIssue fails and this branch goes.
+                withKnownIssue("OpenSSL backend sends bad_certificate for a weak key or digest, not decrypt_error") {
+                    #expect(received == [.alert(TLSAlert.decryptError.rawValue)], "\(name): \(server.errorOutput)")
+                }
+            } else {
+                #expect(received == [.alert(TLSAlert.decryptError.rawValue)], "\(name): \(server.errorOutput)")
+            }
         }
     }
+}
 
-    @Test("real peers presenting bad certificates: the same category as in memory", arguments: allBackends)
-    func realPeersPresentingBadCertificates(backend: Backend) throws {
-        let f = try Self.factory.get().copy()
-        defer { f.remove() }
-        let rows: [(String, [String], String, TLSError.VerificationFailure)] = [
-            ("expired", ["expired", "inter"], "localhost", .expired),
-            ("unknown root", ["stranger"], "localhost", .unknownIssuer),
-            ("wrong host", ["good", "inter"], "other.example", .hostnameMismatch),
-        ]
-        for (name, names, host, failure) in rows {
-            let chain = try write(try Self.chainPEM(f, names), to: "peer-chain.pem", in: f.directory)
-            let key = f.path("\(names[0]).key")
-            for peer in ["openssl", "gnutls"] {
-                let (server, port) = peer == "openssl"
-                    ? try startOpenSSLServer(["-cert", f.path("\(names[0]).pem"), "-cert_chain", chain, "-key", key, "-www", "-naccept", "1"])
-                    : try startGnuTLSServer(["--x509certfile", chain, "--x509keyfile", key, "--http"])
-                defer { server.stop() }
+/// Every row of the matrix over a socket, with `openssl s_server` and `gnutls-serv`
+/// presenting the chain: the category our client reports, the alert it sends, and the
+/// alert the real server says it received. Rows run in parallel (one test case each);
+/// each server is started once per row and takes a TLS 1.3 and a TLS 1.2 handshake.
+@Suite("Verification matrix against real servers", .timeLimit(.minutes(5)), .sharesProcess)
+struct VerificationMatrixRealPeerTests {
+    enum Server: String, CaseIterable { case openSSL = "openssl s_server", gnuTLS = "gnutls-serv" }
+
+    @Test("every row against openssl s_server and gnutls-serv, TLS 1.3 and 1.2",
+          arguments: allBackends, VerificationMatrixTests.cases)
+    func row(backend: Backend, row: VerificationMatrixTests.Case) throws {
+        let f = try VerificationMatrixTests.factory.get()
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let leaf = f.path("\(row.chain[0]).pem"), key = f.path("\(row.chain[0]).key")
+        let chain = try write(try VerificationMatrixTests.chainPEM(f, row.chain), to: "chain.pem", in: directory)
+        let intermediates = try write(try VerificationMatrixTests.chainPEM(f, Array(row.chain.dropFirst())),
+                                      to: "intermediates.pem", in: directory)
+        let versions: [TLSVersion] = [.tls13, .tls12]
+        for kind in Server.allCases {
+            let (server, port) = kind == .openSSL
+                ? try startOpenSSLServer(["-cert", leaf, "-key", key, "-www", "-naccept", "\(versions.count)"]
+                                         + (row.chain.count > 1 ? ["-cert_chain", intermediates] : []))
+                // -d 5: gnutls-serv logs each alert it reads ("Alert[2|48] … was received").
+                : try startGnuTLSServer(["--x509certfile", chain, "--x509keyfile", key, "--http", "-d", "5"])
+            defer {
+                // gnutls-serv started from the test process does not end on SIGTERM
+                // (Child.stop then waits 2 s before SIGKILL); its output is read by now.
+                if kind == .gnuTLS { server.signal(SIGKILL) }
+                server.stop()
+            }
+            for version in versions {
                 var client = TLSConfiguration.makeClientConfiguration()
                 client.trustRoots = .caFile(f.path("root.pem"))
-                client.serverName = host
-                let error = try #require(throws: TLSError.self, "\(name) via \(peer) should fail") {
-                    try connectToPeer(port: port, context: backend.type.makeContext(client), serverName: host)
+                client.serverName = row.host
+                client.maximumTLSVersion = version
+                if row.withCRL { client.certificateRevocationLists = [.file(f.path("inter.crl.pem"))] }
+                let context = try backend.type.makeContext(client)
+                let label = "\(row.name) via \(kind.rawValue), \(version)"
+                guard let failure = row.failure else {
+                    let socket = try connectToPeer(port: port, context: context, serverName: row.host)
+                    #expect(socket.connection.negotiatedVersion == version, "\(label)")
+                    #expect(socket.connection.peerVerification == .verified, "\(label)")
+                    #expect(socket.connection.peerCertificateChain.count == row.chain.count, "\(label)")
+                    socket.close()
+                    continue
                 }
-                #expect(error.verificationFailure == failure, "\(name) via \(peer): \(error)")
-                #expect(error.code == .certificateVerificationFailed, "\(name) via \(peer)")
+                let error = try #require(throws: TLSError.self, "\(label) should fail") {
+                    try connectToPeer(port: port, context: context, serverName: row.host)
+                }
+                let alert = try #require(VerificationMatrixTests.expectedAlerts[failure], "no expected alert written for \(failure)")
+                #expect(error.code == .certificateVerificationFailed, "\(label): \(error)")
+                #expect(error.verificationFailure == failure, "\(label): \(error)")
+                #expect(error.alert == alert, "\(label): \(error)")
             }
+            guard let failure = row.failure else { continue }
+            let alert = try #require(VerificationMatrixTests.expectedAlerts[failure])
+            // What the server read, one outcome per handshake, in order (TLS 1.3, then 1.2).
+            let expected: [PeerAlertLog.Outcome]
+            let received: [PeerAlertLog.Outcome]
+            switch kind {
+            case .openSSL:
+                expected = versions.map { _ in .alert(alert.rawValue) }
+                received = PeerAlertLog.wait(for: versions.count, in: server, PeerAlertLog.openSSLOutcomes)
+            case .gnuTLS:
+                // libssl's TLS 1.3 client sends its alert unprotected; GnuTLS cannot read it.
+                expected = versions.map { backend.id == .openSSL && $0 == .tls13 ? .undecryptable : .alert(alert.rawValue) }
+                received = PeerAlertLog.wait(for: versions.count, in: server, PeerAlertLog.gnuTLSOutcomes)
+            }
+            #expect(received == expected, "\(row.name) via \(kind.rawValue): \(server.errorOutput.suffix(2000))")
         }
     }
 }
