@@ -71,7 +71,9 @@ import Darwin
     /// - an IP literal matches IP SANs only, compared as addresses (never DNS names or CN);
     /// - a DNS name matches DNS SANs; the CN is consulted only when the certificate has no
     ///   SAN of either kind;
-    /// - ASCII case-insensitive, a trailing dot on either side ignored;
+    /// - ASCII case-insensitive (never Unicode case folding), a trailing dot on either side
+    ///   ignored; a name with a non-ASCII byte, a label over 63 bytes or over 253 bytes in
+    ///   all never matches;
     /// - a wildcard is only the whole left-most label (`*.example.com`), matches exactly one
     ///   non-empty label, and needs at least two labels after it (`*.com`, `*.local` never
     ///   match); partial-label wildcards (`f*.example.com`, `*x.example.com`) never match,
@@ -81,7 +83,9 @@ import Darwin
             return leaf.ipAddresses.contains { ipAddressBytes($0) == address }
         }
         let host = normalised(verificationName(name))
-        guard !host.isEmpty else { return false }
+        // A reference name with a non-ASCII byte (a U-label, a look-alike) matches nothing:
+        // the caller converts IDNs to A-labels (RFC 6125 §6.4.2).
+        guard !host.isEmpty, host.utf8.allSatisfy({ $0 < 0x80 }) else { return false }
         if !leaf.dnsNames.isEmpty || !leaf.ipAddresses.isEmpty {
             return leaf.dnsNames.contains { pattern($0, matches: host) }
         }
@@ -89,9 +93,15 @@ import Darwin
         return pattern(commonName, matches: host)
     }
 
+    /// ASCII case folded (A–Z only, RFC 6125 §6.4.1, RFC 4343), one trailing dot removed.
+    /// Never Unicode lowercasing: it folds KELVIN SIGN (U+212A) into `k` and would let
+    /// `\u{212A}ey.example` match `key.example`. Non-ASCII bytes stay as they are, and
+    /// such a name then matches nothing.
     private static func normalised(_ name: String) -> String {
-        let lower = String(name.lowercased())
-        return lower.hasSuffix(".") ? String(lower.dropLast()) : lower
+        var bytes = Array(name.utf8)
+        for index in bytes.indices where (0x41...0x5A).contains(bytes[index]) { bytes[index] |= 0x20 }
+        if bytes.last == UInt8(ascii: ".") { bytes.removeLast() }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// One presented identifier against the reference host name (already normalised).
@@ -99,7 +109,11 @@ import Darwin
         let pattern = normalised(presented)
         // A backslash is never in a DNS name; in a decoded name it stands for a byte that
         // was not UTF-8 (`\xNN`), which must not match a host name spelled that way.
-        guard !pattern.isEmpty, pattern.allSatisfy({ $0.isASCII }), !pattern.contains("\\") else { return false }
+        guard !pattern.isEmpty, pattern.utf8.allSatisfy({ $0 < 0x80 }), !pattern.contains("\\") else { return false }
+        // No DNS name has a label over 63 bytes or more than 253 bytes in all (RFC 1035).
+        guard pattern.utf8.count <= 253, !pattern.split(separator: ".").contains(where: { $0.utf8.count > 63 }) else {
+            return false
+        }
         if !pattern.contains("*") { return pattern == host }
         let patternLabels = pattern.split(separator: ".", omittingEmptySubsequences: false)
         let hostLabels = host.split(separator: ".", omittingEmptySubsequences: false)
