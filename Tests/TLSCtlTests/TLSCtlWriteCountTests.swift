@@ -25,20 +25,16 @@ struct TLSCtlWriteCountTests {
         ])
         defer { child.stop() }
         try child.waitForOutput("listening on ")
-        guard let port = child.output.split(separator: "\n").first(where: { $0.hasPrefix("listening on ") })
-            .flatMap({ UInt16($0[$0.index(after: $0.lastIndex(of: ":")!)...]) }) else {
-            Issue.record("no port in \(child.output)")
-            return
-        }
+        let listening = try #require(child.output.split(separator: "\n").first { $0.hasPrefix("listening on ") })
+        let port = try #require(UInt16(listening.split(separator: ":").last ?? ""), "no port in \(child.output)")
         let socket = try TLSSocket.connect(host: "127.0.0.1", port: port, context: try files.clientContext(backend),
                                            timeout: .seconds(30))
         let rounds = 3
+        let deadline = ContinuousClock.now + .seconds(30)
         for round in 0..<rounds {
             let message = Array("ping \(round)".utf8)
             try socket.write(message)
-            var echoed: [UInt8] = []
-            while echoed.count < message.count { echoed += try socket.read() }
-            #expect(echoed == message)
+            #expect(try Self.read(socket, count: message.count, until: deadline) == message)
         }
         try socket.shutdown(waitForPeer: true)
         #expect(child.wait(timeout: 60) == 0)
@@ -49,10 +45,9 @@ struct TLSCtlWriteCountTests {
             guard let range = line.range(of: "recvfrom(") else { return nil }
             return line[range.upperBound...].prefix(while: { $0 != "," })
         }.first
-        #expect(acceptedFD != nil, "\(text.prefix(2000))")
+        let fd = try #require(acceptedFD, "\(text.prefix(2000))")
         let calls = text.split(separator: "\n").filter { line in
-            guard let fd = acceptedFD, !line.contains("EAGAIN") else { return false }
-            return ["sendto(", "sendmsg(", "recvfrom("].contains { line.contains("\($0)\(fd),") }
+            !line.contains("EAGAIN") && ["sendto(", "sendmsg(", "recvfrom("].contains { line.contains("\($0)\(fd),") }
         }
         let sends = calls.filter { $0.contains("sendto(") || $0.contains("sendmsg(") }
         // Flight, tickets, `rounds` replies, close_notify. OpenSSL writes its two tickets
@@ -61,11 +56,23 @@ struct TLSCtlWriteCountTests {
         #expect(sends.count == handshakeWrites + rounds + 1, "\(sends.joined(separator: "\n"))")
         // The first write after the flight answers the client's Finished: a read of
         // the socket comes between the flight and the tickets.
-        let firstSend = calls.firstIndex { $0.contains("sendto(") || $0.contains("sendmsg(") }
-        let secondSend = calls.indices.filter { calls[$0].contains("sendto(") || calls[$0].contains("sendmsg(") }.dropFirst().first
-        if let firstSend, let secondSend {
-            #expect(calls[(firstSend + 1)..<secondSend].contains { $0.contains("recvfrom(") },
-                    "\(calls.joined(separator: "\n"))")
+        let sendIndices = calls.indices.filter { calls[$0].contains("sendto(") || calls[$0].contains("sendmsg(") }
+        try #require(sendIndices.count >= 2, "\(calls.joined(separator: "\n"))")
+        #expect(calls[(sendIndices[0] + 1)..<sendIndices[1]].contains { $0.contains("recvfrom(") },
+                "\(calls.joined(separator: "\n"))")
+    }
+
+    /// Reads until `count` bytes arrived or the peer closed the stream (close_notify):
+    /// what arrived. Past `deadline` the read throws (the socket's time-out), so a peer
+    /// that stalls fails the test instead of hanging it.
+    private static func read(_ socket: TLSSocket, count: Int, until deadline: ContinuousClock.Instant) throws -> [UInt8] {
+        var bytes: [UInt8] = []
+        while bytes.count < count {
+            socket.timeout = max(.zero, deadline - .now)
+            let chunk = try socket.read(maxBytes: count - bytes.count)
+            if chunk.isEmpty { break }
+            bytes += chunk
         }
+        return bytes
     }
 }
