@@ -46,7 +46,7 @@ struct TLSCtlConnectTests {
         #expect(server.output.contains("ALPN protocols selected: http/1.1"), "\(server.output)")
     }
 
-    @Test("connect to gnutls-serv --echo by name, --quiet prints only the echoed bytes", arguments: allBackends)
+    @Test("connect to gnutls-serv --echo, --quiet prints only the echoed bytes", arguments: allBackends)
     func againstGnuTLSServer(backend: Backend) throws {
         let files = try CertificateFiles(backend)
         defer { files.remove() }
@@ -55,13 +55,14 @@ struct TLSCtlConnectTests {
         ])
         defer { server.stop() }
         // gnutls-serv picks its own port (printed as "port 0": read back from the kernel)
-        // and says "...done" once it listens. "localhost" may resolve to ::1 first, where
-        // gnutls-serv listens on another port: tlsctl then falls back to 127.0.0.1.
+        // and says "...done" once it listens (on IPv4 and, on another port, IPv6): the
+        // address, not the name, whose resolution is the machine's /etc/hosts.
         try #require(server.stderrEventually(contains: "Echo Server listening on IPv4 0.0.0.0 port 0...done", timeout: 30),
                      "\(server.errorOutput)")
         let port = try listeningPort(of: server.process.processIdentifier)
         let (status, output, errors) = try runTLSCtl([
-            "connect", "localhost:\(port)", "--backend", backend.name, "--ca-file", files.cert, "--quiet",
+            "connect", "127.0.0.1:\(port)", "--backend", backend.name, "--ca-file", files.cert,
+            "--server-name", "localhost", "--quiet",
         ], input: "ping\npong\n")
         #expect(status == 0, "\(errors)")
         #expect(output == "ping\npong\n")
@@ -117,7 +118,8 @@ struct TLSCtlConnectTests {
         // 720 KB of lines: more than the socket buffers hold, so both directions must flow at once.
         let input = (0..<20_000).map { "line \($0) of the tlsctl relay test\n" }.joined()
         let (status, output, errors) = try runTLSCtl([
-            "connect", "localhost:\(server.port)", "--backend", client.name, "--ca-file", files.cert, "--quiet",
+            "connect", "127.0.0.1:\(server.port)", "--backend", client.name, "--ca-file", files.cert,
+            "--server-name", "localhost", "--quiet",
         ], input: input, timeout: 60)
         #expect(status == 0, "\(errors)")
         #expect(output.count == input.count)
@@ -135,7 +137,8 @@ struct TLSCtlConnectTests {
                                  "--max-connections", "1"])
         defer { server.child.stop() }
         let client = try Child.tlsctl([
-            "connect", "localhost:\(server.port)", "--backend", backend.name, "--ca-file", files.cert, "--quiet",
+            "connect", "127.0.0.1:\(server.port)", "--backend", backend.name, "--ca-file", files.cert,
+            "--server-name", "localhost", "--quiet",
         ])
         client.send("GET /first HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         // The reply arrives while stdin is still open: connect does not block on stdin.

@@ -107,8 +107,8 @@ struct TLSCtlServeTests {
                                  "--max-connections", "1"])
         defer { server.child.stop() }
         let (status, page, errors) = try runTLSCtl([
-            "connect", "localhost:\(server.port)", "--backend", client.name, "--ca-file", serverFiles.cert,
-            "--cert", clientFiles.cert, "--key", clientFiles.key, "--quiet",
+            "connect", "127.0.0.1:\(server.port)", "--backend", client.name, "--ca-file", serverFiles.cert,
+            "--server-name", "localhost", "--cert", clientFiles.cert, "--key", clientFiles.key, "--quiet",
         ], input: "GET /mtls HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         #expect(status == 0, "\(errors)")
         #expect(page.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(page)")
@@ -223,7 +223,8 @@ struct TLSCtlServeTests {
         close(quitter)
 
         let (status, output, errors) = try runTLSCtl([
-            "connect", "localhost:\(server.port)", "--backend", backend.name, "--ca-file", files.cert, "--quiet",
+            "connect", "127.0.0.1:\(server.port)", "--backend", backend.name, "--ca-file", files.cert,
+            "--server-name", "localhost", "--quiet",
         ], input: "still served\n")
         #expect(status == 0, "\(errors)")
         #expect(output == "still served\n")

@@ -203,7 +203,8 @@ struct TLSCtlTunnelTests {
         let size = 5 << 20
         let input = String(decoding: (0..<size).map { _ in alphabet.randomElement(using: &generator)! }, as: UTF8.self)
         let (status, output, errors) = try runTLSCtl([
-            "connect", "localhost:\(server.port)", "--backend", backend.name, "--ca-file", files.cert, "--quiet",
+            "connect", "127.0.0.1:\(server.port)", "--backend", backend.name, "--ca-file", files.cert,
+            "--server-name", "localhost", "--quiet",
         ], input: input, timeout: 120)
         #expect(status == 0, "\(errors)")
         #expect(output.utf8.count == size)
@@ -295,16 +296,17 @@ struct TLSCtlTunnelTests {
         defer { files.remove() }
         let (server, serverPort) = try openSSLServer(files, "-rev")
         defer { server.stop() }
-        // localhost may resolve to ::1 first, where nothing listens: the next address is tried.
-        let (tunnel, port) = try listener(["localhost:\(serverPort)", "--backend", backend.name, "--ca-file", files.cert,
-                                           "--max-connections", "1"])
+        // The address, not the name: what "localhost" resolves to is the machine's
+        // /etc/hosts, not the test's. The certificate is checked against the name.
+        let (tunnel, port) = try listener(["127.0.0.1:\(serverPort)", "--backend", backend.name, "--ca-file", files.cert,
+                                           "--server-name", "localhost", "--max-connections", "1"])
         defer { tunnel.stop() }
-        #expect(tunnel.output.hasPrefix("tunnelling to localhost:\(serverPort) with \(backend.name) "), "\(tunnel.output)")
+        #expect(tunnel.output.hasPrefix("tunnelling to 127.0.0.1:\(serverPort) with \(backend.name) "), "\(tunnel.output)")
         let (status, output, errors) = try run(try tool("python3"), ["-c", Self.halfClosingClient, "\(port)", "hello\nworld\n"])
         #expect(status == 0, "\(errors)")
         #expect(output == "olleh\ndlrow\n")
         #expect(tunnel.wait(timeout: 30) == 0)
-        expectOneTunnelLine(tunnel, target: "localhost:\(serverPort)", traffic: "12 bytes up, 12 bytes down", ending: "closed cleanly")
+        expectOneTunnelLine(tunnel, target: "127.0.0.1:\(serverPort)", traffic: "12 bytes up, 12 bytes down", ending: "closed cleanly")
     }
 
     @Test("connect --listen to openssl s_server -www: curl http:// gets the server's page over the tunnel",

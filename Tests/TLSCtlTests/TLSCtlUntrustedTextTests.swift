@@ -47,8 +47,8 @@ struct TLSCtlUntrustedTextTests {
         defer { server.child.stop() }
 
         // Trusted (the certificate is its own root) but issued for another name.
-        let refused = try Child.tlsctl(["connect", "localhost:\(server.port)", "--backend", backend.name,
-                                        "--ca-file", hostile.cert])
+        let refused = try Child.tlsctl(["connect", "127.0.0.1:\(server.port)", "--backend", backend.name,
+                                        "--ca-file", hostile.cert, "--server-name", "localhost"])
         refused.closeInput()
         #expect(refused.wait() == 1)
         #expect(Self.unsafeBytes(refused.errorBytes).isEmpty, "\(refused.errorOutput.debugDescription)")
@@ -58,7 +58,8 @@ struct TLSCtlUntrustedTextTests {
         #expect(refused.errorOutput.contains(Self.escapedName), "\(refused.errorOutput.debugDescription)")
 
         // Without verification: the summary names the certificate, escaped.
-        let accepted = try Child.tlsctl(["connect", "localhost:\(server.port)", "--backend", backend.name, "--insecure"])
+        let accepted = try Child.tlsctl(["connect", "127.0.0.1:\(server.port)", "--backend", backend.name, "--insecure",
+                                         "--server-name", "localhost"])
         accepted.closeInput()
         #expect(accepted.wait() == 0, "\(accepted.errorOutput.debugDescription)")
         #expect(Self.unsafeBytes(accepted.errorBytes).isEmpty, "\(accepted.errorOutput.debugDescription)")
@@ -87,8 +88,8 @@ struct TLSCtlUntrustedTextTests {
 
         // Trusted client: the HTTP page names it, escaped.
         let (status, page, errors) = try runTLSCtl([
-            "connect", "localhost:\(server.port)", "--backend", backend.name, "--ca-file", serverFiles.cert,
-            "--cert", hostile.cert, "--key", hostile.key, "--quiet",
+            "connect", "127.0.0.1:\(server.port)", "--backend", backend.name, "--ca-file", serverFiles.cert,
+            "--server-name", "localhost", "--cert", hostile.cert, "--key", hostile.key, "--quiet",
         ], input: "GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         #expect(status == 0, "\(errors)")
         #expect(page.contains("client cert:   ") && page.contains("pwned"), "\(page.debugDescription)")
@@ -96,8 +97,8 @@ struct TLSCtlUntrustedTextTests {
 
         // Untrusted client (same names, another key): refused, and the log line is safe.
         let (refusedStatus, _, _) = try runTLSCtl([
-            "connect", "localhost:\(server.port)", "--backend", backend.name, "--ca-file", serverFiles.cert,
-            "--cert", stranger.cert, "--key", stranger.key, "--quiet",
+            "connect", "127.0.0.1:\(server.port)", "--backend", backend.name, "--ca-file", serverFiles.cert,
+            "--server-name", "localhost", "--cert", stranger.cert, "--key", stranger.key, "--quiet",
         ], input: "GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         #expect(refusedStatus == 1)
         #expect(server.child.wait(timeout: 30) == 0)
