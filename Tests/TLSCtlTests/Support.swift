@@ -123,3 +123,27 @@ func run(_ executable: String, _ arguments: [String], input: String = "", timeou
 
 /// The lines of a text, without empty ones.
 func lines(_ text: String) -> [String] { text.split(separator: "\n").map(String.init) }
+
+/// The inodes of the sockets among a process's descriptors (`/proc/<pid>/fd`).
+func socketInodes(of pid: Int32) throws -> Set<String> {
+    Set(try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").compactMap { name -> String? in
+        guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(name)"),
+              target.hasPrefix("socket:[") else { return nil }  // closed meanwhile, or not a socket
+        return String(target.dropFirst("socket:[".count).dropLast())
+    })
+}
+
+/// Every TCP socket the kernel lists (`/proc/net/tcp` and `/proc/net/tcp6`): its local
+/// port, its state (`0A` is LISTEN) and its inode. A socket's inode is never given to
+/// another socket while it exists, so it names that socket whoever binds its port later.
+func tcpSockets() throws -> [(port: UInt16, state: String, inode: String)] {
+    try ["/proc/net/tcp", "/proc/net/tcp6"].flatMap { path in
+        try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").dropFirst().compactMap { line in
+            // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+            let fields = line.split(separator: " ")
+            guard fields.count > 9, let port = fields[1].split(separator: ":").last.flatMap({ UInt16($0, radix: 16) })
+            else { return nil }
+            return (port, String(fields[3]), String(fields[9]))
+        }
+    }
+}
