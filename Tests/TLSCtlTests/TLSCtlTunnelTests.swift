@@ -122,18 +122,20 @@ struct TLSCtlTunnelTests {
 
     /// `child` wrote exactly one line on stderr, a tunnel line as ``isTunnelLine``.
     private func expectOneTunnelLine(_ child: Child, target: String, traffic: String, ending: String,
-                                     sourceLocation: SourceLocation = #_sourceLocation) {
+                                     sourceLocation: SourceLocation = #_sourceLocation) throws {
         let log = lines(child.errorOutput)
-        #expect(log.count == 1 && isTunnelLine(log[0], target: target, traffic: traffic, ending: ending),
+        try #require(log.count == 1, "\(log)", sourceLocation: sourceLocation)
+        #expect(try isTunnelLine(log[0], target: target, traffic: traffic, ending: ending),
                 "\(log)", sourceLocation: sourceLocation)
     }
 
     /// Whether `line` is exactly one tunnel log line from 127.0.0.1 (any port) to `target`
     /// with TLS 1.3 and the given ending.
-    private func isTunnelLine(_ line: String, target: String, traffic: String, ending: String) -> Bool {
+    /// Throws if the pattern built from the arguments does not compile.
+    private func isTunnelLine(_ line: String, target: String, traffic: String, ending: String) throws -> Bool {
         let pattern = "tlsctl: 127\\.0\\.0\\.1:[0-9]+ -> \(NSRegularExpression.escapedPattern(for: target)): "
             + "TLSv1\\.3 TLS_[A-Z0-9_]+, \(traffic), \(NSRegularExpression.escapedPattern(for: ending))"
-        return line.wholeMatch(of: try! Regex(pattern)) != nil
+        return line.wholeMatch(of: try Regex(pattern)) != nil
     }
 
     @Test("serve --forward in front of http.server: curl --cacert gets the backend's exact page", arguments: allBackends)
@@ -155,9 +157,9 @@ struct TLSCtlTunnelTests {
         #expect(response.hasSuffix("\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body), "\(response)")
         #expect(server.child.wait(timeout: 30) == 0)
         let log = lines(server.child.errorOutput)
-        #expect(log.count == 1, "\(server.child.errorOutput)")
+        try #require(log.count == 1, "\(server.child.errorOutput)")
         // Every byte of the response went down; the request went up (its size is curl's).
-        #expect(isTunnelLine(log.first ?? "", target: "127.0.0.1:\(httpPort)",
+        #expect(try isTunnelLine(log[0], target: "127.0.0.1:\(httpPort)",
                              traffic: "[1-9][0-9]* bytes up, \(response.utf8.count) bytes down", ending: "closed cleanly"),
                 "\(log)")
     }
@@ -185,7 +187,7 @@ struct TLSCtlTunnelTests {
         #expect(download.count == upload.count)
         #expect(download == Data(upload), "the 5 MiB came back changed")
         #expect(server.child.wait(timeout: 60) == 0)
-        expectOneTunnelLine(server.child, target: "127.0.0.1:\(httpPort)", traffic: "52[0-9]{5} bytes up, 52[0-9]{5} bytes down", ending: "closed cleanly")
+        try expectOneTunnelLine(server.child, target: "127.0.0.1:\(httpPort)", traffic: "52[0-9]{5} bytes up, 52[0-9]{5} bytes down", ending: "closed cleanly")
     }
 
     @Test("serve --forward to an echo backend: 5 MiB streamed both ways at once (back-pressure), exact bytes and counts",
@@ -210,7 +212,7 @@ struct TLSCtlTunnelTests {
         #expect(output.utf8.count == size)
         #expect(output == input, "the echoed stream differs")
         #expect(server.child.wait(timeout: 60) == 0)
-        expectOneTunnelLine(server.child, target: "127.0.0.1:\(echoPort)", traffic: "\(size) bytes up, \(size) bytes down", ending: "closed cleanly")
+        try expectOneTunnelLine(server.child, target: "127.0.0.1:\(echoPort)", traffic: "\(size) bytes up, \(size) bytes down", ending: "closed cleanly")
     }
 
     @Test("serve --forward keeps half-close: gnutls-cli's close_notify ends the backend's input, the reply still arrives",
@@ -231,7 +233,7 @@ struct TLSCtlTunnelTests {
         #expect(status == 0, "\(errors)")
         #expect(output.contains("\nreceived 12 bytes\n- Peer has closed the GnuTLS connection\n"), "\(output)")
         #expect(server.child.wait(timeout: 30) == 0)
-        expectOneTunnelLine(server.child, target: "127.0.0.1:\(counterPort)", traffic: "12 bytes up, 18 bytes down", ending: "closed cleanly")
+        try expectOneTunnelLine(server.child, target: "127.0.0.1:\(counterPort)", traffic: "12 bytes up, 18 bytes down", ending: "closed cleanly")
     }
 
     @Test("serve --forward to a refusing backend: curl gets close_notify and no data, the log names ECONNREFUSED",
@@ -252,8 +254,9 @@ struct TLSCtlTunnelTests {
         #expect(output.isEmpty)
         #expect(server.child.wait(timeout: 30) == 0)
         let log = lines(server.child.errorOutput)
-        #expect(log.count == 1 && isTunnelLine(log[0], target: "127.0.0.1:\(refusingPort)", traffic: "0 bytes up, 0 bytes down",
-                                               ending: "backend connect failed: Connection refused (ECONNREFUSED)"),
+        try #require(log.count == 1, "\(log)")
+        #expect(try isTunnelLine(log[0], target: "127.0.0.1:\(refusingPort)", traffic: "0 bytes up, 0 bytes down",
+                                 ending: "backend connect failed: Connection refused (ECONNREFUSED)"),
                 "\(log)")
     }
 
@@ -282,10 +285,10 @@ struct TLSCtlTunnelTests {
         #expect(refusedPage.isEmpty)
         #expect(server.child.wait(timeout: 30) == 0)
         let log = lines(server.child.errorOutput)
-        #expect(log.count == 2, "\(log)")
-        #expect(log.first.map { isTunnelLine($0, target: "127.0.0.1:\(httpPort)", traffic: "[0-9]+ bytes up, [0-9]+ bytes down",
-                                            ending: "closed cleanly") } == true, "\(log)")
-        #expect(log.last?.contains(" -> 127.0.0.1:\(httpPort): handshake failed: certificate verification failed: noCertificate (\(backend.name): ") == true,
+        try #require(log.count == 2, "\(log)")
+        #expect(try isTunnelLine(log[0], target: "127.0.0.1:\(httpPort)", traffic: "[0-9]+ bytes up, [0-9]+ bytes down",
+                                 ending: "closed cleanly"), "\(log)")
+        #expect(log[1].contains(" -> 127.0.0.1:\(httpPort): handshake failed: certificate verification failed: noCertificate (\(backend.name): "),
                 "\(log)")
     }
 
@@ -306,7 +309,7 @@ struct TLSCtlTunnelTests {
         #expect(status == 0, "\(errors)")
         #expect(output == "olleh\ndlrow\n")
         #expect(tunnel.wait(timeout: 30) == 0)
-        expectOneTunnelLine(tunnel, target: "127.0.0.1:\(serverPort)", traffic: "12 bytes up, 12 bytes down", ending: "closed cleanly")
+        try expectOneTunnelLine(tunnel, target: "127.0.0.1:\(serverPort)", traffic: "12 bytes up, 12 bytes down", ending: "closed cleanly")
     }
 
     @Test("connect --listen to openssl s_server -www: curl http:// gets the server's page over the tunnel",
@@ -327,7 +330,7 @@ struct TLSCtlTunnelTests {
         #expect(page.contains("\nNew, TLSv1.3, Cipher is TLS_"), "\(page)")
         #expect(page.hasSuffix("</pre></BODY></HTML>\r\n\r\n"), "\(page)")
         #expect(tunnel.wait(timeout: 30) == 0)
-        expectOneTunnelLine(tunnel, target: "127.0.0.1:\(serverPort)", traffic: "[0-9]+ bytes up, \(page.utf8.count) bytes down", ending: "closed cleanly")
+        try expectOneTunnelLine(tunnel, target: "127.0.0.1:\(serverPort)", traffic: "[0-9]+ bytes up, \(page.utf8.count) bytes down", ending: "closed cleanly")
     }
 
     @Test("connect --listen to a server whose certificate names another host: the local client is reset, the log says why",
