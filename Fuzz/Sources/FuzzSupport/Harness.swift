@@ -105,8 +105,8 @@ public enum Harness {
         let context = input.first.map { $0 & 1 == 0 } ?? true ? world.server : world.server12
         let server = context.makeConnection()
         let wire = TLSMemoryPair()
-        try! server.setTransport(.memory(wire))
-        try! server.setAcceptState()
+        setUp("the server's in-memory transport") { try server.setTransport(.memory(wire)) }
+        setUp("the server's accept state") { try server.setAcceptState() }
         // The first call sees nothing; then the input arrives in two pieces, then EOF.
         check(server, server.accept(), transportClosed: false)
         let split = input.isEmpty ? 0 : Int(input[0]) % (input.count + 1)
@@ -122,7 +122,7 @@ public enum Harness {
         let context = input.first.map { $0 & 1 == 0 } ?? true ? world.client : world.client12
         let client = context.makeConnection()
         let wire = TLSMemoryPair()
-        try! client.setTransport(.memory(wire))
+        setUp("the client's in-memory transport") { try client.setTransport(.memory(wire)) }
         let first = client.connect()
         require(first == -1 && client.error(for: first) == .wantRead, "first connect() gave \(first)")
         require(wire.pendingOutgoing > 0, "no ClientHello")
@@ -145,8 +145,8 @@ public enum Harness {
         let tls12 = mode & 8 != 0
         let client = world.client.makeConnection(), server = (tls12 ? world.server12 : world.server).makeConnection()
         let clientWire = TLSMemoryPair(), serverWire = TLSMemoryPair()
-        try! client.setTransport(.memory(clientWire))
-        try! server.setTransport(.memory(serverWire))
+        setUp("the client's in-memory transport") { try client.setTransport(.memory(clientWire)) }
+        setUp("the server's in-memory transport") { try server.setTransport(.memory(serverWire)) }
         var done = (client: false, server: false)
         for _ in 0..<20 where !(done.client && done.server) {
             if !done.client { done.client = client.connect() == 1 }
@@ -322,8 +322,8 @@ public enum Harness {
             server = world.server.makeConnection()
         }
         let clientWire = TLSMemoryPair(), serverWire = TLSMemoryPair()
-        try! client.setTransport(.memory(clientWire))
-        try! server.setTransport(.memory(serverWire))
+        setUp("the client's in-memory transport") { try client.setTransport(.memory(clientWire)) }
+        setUp("the server's in-memory transport") { try server.setTransport(.memory(serverWire)) }
         var last = (client: Int32(-1), server: Int32(-1))
         for _ in 0..<20 {
             if last.client == -1 && client.error(for: -1) != .ssl { last.client = client.connect() }
@@ -382,6 +382,17 @@ public enum Harness {
 
     static func require(_ condition: Bool, _ message: @autoclosure () -> String) {
         if !condition { fatalError("contract violation: \(message())") }
+    }
+
+    /// A set-up step that fails only if the harness itself is broken (a connection that
+    /// refuses its in-memory transport), never because of the input: it stops the fuzzer
+    /// with the step and the error, as a crash libFuzzer reports, instead of a bare trap.
+    static func setUp(_ step: String, _ body: () throws -> Void) {
+        do {
+            try body()
+        } catch {
+            fatalError("fuzz set-up failed: \(step): \(error)")
+        }
     }
 }
 

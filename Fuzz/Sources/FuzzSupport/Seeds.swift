@@ -50,8 +50,8 @@ enum Seeds {
         let client = (tls12 ? world.client12 : world.client).makeConnection()
         let server = (tls12 ? world.server12 : world.server).makeConnection()
         let clientWire = TLSMemoryPair(), serverWire = TLSMemoryPair()
-        try! client.setTransport(.memory(clientWire))
-        try! server.setTransport(.memory(serverWire))
+        Harness.setUp("the client's in-memory transport") { try client.setTransport(.memory(clientWire)) }
+        Harness.setUp("the server's in-memory transport") { try server.setTransport(.memory(serverWire)) }
         var clientFlights: [[UInt8]] = [], serverFlights: [[UInt8]] = []
         var done = (client: false, server: false)
         for _ in 0..<20 where !(done.client && done.server) {
