@@ -348,9 +348,9 @@ struct TLSCtlTunnelTests {
         #expect(output == "RESET", "nothing of the server's reaches the client, and it cannot take the end for a clean one")
         #expect(tunnel.wait(timeout: 30) == 0)
         let log = lines(tunnel.errorOutput)
-        #expect(log.count == 1, "\(log)")
-        #expect(log.first?.hasPrefix("tlsctl: 127.0.0.1:") == true, "\(log)")
-        #expect(log.first?.contains(" -> 127.0.0.1:\(serverPort): handshake failed: certificate verification failed: hostnameMismatch (\(backend.name): ") == true,
+        try #require(log.count == 1, "\(log)")
+        #expect(log[0].hasPrefix("tlsctl: 127.0.0.1:"), "\(log)")
+        #expect(log[0].contains(" -> 127.0.0.1:\(serverPort): handshake failed: certificate verification failed: hostnameMismatch (\(backend.name): "),
                 "\(log)")
     }
 }
