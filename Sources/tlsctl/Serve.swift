@@ -168,13 +168,19 @@ struct Serve: ParsableCommand {
             } else {
                 service = .respond(mode ?? .echo)
             }
-            let listener = try TLSListener(host: bare, port: UInt16(port))
-            let loop = try ServerLoop(
-                backend: backend, context: context, listener: listener, service: service,
-                maxConnections: maxConnections, handshakeTimeout: .seconds(handshakeTimeout))
+            // The loop alone holds the listener: when it drops it (signal, --max-connections
+            // reached) the socket closes then, not when this scope ends.
+            let loop: ServerLoop, boundPort: UInt16
+            do {
+                let listener = try TLSListener(host: bare, port: UInt16(port))
+                boundPort = listener.port
+                loop = try ServerLoop(
+                    backend: backend, context: context, listener: listener, service: service,
+                    maxConnections: maxConnections, handshakeTimeout: .seconds(handshakeTimeout))
+            }
             lines.append("backend: \(backend.id) (\(backend.libraryVersion))")
             if let forward { lines.append("forwarding to \(forward)") }
-            lines.append("listening on \(Endpoint.format(host: bare, port: listener.port))")
+            lines.append("listening on \(Endpoint.format(host: bare, port: boundPort))")
             printFlushed(lines.joined(separator: "\n"))
             try loop.run()
         } catch let error as TLSError {
