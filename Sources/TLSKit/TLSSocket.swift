@@ -177,10 +177,10 @@ public final class TLSListener: Sendable {
     public func acceptDescriptor(timeout: Duration? = nil) throws -> Int32 {
         let deadline = timeout.map { ContinuousClock.now + $0 }
         while true {
-            let fd = Glibc.accept(descriptor, nil, nil)
+            // Close-on-exec from birth: with accept then fcntl, a process spawned by another
+            // thread between the two would inherit the connection.
+            let fd = TCP.accept4(descriptor, nil, nil, Int32(SOCK_CLOEXEC.rawValue | SOCK_NONBLOCK.rawValue))
             if fd >= 0 {
-                _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-                _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
                 if noDelay { TCP.setNoDelay(fd) }
                 return fd
             }
@@ -198,6 +198,16 @@ public final class TLSListener: Sendable {
 
 /// TCP plumbing for the helpers.
 enum TCP {
+    /// `accept4(2)`, which Glibc's Swift module does not export (it is declared under
+    /// `_GNU_SOURCE`); glibc has had it since 2.10, Musl since 0.9.
+    static let accept4: @convention(c) (Int32, UnsafeMutablePointer<sockaddr>?, UnsafeMutablePointer<socklen_t>?, Int32) -> Int32 = {
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "accept4") else {  // RTLD_DEFAULT
+            fatalError("TLSKit: the C library has no accept4(2)")
+        }
+        return unsafeBitCast(symbol, to: (@convention(c) (Int32, UnsafeMutablePointer<sockaddr>?,
+                                                          UnsafeMutablePointer<socklen_t>?, Int32) -> Int32).self)
+    }()
+
     static func failure(_ what: String, _ error: Int32, backend: TLSBackendID) -> TLSError {
         TLSError(.transportFailure, "\(what): \(String(cString: strerror(error)))", backend: backend, errno: error)
     }

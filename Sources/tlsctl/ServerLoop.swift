@@ -9,15 +9,14 @@ import Musl
 /// Written once before the handlers are installed, then only read (by the handler).
 nonisolated(unsafe) private var stopSignalPipe: Int32 = -1
 
-/// Makes SIGINT and SIGTERM write their number to a pipe; returns the read end.
+/// Makes SIGINT and SIGTERM write their number to a socket pair; returns the read end.
 private func installStopSignals() throws -> Int32 {
     var fds: [Int32] = [-1, -1]
-    guard pipe(&fds) == 0 else {
-        throw TLSError(.internalError, "pipe: \(String(cString: strerror(errno)))", backend: "tlsctl", errno: errno)
-    }
-    for fd in fds {
-        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+    // A socket pair rather than pipe(2): it is made close-on-exec and non-blocking in one
+    // call (Glibc's Swift module has no pipe2).
+    let type = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue | SOCK_NONBLOCK.rawValue)
+    guard socketpair(AF_UNIX, type, 0, &fds) == 0 else {
+        throw TLSError(.internalError, "socketpair: \(String(cString: strerror(errno)))", backend: "tlsctl", errno: errno)
     }
     stopSignalPipe = fds[1]
     let handler: @convention(c) (Int32) -> Void = { signal in

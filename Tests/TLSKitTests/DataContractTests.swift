@@ -100,6 +100,36 @@ struct DataContractTests {
         #expect(link.client.step { $0.write(payload) } == Step(-1, .wantWrite))
         #expect(link.client.step { $0.write(Array(payload.prefix(10))) } == Step(-1, .ssl))
         #expect(link.client.lastError?.code == .badWriteRetry)
+
+        // Longer is refused too: Docs/contract.md, any length other than the interrupted one.
+        let longer = try established(backend, capacity: 1024)
+        longer.exchange()
+        #expect(longer.client.step { $0.write(payload) } == Step(-1, .wantWrite))
+        #expect(longer.client.step { $0.write(payload + [2]) } == Step(-1, .ssl))
+        #expect(longer.client.lastError?.code == .badWriteRetry)
+        #expect(longer.client.lastError?.message == "write retried with 100001 bytes; the interrupted write had 100000")
+    }
+
+    @Test("after a failure on an established connection, what was negotiated stays readable", arguments: allBackends)
+    func negotiatedAfterFailure(backend: Backend) throws {
+        let link = try MemoryLink(Fixture(backend), client: { $0.applicationProtocols = ["h2"] },
+                                  server: { $0.applicationProtocols = ["h2"] })
+        let (client, server) = link.handshake()
+        try #require(client.last == Step(1, .none) && server.last == Step(1, .none))
+        let version = link.client.negotiatedVersion, suite = link.client.cipherSuite
+        let chain = link.client.peerCertificateChain
+        #expect(version == .tls13)
+        #expect(chain.count == 1)
+        // A record of garbage where a protected record must come: the read fails.
+        link.clientWire.deliverIncoming([23, 3, 3, 0, 32] + [UInt8](repeating: 0xA5, count: 32))
+        #expect(link.client.readStep().0 == Step(-1, .ssl))
+        #expect(link.client.lastError?.code == .protocolFailure)
+        #expect(link.client.isHandshakeComplete)
+        #expect(link.client.negotiatedVersion == version)
+        #expect(link.client.cipherSuite == suite)
+        #expect(link.client.negotiatedApplicationProtocol == "h2")
+        #expect(link.client.peerCertificateChain == chain)
+        #expect(link.client.peerVerification == .verified)
     }
 
     @Test("shutdown: 0 then 1; close_notify exactly once; peer reads 0 .zeroReturn (sticky) and can still write",

@@ -155,7 +155,7 @@ struct MisuseTests {
     func pipes(backend: Backend) throws {
         let fixture = try Fixture(backend)
         var ends: [Int32] = [0, 0]
-        try #require(pipe(&ends) == 0)
+        try #require(closeOnExecPipe(&ends) == 0)
         let client = try fixture.clientContext().makeConnection()
         try client.setTransport(.socket(ends[0]))
         #expect(client.step { $0.connect() } == Step(-1, .syscall))

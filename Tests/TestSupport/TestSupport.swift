@@ -260,3 +260,15 @@ extension Trait where Self == ProcessGate {
     /// This suite measures process-wide figures: it runs with no other suite.
     package static var measuresProcess: Self { ProcessGate(exclusive: true) }
 }
+
+/// `pipe2(fds, O_CLOEXEC)`: a pipe close-on-exec from birth, so a tool another test
+/// spawns at the same moment never inherits it. Glibc's Swift module does not export
+/// `pipe2` (declared under `_GNU_SOURCE`), so it is looked up once.
+package func closeOnExecPipe(_ fds: UnsafeMutablePointer<Int32>) -> Int32 {
+    pipe2Function(fds, O_CLOEXEC)
+}
+
+private let pipe2Function: @convention(c) (UnsafeMutablePointer<Int32>, Int32) -> Int32 = {
+    guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "pipe2") else { fatalError("no pipe2(2) in the C library") }
+    return unsafeBitCast(symbol, to: (@convention(c) (UnsafeMutablePointer<Int32>, Int32) -> Int32).self)
+}()
