@@ -42,6 +42,8 @@
     private var sawServerHello = false
     /// Unprotected warning alerts in a row (any other record resets the count).
     private var warningsInARow = 0
+    /// The peer's last record was a (TLS 1.2) ChangeCipherSpec: its Finished comes next.
+    private var afterChangeCipherSpec = false
 
     /// The most unprotected warning alerts in a row a peer may send during the handshake;
     /// the next one is refused with unexpected_message (OpenSSL's `MAX_WARN_ALERT_COUNT`
@@ -103,6 +105,17 @@
             return fail(TLSWireViolation(.unexpectedMessage, "an empty record of content type \(parsed.type)"))
         }
         if parsed.type != TLSWire.ContentType.alert.rawValue { warningsInARow = 0 }
+        if afterChangeCipherSpec {
+            afterChangeCipherSpec = false
+            // RFC 5246 §7.1: the Finished immediately follows ChangeCipherSpec. A
+            // protected alert there (close_notify included) is libssl's "data between ccs
+            // and finished"; GnuTLS took it as the peer's word. (A 2-byte one cannot be
+            // protected: bad_record_mac, below.)
+            if parsed.type == TLSWire.ContentType.alert.rawValue && parsed.length > 2 {
+                return fail(TLSWireViolation(.unexpectedMessage,
+                    "an alert between its ChangeCipherSpec and its Finished (RFC 5246 §7.1)"))
+            }
+        }
         switch TLSWire.ContentType(rawValue: parsed.type)! {
         case .alert where peerProtected && isTLS13:
             // TLS 1.3 protects every alert as application_data (OpenSSL: "bad record type").
@@ -126,7 +139,10 @@
             // compatibility CCS that may follow a HelloRetryRequest (a plaintext
             // ServerHello comes next); a TLS 1.3 client sends it just before its first
             // protected flight.
-            if role == .server || sawServerHello { peerProtected = true }
+            if role == .server || sawServerHello {
+                peerProtected = true
+                afterChangeCipherSpec = !isTLS13
+            }
         default:
             break
         }
