@@ -166,16 +166,7 @@ struct CrossBackendTests {
             #expect(verifierLast == Step(-1, .ssl), "\(context)")
             #expect(verifier.lastError?.code == .certificateVerificationFailed, "\(context)")
             #expect(verifier.lastError?.verificationFailure == row.failure, "\(context)")
-            if row.serverVerifies && version == .tls12 && pairing.server.id == .openSSL {
-                // libssl sends handshake_failure (the peer reads it below), but the OpenSSL
-                // backend's error names certificate_required, the TLS 1.3 alert, for both
-                // versions. Known issue until fixed; then withKnownIssue fails.
-                withKnownIssue("OpenSSL server: TLSError.alert is certificate_required for TLS 1.2, handshake_failure was sent") {
-                    #expect(verifier.lastError?.alert == alert, "\(context)")
-                }
-            } else {
-                #expect(verifier.lastError?.alert == alert, "\(context)")
-            }
+            #expect(verifier.lastError?.alert == alert, "\(context)")
             #expect(peerLast == Step(-1, .ssl), "\(context)")
             #expect(peer.lastError?.code == .alertReceived, "\(context)")
             #expect(peer.lastError?.alert == alert, "\(context)")

@@ -153,18 +153,9 @@ struct VerificationMatrixTests {
             // The category's alert (decrypt_error), sent by us and read by s_server.
             #expect(error.alert == .decryptError, "\(name): \(error)")
             let received = PeerAlertLog.wait(for: 1, in: server, PeerAlertLog.openSSLOutcomes)
-            if backend.id == .openSSL {
-                // The wire disagrees with the error: libssl picks the alert itself from
-                // X509_V_ERR_EE_KEY_TOO_SMALL / CA_MD_TOO_WEAK (ssl_x509err2alert:
-                // bad_certificate); the verify callback does not override it as it does for
-                // invalidCA. The GnuTLS backend sends decrypt_error. Fails (known issue)
-                // until fixed; then withKnownIssue fails and this branch goes.
-                withKnownIssue("OpenSSL backend sends bad_certificate for a weak key or digest, not decrypt_error") {
-                    #expect(received == [.alert(TLSAlert.decryptError.rawValue)], "\(name): \(server.errorOutput)")
-                }
-            } else {
-                #expect(received == [.alert(TLSAlert.decryptError.rawValue)], "\(name): \(server.errorOutput)")
-            }
+            // The same on the wire from both backends (the OpenSSL backend used to send
+            // libssl's bad_certificate for X509_V_ERR_EE_KEY_TOO_SMALL / CA_MD_TOO_WEAK).
+            #expect(received == [.alert(TLSAlert.decryptError.rawValue)], "\(name): \(server.errorOutput)")
         }
     }
 }

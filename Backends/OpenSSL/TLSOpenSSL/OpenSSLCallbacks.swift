@@ -34,6 +34,12 @@ func openSSLVerifyCallback(_ preverified: Int32, _ store: OpaquePointer?) -> Int
         if failure == .invalidCA || failure == .nameConstraintsViolation {
             X509_STORE_CTX_set_error(store, X509_V_ERR_CERT_REJECTED)
         }
+        // A key or digest below the security level (EE_KEY_TOO_SMALL, CA_MD_TOO_WEAK…)
+        // would be bad_certificate in libssl's table; the category's alert, decrypt_error
+        // (what GnuTLS sends), comes from CERT_SIGNATURE_FAILURE.
+        if failure == .badSignature {
+            X509_STORE_CTX_set_error(store, X509_V_ERR_CERT_SIGNATURE_FAILURE)
+        }
         return 0
     }
     guard policy.checksLeaf, X509_STORE_CTX_get_error_depth(store) == 0,
