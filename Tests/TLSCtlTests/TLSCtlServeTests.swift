@@ -245,6 +245,31 @@ struct TLSCtlServeTests {
         #expect(server.child.wait(timeout: 10) == 0)
     }
 
+    @Test("--max-connections 1: once the one connection is accepted the listener is closed, while the connection goes on",
+          arguments: allBackends)
+    func maxConnectionsClosesTheListener(backend: Backend) throws {
+        let files = try CertificateFiles(backend)
+        defer { files.remove() }
+        let server = try Server(["--backend", backend.name, "--cert", files.cert, "--key", files.key, "--echo",
+                                 "--max-connections", "1"])
+        defer { server.child.stop() }
+        let served = try socketInodes(of: server.child.process.processIdentifier)
+        let listeners = try tcpSockets().filter { $0.port == server.port && $0.state == "0A" && served.contains($0.inode) }
+        try #require(listeners.count == 1, "\(listeners)")
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.trustRoots = .certificates([.pem(files.identity.certificateChainPEM)])
+        let socket = try TLSSocket.connect(host: "127.0.0.1", port: server.port, context: try backend.type.makeContext(configuration),
+                                           serverName: "localhost", timeout: .seconds(30))
+        try socket.write(Array("one\n".utf8))
+        #expect(try socket.read() == Array("one\n".utf8))
+        // No second connection can queue behind the first: the listening socket is gone.
+        #expect(try !tcpSockets().contains { $0.inode == listeners[0].inode }, "the listener outlived --max-connections")
+        try socket.write(Array("two\n".utf8))
+        #expect(try socket.read() == Array("two\n".utf8))
+        try socket.shutdown(waitForPeer: true)
+        #expect(server.child.wait(timeout: 30) == 0)
+    }
+
     @Test("SIGINT and SIGTERM stop serve cleanly: close_notify to connected clients, exit 0",
           arguments: allBackends, [SIGINT, SIGTERM])
     func stopsOnSignal(backend: Backend, signal: Int32) throws {
@@ -267,6 +292,8 @@ struct TLSCtlServeTests {
         let listener = listeners[0].inode
         server.child.signal(signal)
         #expect(try socket.read() == [], "close_notify reads as the end of the stream")
+        // The listener closed first, then the clients were told (stop()'s order).
+        #expect(try !tcpSockets().contains { $0.inode == listener }, "the listener was still open at close_notify")
         #expect(server.child.wait(timeout: 10) == 0)
         let name = signal == SIGINT ? "SIGINT" : "SIGTERM"
         #expect(server.child.errorOutput == "tlsctl: stopped by \(name): 1 connection(s) closed, 1 with close_notify\n")
@@ -278,7 +305,7 @@ struct TLSCtlServeTests {
 
 /// A plain TCP connection to 127.0.0.1:port (for clients that misbehave).
 func rawConnect(port: UInt16) throws -> Int32 {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_port = port.bigEndian

@@ -260,7 +260,7 @@ struct StalledPeerTests {
         let fixture = try Fixture(backend)
         let context = try fixture.serverContext()
         let listener = try TLSListener(host: "127.0.0.1", port: 0)
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
