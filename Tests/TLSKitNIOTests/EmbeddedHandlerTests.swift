@@ -249,6 +249,50 @@ struct EmbeddedHandlerTests {
         #expect(throws: ChannelError.outputClosed) { try link.client.writeAndFlush(ByteBuffer(string: "x")).wait() }
     }
 
+    @Test("an empty write succeeds, alone and between others, sends nothing and spoils nothing",
+          arguments: allBackends, versions)
+    func emptyWrite(backend: Backend, version: TLSVersion) throws {
+        let link = try pair((backend, backend), version: version)
+        // Before the handshake: buffered with the rest, sent in order once it completes.
+        let early = [link.client.write(ByteBuffer(string: "early,")), link.client.write(ByteBuffer())]
+        link.client.flush()
+        try link.activate()
+        try link.exchange()
+        for promise in early { try promise.wait() }
+
+        // Alone: the promise succeeds and no record leaves (TLSConnection.write returns 0
+        // for an empty buffer, which is not a failure).
+        let before = link.clientWire.count
+        let alone = link.client.writeAndFlush(ByteBuffer())
+        try link.exchange()
+        try alone.wait()
+        #expect(link.clientWire[before...].map(\.readableBytes).reduce(0, +) == 0)
+
+        // Between non-empty writes, in one flush and then in flushes of their own.
+        let batch = [ByteBuffer(string: "before,"), ByteBuffer(), ByteBuffer(string: "after")].map {
+            link.client.write($0)
+        }
+        link.client.flush()
+        try link.exchange()
+        for promise in batch { try promise.wait() }
+        let separate = [ByteBuffer(string: ";one"), ByteBuffer(), ByteBuffer(string: ";two")].map {
+            link.client.writeAndFlush($0)
+        }
+        try link.exchange()
+        for promise in separate { try promise.wait() }
+
+        // The connection still works both ways.
+        link.write(server: "reply")
+        try link.exchange()
+        #expect(link.serverEvents.text == "early,before,after;one;two")
+        #expect(link.clientEvents.text == "reply")
+        #expect(link.clientEvents.errors.isEmpty, "\(link.clientEvents.errors)")
+        #expect(link.serverEvents.errors.isEmpty, "\(link.serverEvents.errors)")
+        #expect(link.client.isActive)
+        #expect(link.server.isActive)
+        #expect(link.clientEvents.summary == ["active", "handshakeCompleted(h2)", "read", "readComplete"])
+    }
+
     @Test("a 4 MiB write arrives whole and in order", arguments: backendPairs.map { ($0.0, $0.1) })
     func bigWrite(backends: (Backend, Backend)) throws {
         let link = try pair(backends)
