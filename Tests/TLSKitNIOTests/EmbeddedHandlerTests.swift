@@ -236,14 +236,29 @@ struct EmbeddedHandlerTests {
 
     @Test("close(mode: .output) sends close_notify and closes output", arguments: allBackends)
     func closeOutput(backend: Backend) throws {
-        let link = try pair((backend, backend), version: .tls12)
+        // One AEAD suite, so that the protected record's size is known.
+        let suite = "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"
+        let link = try pair((backend, backend), version: .tls12, client: {
+            $0.cipherSuites = [suite]; $0.maximumTLSVersion = .tls12
+        })
         try link.activate()
         try link.exchange()
+        #expect(link.clientHandler.cipherSuite == suite)
         try link.client.close(mode: .output).wait()
-        // A TLS 1.2 close_notify is an alert record: level 1 (warning), description 0.
+        // After the handshake a TLS 1.2 close_notify (level 1, description 0) is protected:
+        // one alert record (type 21, version 3.3) of 8 bytes of explicit nonce, the 2
+        // encrypted bytes and the 16-byte GCM tag.
         let alert = try #require(try link.client.readOutbound(as: ByteBuffer.self))
-        #expect(Array(alert.readableBytesView) == [21, 3, 3, 0, 2, 1, 0] || alert.readableBytes > 7)
-        #expect(recordTypes([alert]) == [21])
+        #expect(Array(alert.readableBytesView.prefix(5)) == [21, 3, 3, 0, 26])
+        #expect(alert.readableBytes == 5 + 26)
+        #expect(try link.client.readOutbound(as: ByteBuffer.self) == nil)
+        // What it says, read by the peer: close_notify, which the server (no half-closure)
+        // answers with its own before closing — no error, no alert.
+        try link.server.writeInbound(alert)
+        #expect(link.serverEvents.summary == ["active", "handshakeCompleted(h2)", "shutdownCompleted", "inactive"])
+        #expect(link.serverEvents.errors.isEmpty, "\(link.serverEvents.errors)")
+        let answer = try #require(try link.server.readOutbound(as: ByteBuffer.self))
+        #expect(Array(answer.readableBytesView.prefix(5)) == [21, 3, 3, 0, 26])
         // (EmbeddedChannel closes entirely on close(mode: .output); the real half-close,
         // with the peer still writing, is in the socket tests.)
         #expect(throws: ChannelError.outputClosed) { try link.client.writeAndFlush(ByteBuffer(string: "x")).wait() }
