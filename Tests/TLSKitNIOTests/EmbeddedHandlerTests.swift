@@ -33,6 +33,8 @@ struct EmbeddedHandlerTests {
     func eventOrder(backends: (Backend, Backend), version: TLSVersion) throws {
         let link = try pair(backends, version: version)
         try link.activate()
+        // The ClientHello is out, nothing answered it: nothing negotiated yet.
+        #expect(try link.client.pipeline.syncOperations.tlsKitConnectionInfo() == nil)
         try link.exchange()
         #expect(link.clientEvents.events == ["active", "handshakeCompleted(h2)"])
         #expect(link.serverEvents.events == ["active", "handshakeCompleted(h2)"])
