@@ -22,7 +22,7 @@ final class ReadCounter: ChannelOutboundHandler {
 /// handshake's and the wait for close_notify), and keeps no plaintext between two reads
 /// of the channel — what a read decrypted is delivered before that read returns, and
 /// what it holds is at most one partial record of ciphertext.
-@Suite("TLSKitNIO back-pressure")
+@Suite("TLSKitNIO back-pressure", .timeLimit(.minutes(10)))
 struct BackPressureTests {
     static let record = 16_384
 
@@ -226,7 +226,8 @@ struct BackPressureTests {
         #expect(seen.maxPlaintextHeld == 0)
         #expect(seen.maxCiphertextHeld < Self.record + 256)
         #expect(seen.applicationReads >= 1 && seen.plaintextBatches >= 1)
-        try await client.closeFuture.get()
+        // The server closed (close_notify both ways): the client's channel follows.
+        try await value(of: client.closeFuture, within: .seconds(60), "the client channel to close after the server's close")
         try await server.close()
     }
 }

@@ -8,7 +8,7 @@ import TLSKitNIO
 
 /// The handlers on `EmbeddedChannel` pairs: NIOSSLHandler's event contract, exactly.
 /// With both traits every (client backend, server backend) pair runs: cross-backend over NIO.
-@Suite("TLSKitNIO on EmbeddedChannel")
+@Suite("TLSKitNIO on EmbeddedChannel", .timeLimit(.minutes(10)))
 struct EmbeddedHandlerTests {
     static let versions: [TLSVersion] = [.tls13, .tls12]
 

@@ -155,6 +155,24 @@ func recordTypes(_ buffers: [ByteBuffer]) -> [UInt8] {
     return types
 }
 
+/// A wait that outlived its deadline: the test fails with what it was waiting for.
+struct DeadlineExceeded: Error, CustomStringConvertible {
+    let description: String
+}
+
+/// The value of `future`, or `DeadlineExceeded` naming `what` if it is not complete
+/// within `limit`: a guard against a hang (a future's `get()` ignores task cancellation,
+/// so the suite's time limit alone could not stop it), not a timed assertion.
+func value<T: Sendable>(of future: EventLoopFuture<T>, within limit: TimeAmount, _ what: String) async throws -> T {
+    let bounded = future.eventLoop.makePromise(of: T.self)
+    future.cascade(to: bounded)
+    let timer = future.eventLoop.scheduleTask(in: limit) {
+        bounded.fail(DeadlineExceeded(description: "still waiting after \(limit): \(what)"))
+    }
+    defer { timer.cancel() }
+    return try await bounded.futureResult.get()
+}
+
 /// The absolute path of a tool the suite needs; a missing tool fails the test.
 func tool(_ name: String) throws -> String {
     for directory in ["/usr/bin", "/usr/local/bin", "/bin"] {

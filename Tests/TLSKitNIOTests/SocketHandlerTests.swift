@@ -11,7 +11,7 @@ import TLSKitTestSupport
 /// The handlers on real loopback sockets of a `MultiThreadedEventLoopGroup`: against
 /// each other through `NIOAsyncChannel`, against openssl, gnutls and curl, through
 /// `NIOClientTCPBootstrap`, half-closed, and under writability changes.
-@Suite("TLSKitNIO on sockets", .serialized)
+@Suite("TLSKitNIO on sockets", .serialized, .timeLimit(.minutes(10)))
 struct SocketHandlerTests {
     static let group = MultiThreadedEventLoopGroup.singleton
 
