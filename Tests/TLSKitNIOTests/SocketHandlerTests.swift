@@ -17,11 +17,43 @@ struct SocketHandlerTests {
 
     typealias Stream = NIOAsyncChannel<ByteBuffer, ByteBuffer>
 
-    /// A TLSKit server whose every connection runs `serve`; returns the listening channel.
+    /// A listening TLSKit server and the outcome of each connection it served.
+    struct Server {
+        let channel: NIOAsyncChannel<Stream, Never>
+        let task: Task<Void, any Error>
+        /// One element per connection served, in order: its `serve` returned or threw.
+        let outcomes: AsyncStream<Result<Void, any Error>>
+        var port: Int? { channel.channel.localAddress?.port }
+
+        /// Waits (at most `limit`) until the first `count` connections have been served,
+        /// throwing the first error one of them threw: a server-side failure fails the test.
+        func served(_ count: Int, within limit: Duration = .seconds(60)) async throws {
+            let outcomes = outcomes
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    var next = outcomes.makeAsyncIterator()
+                    for served in 0..<count {
+                        guard let outcome = await next.next() else {
+                            throw DeadlineExceeded(description: "the server stopped after \(served) of \(count) connections")
+                        }
+                        do { try outcome.get() } catch { throw ServerFailure(connection: served + 1, error: error) }
+                    }
+                }
+                group.addTask {
+                    try await Task.sleep(for: limit)
+                    throw DeadlineExceeded(description: "still waiting after \(limit) for \(count) connections to be served")
+                }
+                try await group.next()
+                group.cancelAll()
+            }
+        }
+    }
+
+    /// A TLSKit server whose every connection runs `serve`, one after the other.
     private func startServer(
         context: TLSContext, halfClosure: Bool = false,
         serve: @escaping @Sendable (Stream) async throws -> Void
-    ) async throws -> (NIOAsyncChannel<Stream, Never>, Task<Void, any Error>) {
+    ) async throws -> (Server, Task<Void, any Error>) {
         let server = try await ServerBootstrap(group: Self.group)
             .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: halfClosure)
             .bind(host: "127.0.0.1", port: 0) { channel in
@@ -30,17 +62,27 @@ struct SocketHandlerTests {
                     return try Stream(wrappingChannelSynchronously: channel)
                 }
             }
+        let (outcomes, served) = AsyncStream.makeStream(of: Result<Void, any Error>.self)
         let task = Task {
+            defer { served.finish() }
             try await server.executeThenClose { connections in
                 for try await connection in connections {
-                    try? await serve(connection)
+                    do {
+                        try await serve(connection)
+                        served.yield(.success(()))
+                    } catch {
+                        served.yield(.failure(error))
+                    }
                 }
             }
         }
-        return (server, task)
+        return (Server(channel: server, task: task, outcomes: outcomes), task)
     }
 
-    private func connect(port: Int, context: TLSContext, halfClosure: Bool = false, autoRead: Bool = true) async throws -> Stream {
+    /// A client; `handshake`, if given, completes with the ALPN value of
+    /// `TLSUserEvent.handshakeCompleted`, or fails with the error that ended the handshake.
+    private func connect(port: Int, context: TLSContext, halfClosure: Bool = false, autoRead: Bool = true,
+                         handshake: EventLoopPromise<String?>? = nil) async throws -> Stream {
         try await ClientBootstrap(group: Self.group)
             .channelOption(ChannelOptions.allowRemoteHalfClosure, value: halfClosure)
             .channelOption(ChannelOptions.autoRead, value: autoRead)
@@ -48,6 +90,9 @@ struct SocketHandlerTests {
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
                         TLSKitClientHandler(context: context, serverHostname: "localhost"))
+                    if let handshake {
+                        try channel.pipeline.syncOperations.addHandler(HandshakeWaiter(handshake))
+                    }
                     return try Stream(wrappingChannelSynchronously: channel,
                                       configuration: .init(isOutboundHalfClosureEnabled: true))
                 }
@@ -63,10 +108,17 @@ struct SocketHandlerTests {
             }
         }
         defer { task.cancel() }
-        let port = try #require(server.channel.localAddress?.port)
-        let client = try await connect(port: port, context: fixture.clientContext(backends.0))
-        let info = try await client.channel.tlsKitConnectionInfo().get()
-        #expect(info == nil || info?.peerVerification == .verified)
+        let port = try #require(server.port)
+        let handshake = Self.group.next().makePromise(of: String?.self)
+        let client = try await connect(port: port, context: fixture.clientContext(backends.0), handshake: handshake)
+        // Once the handshake has completed (no ALPN configured: nil), what it established,
+        // read from outside the event loop.
+        let negotiated = try await value(of: handshake.futureResult, within: .seconds(60), "the client's handshake")
+        #expect(negotiated == nil)
+        let info = try #require(try await client.channel.tlsKitConnectionInfo().get())
+        #expect(info.peerVerification == .verified)
+        #expect(info.negotiatedVersion == .tls13)
+        #expect(info.negotiatedApplicationProtocol == nil)
         let echoed = try await client.executeThenClose { inbound, outbound in
             try await outbound.write(ByteBuffer(string: "hello over NIO"))
             var echoed = ""
@@ -80,6 +132,7 @@ struct SocketHandlerTests {
             return echoed
         }
         #expect(echoed == "hello over NIO")
+        try await server.served(1)
     }
 
     @Test("half-close: close(mode: .output) sends close_notify; the peer sees inputClosed and still answers",
@@ -95,7 +148,7 @@ struct SocketHandlerTests {
             }
         }
         defer { task.cancel() }
-        let port = try #require(server.channel.localAddress?.port)
+        let port = try #require(server.port)
         let client = try await connect(port: port, context: fixture.clientContext(), halfClosure: true)
         let reply = try await client.executeThenClose { inbound, outbound in
             try await outbound.write(ByteBuffer(string: "request"))
@@ -105,6 +158,7 @@ struct SocketHandlerTests {
             return reply
         }
         #expect(reply == "got request")
+        try await server.served(1)
     }
 
     @Test("a 4 MiB write across writability changes", arguments: allBackends)
@@ -123,7 +177,7 @@ struct SocketHandlerTests {
             }
         }
         defer { task.cancel() }
-        let port = try #require(server.channel.localAddress?.port)
+        let port = try #require(server.port)
         let payload = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 12) }
         let expected = payload.reduce(UInt64(0)) { $0 &* 31 &+ UInt64($1) }
         let client = try await connect(port: port, context: fixture.clientContext())
@@ -136,6 +190,7 @@ struct SocketHandlerTests {
         }
         #expect(reply == "\(size) \(expected)")
         #expect(watcher.changes.load() >= 2, "the channel should have become unwritable and writable again")
+        try await server.served(1)
     }
 
     @Test("NIOClientTCPBootstrap with TLSKitClientTLSProvider", arguments: allBackends)
@@ -149,7 +204,7 @@ struct SocketHandlerTests {
             }
         }
         defer { task.cancel() }
-        let port = try #require(server.channel.localAddress?.port)
+        let port = try #require(server.port)
         let provider = try TLSKitClientTLSProvider<ClientBootstrap>(
             context: fixture.clientContext { $0.applicationProtocols = ["x-test"] }, serverHostname: "localhost")
         let collector = Collector()
@@ -161,6 +216,7 @@ struct SocketHandlerTests {
             .connect(host: "127.0.0.1", port: port).get()
         try await channel.closeFuture.get()
         #expect(collector.summary == "active handshakeCompleted(x-test) welcome shutdownCompleted")
+        try await server.served(1)
     }
 
     @Test("our client against openssl s_server", arguments: allBackends)
@@ -182,18 +238,36 @@ struct SocketHandlerTests {
                 return try Stream(wrappingChannelSynchronously: channel)
             }
         }
-        let page = try await client.executeThenClose { inbound, outbound in
+        let (page, seen) = try await client.executeThenClose { inbound, outbound in
             try await outbound.write(ByteBuffer(string: "GET / HTTP/1.0\r\n\r\n"))
             var page = ""
+            var seen: TLSKitConnectionInfo?
             do {
-                for try await buffer in inbound { page += String(buffer: buffer) }
+                for try await buffer in inbound {
+                    // Plaintext arrived: the handshake is over, the handler still in place.
+                    if seen == nil { seen = try await client.channel.tlsKitConnectionInfo().get() }
+                    page += String(buffer: buffer)
+                }
             } catch let error as TLSError where error.code == .unexpectedEOF {
                 // s_server -www may close the socket without close_notify.
             }
-            return page
+            return (page, seen)
         }
         #expect(page.hasPrefix("HTTP/1.0 200 ok"), "\(page.prefix(200))")
-        #expect(page.contains("ALPN protocol: http/1.1") || page.contains("Ciphers"), "\(page.prefix(400))")
+        // ALPN as our handler saw it...
+        let info = try #require(seen, "\(page.prefix(400))")
+        #expect(info.negotiatedApplicationProtocol == "http/1.1")
+        #expect(info.negotiatedVersion == .tls13)
+        // ...and as s_server saw it: it prints what the client offered and what it chose
+        // (its -www page does not show ALPN). -naccept 1: it exits after this connection,
+        // its output then complete.
+        #expect(peer.wait() == 0, "\(peer.errorOutput)")
+        let alpnLines = peer.output.split(separator: "\n").filter { $0.hasPrefix("ALPN") }
+        #expect(alpnLines == ["ALPN protocols advertised by the client: http/1.1", "ALPN protocols selected: http/1.1"],
+                "\(peer.output)")
+        // The page names the cipher suite the handler reported.
+        let suite = try #require(info.cipherSuite)
+        #expect(page.contains("\nNew, TLSv1.3, Cipher is \(suite)\n"), "\(page)")
     }
 
     @Test("curl, gnutls-cli and openssl s_client against our server", arguments: allBackends)
@@ -216,7 +290,7 @@ struct SocketHandlerTests {
             }
         }
         defer { task.cancel() }
-        let port = try #require(server.channel.localAddress?.port)
+        let port = try #require(server.port)
 
         // Child captures each tool's output until end of file, so a tool that prints the
         // page and exits at once is read whole (a Pipe handler could lag behind the exit).
@@ -241,6 +315,36 @@ struct SocketHandlerTests {
         #expect(throws: Never.self) { try sClient.waitForOutput("hello from TLSKitNIO") }
         #expect(sClient.output.contains("Verify return code: 0 (ok)"), "\(sClient.output)")
         sClient.stop()
+        try await server.served(3)
+    }
+}
+
+/// A connection of a test server ended with an error: the test fails with it.
+struct ServerFailure: Error, CustomStringConvertible {
+    let connection: Int
+    let error: any Error
+    var description: String { "the server's connection \(connection) failed: \(error)" }
+}
+
+/// Completes a promise with the handshake's ALPN value, or fails it with the error or
+/// the end of the channel that came first.
+final class HandshakeWaiter: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    let promise: EventLoopPromise<String?>
+    init(_ promise: EventLoopPromise<String?>) { self.promise = promise }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case TLSUserEvent.handshakeCompleted(let negotiated) = event { promise.succeed(negotiated) }
+        context.fireUserInboundEventTriggered(event)
+    }
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        promise.fail(error)
+        context.fireErrorCaught(error)
+    }
+    func channelInactive(context: ChannelHandlerContext) {
+        promise.fail(ChannelError.ioOnClosedChannel)
+        context.fireChannelInactive()
     }
 }
 
