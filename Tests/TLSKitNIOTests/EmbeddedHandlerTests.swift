@@ -275,14 +275,14 @@ struct EmbeddedHandlerTests {
         link.client.flush()
         try link.activate()
         try link.exchange()
-        for promise in early { try promise.wait() }
+        for (index, future) in early.enumerated() { try completed(future, "early write \(index)") }
 
         // Alone: the promise succeeds and no record leaves (TLSConnection.write returns 0
         // for an empty buffer, which is not a failure).
         let before = link.clientWire.count
         let alone = link.client.writeAndFlush(ByteBuffer())
         try link.exchange()
-        try alone.wait()
+        try completed(alone, "the lone empty write")
         #expect(link.clientWire[before...].map(\.readableBytes).reduce(0, +) == 0)
 
         // Between non-empty writes, in one flush and then in flushes of their own.
@@ -291,12 +291,12 @@ struct EmbeddedHandlerTests {
         }
         link.client.flush()
         try link.exchange()
-        for promise in batch { try promise.wait() }
+        for (index, future) in batch.enumerated() { try completed(future, "write \(index) of one flush") }
         let separate = [ByteBuffer(string: ";one"), ByteBuffer(), ByteBuffer(string: ";two")].map {
             link.client.writeAndFlush($0)
         }
         try link.exchange()
-        for promise in separate { try promise.wait() }
+        for (index, future) in separate.enumerated() { try completed(future, "write \(index) flushed alone") }
 
         // The connection still works both ways.
         link.write(server: "reply")

@@ -6,6 +6,7 @@ import NIOTLS
 import Testing
 import TLSKit
 import TLSKitNIO
+import TLSKitTestSupport
 
 /// One backend as a test argument, named in the test report.
 struct Backend: CustomTestStringConvertible, Sendable {
@@ -171,6 +172,25 @@ func value<T: Sendable>(of future: EventLoopFuture<T>, within limit: TimeAmount,
     }
     defer { timer.cancel() }
     return try await bounded.futureResult.get()
+}
+
+/// A future that was expected to be complete and is not.
+struct StillPending: Error, CustomStringConvertible {
+    let description: String
+}
+
+/// The outcome of an `EmbeddedChannel` future, read without waiting: its value, or its
+/// error thrown, or `StillPending` thrown. On an `EmbeddedEventLoop` every future the
+/// test's own steps complete is complete when they return; `wait()` on one that nothing
+/// will complete blocks its thread for ever (no time limit ends it, and the blocked
+/// thread is one of the few the test run has).
+func completed<T: Sendable>(_ future: EventLoopFuture<T>, _ what: String) throws -> T {
+    let outcome = Locked<Result<T, any Error>?>(nil)
+    future.whenComplete { result in outcome.withLock { $0 = result } }
+    guard let result = outcome.withLock({ $0 }) else {
+        throw StillPending(description: "not complete: \(what)")
+    }
+    return try result.get()
 }
 
 /// The absolute path of a tool the suite needs; a missing tool fails the test.
