@@ -110,25 +110,28 @@ struct SocketHandlerTests {
         defer { task.cancel() }
         let port = try #require(server.port)
         let handshake = Self.group.next().makePromise(of: String?.self)
+        defer { handshake.fail(CancellationError()) }  // no leaked promise, whatever happened (no-op once completed)
         let client = try await connect(port: port, context: fixture.clientContext(backends.0), handshake: handshake)
-        // Once the handshake has completed (no ALPN configured: nil), what it established,
-        // read from outside the event loop.
-        let negotiated = try await value(of: handshake.futureResult, within: .seconds(60), "the client's handshake")
-        #expect(negotiated == nil)
-        let info = try #require(try await client.channel.tlsKitConnectionInfo().get())
-        #expect(info.peerVerification == .verified)
-        #expect(info.negotiatedVersion == .tls13)
-        #expect(info.negotiatedApplicationProtocol == nil)
+        // Everything below runs inside executeThenClose, so that a failed check still
+        // closes the channel (an NIOAsyncChannel dropped unfinished traps).
         let echoed = try await client.executeThenClose { inbound, outbound in
+            // Once the handshake has completed (no ALPN configured: nil), what it
+            // established, read from outside the event loop.
+            let negotiated = try await value(of: handshake.futureResult, within: .seconds(60), "the client's handshake")
+            #expect(negotiated == nil)
+            let info = try #require(try await client.channel.tlsKitConnectionInfo().get())
+            #expect(info.peerVerification == .verified)
+            #expect(info.negotiatedVersion == .tls13)
+            #expect(info.negotiatedApplicationProtocol == nil)
             try await outbound.write(ByteBuffer(string: "hello over NIO"))
             var echoed = ""
             for try await buffer in inbound {
                 echoed += String(buffer: buffer)
                 if echoed.count >= 14 { break }
             }
-            let info = try await client.channel.tlsKitConnectionInfo().get()
-            #expect(info?.peerVerification == .verified)
-            #expect(info?.negotiatedVersion == .tls13)
+            let after = try #require(try await client.channel.tlsKitConnectionInfo().get())
+            #expect(after.peerVerification == .verified)
+            #expect(after.negotiatedVersion == .tls13)
             return echoed
         }
         #expect(echoed == "hello over NIO")
