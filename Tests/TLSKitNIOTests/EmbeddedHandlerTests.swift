@@ -53,7 +53,7 @@ struct EmbeddedHandlerTests {
 
         let closed = link.client.close()
         try link.exchange()
-        try closed.wait()
+        try completed(closed, "the close")
         #expect(link.clientEvents.summary ==
                 ["active", "handshakeCompleted(h2)", "read", "readComplete", "shutdownCompleted", "inactive"])
         #expect(link.serverEvents.summary ==
@@ -67,7 +67,7 @@ struct EmbeddedHandlerTests {
     func handlerAddedOnActiveChannel(backend: Backend) throws {
         let fixture = try Fixture(backend)
         let channel = EmbeddedChannel()
-        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 443)).wait()
+        try completed(channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 443)), "connect")
         #expect(try channel.readOutbound(as: ByteBuffer.self) == nil)
         try channel.pipeline.syncOperations.addHandler(
             TLSKitClientHandler(context: fixture.clientContext(), serverHostname: "localhost"))
@@ -75,7 +75,7 @@ struct EmbeddedHandlerTests {
         #expect(hello.getInteger(at: 0, as: UInt8.self) == 22)  // a handshake record: ClientHello
         let closed = channel.close()
         channel.embeddedEventLoop.advanceTime(by: .seconds(5))  // close() waits for the handshake
-        try closed.wait()
+        try completed(closed, "the close")
     }
 
     @Test("close(mode: .all) during the handshake: the handshake finishes, buffered writes go out, then close_notify",
@@ -86,8 +86,8 @@ struct EmbeddedHandlerTests {
         let written = link.client.writeAndFlush(ByteBuffer(string: "before close"))
         let closed = link.client.close()
         try link.exchange()
-        try written.wait()
-        try closed.wait()
+        try completed(written, "the write")
+        try completed(closed, "the close")
         #expect(link.serverEvents.text == "before close")
         #expect(link.clientEvents.summary == ["active", "handshakeCompleted(h2)", "shutdownCompleted", "inactive"])
         #expect(link.serverEvents.summary ==
@@ -103,7 +103,7 @@ struct EmbeddedHandlerTests {
         link.client.embeddedEventLoop.advanceTime(by: .seconds(4))
         #expect(link.client.isActive)
         link.client.embeddedEventLoop.advanceTime(by: .seconds(1))
-        try closed.wait()
+        try completed(closed, "the close")
         #expect(!link.client.isActive)
         #expect(link.clientEvents.events == ["active", "inactive"])
     }
@@ -119,12 +119,12 @@ struct EmbeddedHandlerTests {
         try link.activate()
         try link.exchange()
         #expect(link.serverEvents.text == "one,two,three")
-        try first.wait(); try second.wait(); try third.wait()
+        try completed(first, "first"); try completed(second, "second"); try completed(third, "third")
         // The data that came with the client's Finished is delivered in the same batch.
         #expect(link.serverEvents.summary == ["active", "handshakeCompleted(h2)", "read", "readComplete"])
         link.client.flush()
         try link.exchange()
-        try unflushed.wait()
+        try completed(unflushed, "the write flushed later")
         #expect(link.serverEvents.text == "one,two,three-later")
     }
 
@@ -148,7 +148,7 @@ struct EmbeddedHandlerTests {
         #expect(info.peerCertificate?.dnsNames.contains("client.example") == true)
         let future = link.server.tlsKitPeerCertificate()
         link.server.embeddedEventLoop.run()
-        let peer = try future.wait()
+        let peer = try completed(future, "tlsKitPeerCertificate")
         #expect(peer?.commonName == "client")
     }
 
@@ -211,7 +211,7 @@ struct EmbeddedHandlerTests {
         let link = try pair((backend, backend))
         try link.activate()
         try link.exchange()
-        #expect(throws: ChannelError.operationUnsupported) { try link.client.close(mode: .input).wait() }
+        #expect(throws: ChannelError.operationUnsupported) { try completed(link.client.close(mode: .input), "close(mode: .input)") }
         #expect(link.client.isActive)
     }
 
@@ -219,13 +219,13 @@ struct EmbeddedHandlerTests {
           arguments: allBackends)
     func remoteHalfClosure(backend: Backend) throws {
         let link = try pair((backend, backend))
-        try link.client.setOption(ChannelOptions.allowRemoteHalfClosure, value: true).wait()
+        try completed(link.client.setOption(ChannelOptions.allowRemoteHalfClosure, value: true), "setOption")
         try link.activate()
         try link.exchange()
         link.write(server: "last words")
         let serverClosed = link.server.close(mode: .output)
         try link.exchange()
-        try serverClosed.wait()
+        try completed(serverClosed, "the server's close(mode: .output)")
         #expect(link.clientEvents.summary == ["active", "handshakeCompleted(h2)", "read", "readComplete", "inputClosed"])
         #expect(link.clientEvents.text == "last words")
         #expect(link.client.isActive)
@@ -246,7 +246,7 @@ struct EmbeddedHandlerTests {
         try link.activate()
         try link.exchange()
         #expect(link.clientHandler.cipherSuite == suite)
-        try link.client.close(mode: .output).wait()
+        try completed(link.client.close(mode: .output), "close(mode: .output)")
         // After the handshake a TLS 1.2 close_notify (level 1, description 0) is protected:
         // one alert record (type 21, version 3.3) of 8 bytes of explicit nonce, the 2
         // encrypted bytes and the 16-byte GCM tag.
@@ -263,7 +263,7 @@ struct EmbeddedHandlerTests {
         #expect(Array(answer.readableBytesView.prefix(5)) == [21, 3, 3, 0, 26])
         // (EmbeddedChannel closes entirely on close(mode: .output); the real half-close,
         // with the peer still writing, is in the socket tests.)
-        #expect(throws: ChannelError.outputClosed) { try link.client.writeAndFlush(ByteBuffer(string: "x")).wait() }
+        #expect(throws: ChannelError.outputClosed) { try completed(link.client.writeAndFlush(ByteBuffer(string: "x")), "a write after close") }
     }
 
     @Test("an empty write succeeds, alone and between others, sends nothing and spoils nothing",
@@ -318,7 +318,7 @@ struct EmbeddedHandlerTests {
         let payload = (0..<(4 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 12) }
         let written = link.client.writeAndFlush(ByteBuffer(bytes: payload))
         try link.exchange()
-        try written.wait()
+        try completed(written, "the write")
         #expect(link.serverEvents.received.count == payload.count)
         #expect(link.serverEvents.received == payload)
     }

@@ -109,8 +109,8 @@ final class EmbeddedPair {
 
     func activate() throws {
         let address = try SocketAddress(ipAddress: "127.0.0.1", port: 443)
-        try server.connect(to: address).wait()
-        try client.connect(to: address).wait()
+        try completed(server.connect(to: address), "the server's connect")
+        try completed(client.connect(to: address), "the client's connect")
     }
 
     /// Moves ciphertext both ways until neither side has anything to say; returns the
