@@ -79,10 +79,10 @@ struct SocketHandlerTests {
         return (Server(channel: server, task: task, outcomes: outcomes), task)
     }
 
-    /// A client; `handshake`, if given, completes with the ALPN value of
-    /// `TLSUserEvent.handshakeCompleted`, or fails with the error that ended the handshake.
+    /// A client; `handshake`, if given, completes when `TLSUserEvent.handshakeCompleted`
+    /// arrives, or fails with the error that ended the handshake.
     private func connect(port: Int, context: TLSContext, halfClosure: Bool = false, autoRead: Bool = true,
-                         handshake: EventLoopPromise<String?>? = nil) async throws -> Stream {
+                         handshake: EventLoopPromise<Handshake>? = nil) async throws -> Stream {
         try await ClientBootstrap(group: Self.group)
             .channelOption(ChannelOptions.allowRemoteHalfClosure, value: halfClosure)
             .channelOption(ChannelOptions.autoRead, value: autoRead)
@@ -109,7 +109,7 @@ struct SocketHandlerTests {
         }
         defer { task.cancel() }
         let port = try #require(server.port)
-        let handshake = Self.group.next().makePromise(of: String?.self)
+        let handshake = Self.group.next().makePromise(of: Handshake.self)
         defer { handshake.fail(CancellationError()) }  // no leaked promise, whatever happened (no-op once completed)
         let client = try await connect(port: port, context: fixture.clientContext(backends.0), handshake: handshake)
         // Everything below runs inside executeThenClose, so that a failed check still
@@ -117,8 +117,8 @@ struct SocketHandlerTests {
         let echoed = try await client.executeThenClose { inbound, outbound in
             // Once the handshake has completed (no ALPN configured: nil), what it
             // established, read from outside the event loop.
-            let negotiated = try await value(of: handshake.futureResult, within: .seconds(60), "the client's handshake")
-            #expect(negotiated == nil)
+            let completed = try await value(of: handshake.futureResult, within: .seconds(60), "the client's handshake")
+            #expect(completed.negotiatedProtocol == nil)
             let info = try #require(try await client.channel.tlsKitConnectionInfo().get())
             #expect(info.peerVerification == .verified)
             #expect(info.negotiatedVersion == .tls13)
@@ -234,31 +234,34 @@ struct SocketHandlerTests {
         let banner = peer.output
         let port = try #require(Int(banner.split(separator: "\n").first { $0.hasPrefix("ACCEPT") }?
             .split(separator: ":").last ?? ""), "\(banner)")
+        // What the handshake established is read on the event loop as it completes: s_server
+        // closes right after the page, and with the channel the handler may be gone before
+        // a later read of the pipeline (seen: ChannelPipelineError.notFound).
+        let handshake = Self.group.next().makePromise(of: Handshake.self)
+        defer { handshake.fail(CancellationError()) }  // no leaked promise (no-op once completed)
         let client = try await ClientBootstrap(group: Self.group).connect(host: "127.0.0.1", port: port) { channel in
             channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addHandler(TLSKitClientHandler(
                     context: fixture.clientContext { $0.applicationProtocols = ["http/1.1"] }, serverHostname: "localhost"))
+                try channel.pipeline.syncOperations.addHandler(HandshakeWaiter(handshake))
                 return try Stream(wrappingChannelSynchronously: channel)
             }
         }
-        let (page, seen) = try await client.executeThenClose { inbound, outbound in
+        let page = try await client.executeThenClose { inbound, outbound in
             try await outbound.write(ByteBuffer(string: "GET / HTTP/1.0\r\n\r\n"))
             var page = ""
-            var seen: TLSKitConnectionInfo?
             do {
-                for try await buffer in inbound {
-                    // Plaintext arrived: the handshake is over, the handler still in place.
-                    if seen == nil { seen = try await client.channel.tlsKitConnectionInfo().get() }
-                    page += String(buffer: buffer)
-                }
+                for try await buffer in inbound { page += String(buffer: buffer) }
             } catch let error as TLSError where error.code == .unexpectedEOF {
                 // s_server -www may close the socket without close_notify.
             }
-            return (page, seen)
+            return page
         }
         #expect(page.hasPrefix("HTTP/1.0 200 ok"), "\(page.prefix(200))")
-        // ALPN as our handler saw it...
-        let info = try #require(seen, "\(page.prefix(400))")
+        // ALPN as our handler saw it: in the event and in the connection info...
+        let completed = try await value(of: handshake.futureResult, within: .seconds(60), "the client's handshake")
+        #expect(completed.negotiatedProtocol == "http/1.1")
+        let info = try #require(completed.info)
         #expect(info.negotiatedApplicationProtocol == "http/1.1")
         #expect(info.negotiatedVersion == .tls13)
         // ...and as s_server saw it: it prints what the client offered and what it chose
@@ -329,16 +332,29 @@ struct ServerFailure: Error, CustomStringConvertible {
     var description: String { "the server's connection \(connection) failed: \(error)" }
 }
 
-/// Completes a promise with the handshake's ALPN value, or fails it with the error or
-/// the end of the channel that came first.
+/// What `TLSUserEvent.handshakeCompleted` said, and the connection info read at that moment.
+struct Handshake: Sendable {
+    let negotiatedProtocol: String?
+    let info: TLSKitConnectionInfo?
+}
+
+/// Completes a promise when the handshake completes, or fails it with the error or the
+/// end of the channel that came first.
 final class HandshakeWaiter: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
-    let promise: EventLoopPromise<String?>
-    init(_ promise: EventLoopPromise<String?>) { self.promise = promise }
+    let promise: EventLoopPromise<Handshake>
+    init(_ promise: EventLoopPromise<Handshake>) { self.promise = promise }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if case TLSUserEvent.handshakeCompleted(let negotiated) = event { promise.succeed(negotiated) }
+        if case TLSUserEvent.handshakeCompleted(let negotiated) = event {
+            do {
+                let info = try context.pipeline.syncOperations.tlsKitConnectionInfo()
+                promise.succeed(Handshake(negotiatedProtocol: negotiated, info: info))
+            } catch {
+                promise.fail(error)
+            }
+        }
         context.fireUserInboundEventTriggered(event)
     }
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
