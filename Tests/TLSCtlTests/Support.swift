@@ -147,3 +147,14 @@ func tcpSockets() throws -> [(port: UInt16, state: String, inode: String)] {
         }
     }
 }
+
+/// `tlsctl serve` run under `strace -f -e trace=SYSCALLS -o TRACE`, once it printed its
+/// `listening on` line: the tracer and the port it listens on.
+func tracedServe(_ syscalls: String, trace: String, _ arguments: [String]) throws -> (Child, UInt16) {
+    let child = try Child(try tool("strace"), ["-f", "-e", "trace=\(syscalls)", "-o", trace, try tlsctlPath(), "serve", "--port", "0"]
+                          + arguments)
+    try child.waitForOutput("listening on ")
+    let listening = try #require(child.output.split(separator: "\n").first { $0.hasPrefix("listening on ") })
+    let port = try #require(UInt16(listening.split(separator: ":").last ?? ""), "no port in \(child.output)")
+    return (child, port)
+}

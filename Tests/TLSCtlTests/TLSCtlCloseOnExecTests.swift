@@ -15,15 +15,11 @@ struct TLSCtlCloseOnExecTests {
         // The plaintext target the relay connects to.
         let target = try TLSListener(host: "127.0.0.1", port: 0)
         let trace = files.directory.appendingPathComponent("strace.txt").path
-        let child = try Child(try tool("strace"), [
-            "-f", "-e", "trace=socket,socketpair,accept,accept4,pipe,pipe2", "-o", trace, try tlsctlPath(),
-            "serve", "--port", "0", "--backend", backend.name, "--cert", files.cert, "--key", files.key,
+        let (child, port) = try tracedServe("socket,socketpair,accept,accept4,pipe,pipe2", trace: trace, [
+            "--backend", backend.name, "--cert", files.cert, "--key", files.key,
             "--forward", "127.0.0.1:\(target.port)", "--max-connections", "1",
         ])
         defer { child.stop() }
-        try child.waitForOutput("listening on ")
-        let listening = try #require(child.output.split(separator: "\n").first { $0.hasPrefix("listening on ") })
-        let port = try #require(UInt16(listening.split(separator: ":").last ?? ""), "no port in \(child.output)")
         let socket = try TLSSocket.connect(host: "127.0.0.1", port: port, context: try files.clientContext(backend),
                                            timeout: .seconds(30))
         let relayed = try target.acceptDescriptor(timeout: .seconds(30))

@@ -18,15 +18,11 @@ struct TLSCtlWriteCountTests {
         let files = try CertificateFiles(backend)
         defer { files.remove() }
         let trace = files.directory.appendingPathComponent("strace.txt").path
-        let child = try Child(try tool("strace"), [
-            "-f", "-e", "trace=sendto,sendmsg,write,writev,recvfrom,read", "-o", trace, try tlsctlPath(),
-            "serve", "--port", "0", "--backend", backend.name, "--cert", files.cert, "--key", files.key, "--echo",
+        let (child, port) = try tracedServe("sendto,sendmsg,write,writev,recvfrom,read", trace: trace, [
+            "--backend", backend.name, "--cert", files.cert, "--key", files.key, "--echo",
             "--max-connections", "1",
         ])
         defer { child.stop() }
-        try child.waitForOutput("listening on ")
-        let listening = try #require(child.output.split(separator: "\n").first { $0.hasPrefix("listening on ") })
-        let port = try #require(UInt16(listening.split(separator: ":").last ?? ""), "no port in \(child.output)")
         let socket = try TLSSocket.connect(host: "127.0.0.1", port: port, context: try files.clientContext(backend),
                                            timeout: .seconds(30))
         let rounds = 3

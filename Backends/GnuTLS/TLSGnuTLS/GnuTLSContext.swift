@@ -45,7 +45,23 @@ final class GnuTLSContextEngine: TLSContextEngine, @unchecked Sendable {
         return serverNameCredentials.first { $0.credentials.handle == handle }?.credentials.anchorsAreAllRoots ?? false
     }
 
+    /// GnuTLS 3.7 keeps at most 8 ALPN protocols (`MAX_ALPN_PROTOCOLS`), each shorter than
+    /// 32 bytes (`MAX_ALPN_PROTOCOL_NAME`): it drops the 9th on without a word and refuses
+    /// a longer name only when a session is made. Both are refused here, at context
+    /// creation, rather than offered or accepted in part.
+    static let maxApplicationProtocols = 8
+    static let maxApplicationProtocolLength = 31
+
     init(configuration: TLSConfiguration) throws {
+        let protocols = configuration.applicationProtocols
+        if protocols.count > Self.maxApplicationProtocols {
+            throw GnuTLS.error(.unsupported, "GnuTLS takes at most \(Self.maxApplicationProtocols) ALPN protocols, "
+                + "\(protocols.count) were configured (it would drop the rest silently)")
+        }
+        if let long = protocols.first(where: { $0.utf8.count > Self.maxApplicationProtocolLength }) {
+            throw GnuTLS.error(.unsupported, "GnuTLS takes ALPN protocol names of at most "
+                + "\(Self.maxApplicationProtocolLength) bytes, got \(long.utf8.count) for \"\(TLSUntrustedText.escape(long))\"")
+        }
         self.configuration = configuration
         primary = try GnuTLSCertificateCredentials(configuration: configuration,
                                                    identities: configuration.primaryCredentials)
