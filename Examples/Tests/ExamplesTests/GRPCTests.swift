@@ -33,7 +33,7 @@ private func withGreeter<R: Sendable>(
     }
 }
 
-@Suite("hello-grpc: gRPC over mutual TLS with TLSKitNIO")
+@Suite("hello-grpc: gRPC over mutual TLS with TLSKitNIO", .timeLimit(.minutes(10)))
 struct GRPCTests {
     @Test("unary and bidirectional streaming; the service sees the client certificate's subject", arguments: backendPairs)
     func mutualTLSCalls(client: Backend, server: Backend) async throws {

@@ -24,7 +24,7 @@ func withHelloServer<R>(_ options: HelloHummingbirdOptions, _ body: (Int) async 
     return result
 }
 
-@Suite("hello-hummingbird: HTTPS over TLSKitNIO")
+@Suite("hello-hummingbird: HTTPS over TLSKitNIO", .timeLimit(.minutes(10)))
 struct HummingbirdTests {
     @Test("curl --http1.1 and --http2: the response names the protocol and the backend", arguments: allBackends)
     func curlBothProtocols(backend: Backend) async throws {

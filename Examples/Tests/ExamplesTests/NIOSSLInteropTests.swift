@@ -106,7 +106,7 @@ private func exchange(
     return (clientRecorder.events, serverRecorder.events)
 }
 
-@Suite("TLSKitNIO ↔ NIOSSLHandler in one process")
+@Suite("TLSKitNIO ↔ NIOSSLHandler in one process", .timeLimit(.minutes(10)))
 struct NIOSSLInteropTests {
     @Test("TLSKitNIO client, NIOSSL server: handshake, ALPN h2, data both ways, close_notify both ways", arguments: allBackends)
     func tlsKitClient(backend: Backend) async throws {

@@ -119,7 +119,7 @@ private func sqlState(_ error: (any Error)?) -> String? {
 
 private let statSSL = "SELECT current_user, ssl, version, cipher, coalesce(client_dn, '') FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
 
-@Suite("hello-postgres: PostgreSQL 15 over TLSKitNIO", .serialized)
+@Suite("hello-postgres: PostgreSQL 15 over TLSKitNIO", .serialized, .timeLimit(.minutes(10)))
 struct PostgresTests {
     @Test("password over TLS and client certificate; pg_stat_ssl shows TLSv1.3 and the negotiated cipher; plaintext and a missing certificate are refused", arguments: allBackends)
     func queries(backend: Backend) async throws {
@@ -239,7 +239,7 @@ private final class FakePostgres: ChannelInboundHandler {
     }
 }
 
-@Suite("hello-postgres: the SSLRequest answer (a real TCP peer)")
+@Suite("hello-postgres: the SSLRequest answer (a real TCP peer)", .timeLimit(.minutes(10)))
 struct SSLRequestTests {
     static let cases: [([UInt8], PostgresTLSKitError)] = [
         (Array("Sjunk".utf8), .bytesAfterSSLResponse(4)),       // CVE-2021-23222: injected bytes after 'S'
