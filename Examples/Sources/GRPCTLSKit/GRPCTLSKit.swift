@@ -42,9 +42,16 @@ extension TLSKit.TLSConfiguration {
 /// The TLS details of open connections, by gRPC's `ServerContext.remotePeer`.
 public final class TLSKitPeers: Sendable {
     private let peers = NIOLockedValueBox<[String: TLSKitConnectionInfo]>([:])
+    private let onHandshakeFailure: (@Sendable (_ remotePeer: String, _ error: any Error) -> Void)?
 
     /// An empty registry.
-    public init() {}
+    /// - Parameter onHandshakeFailure: called once for each connection whose TLS handshake
+    ///   failed (a client certificate the server does not trust, none when one is required…),
+    ///   with the error the TLSKit handler reported (a `TLSError`). gRPC never sees these
+    ///   connections: this is the one place a server can log why a client was refused.
+    public init(onHandshakeFailure: (@Sendable (_ remotePeer: String, _ error: any Error) -> Void)? = nil) {
+        self.onHandshakeFailure = onHandshakeFailure
+    }
 
     /// What the handshake of the connection `remotePeer` established; nil once it closed.
     public func connectionInfo(remotePeer: String) -> TLSKitConnectionInfo? {
@@ -58,6 +65,10 @@ public final class TLSKitPeers: Sendable {
         peers.withLockedValue { $0[key] = info }
     }
 
+    func handshakeFailed(_ key: String, _ error: any Error) {
+        onHandshakeFailure?(key, error)
+    }
+
     /// gRPC's spelling of a remote address (`GRPCNIOTransportCore`'s `remoteAddressInfo`).
     static func key(_ address: NIOCore.SocketAddress?) -> String {
         switch address {
@@ -69,11 +80,13 @@ public final class TLSKitPeers: Sendable {
     }
 }
 
-/// Records the connection's TLS details on `handshakeCompleted` and forgets them on close.
+/// Records the connection's TLS details on `handshakeCompleted` and forgets them on close;
+/// reports the first error of a connection whose handshake did not complete.
 final class PeerRecorder: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     private let peers: TLSKitPeers
     private var key: String?
+    private var reportedFailure = false
 
     init(peers: TLSKitPeers) { self.peers = peers }
 
@@ -84,6 +97,14 @@ final class PeerRecorder: ChannelInboundHandler, RemovableChannelHandler {
             peers.record(key, try? context.pipeline.syncOperations.tlsKitConnectionInfo())
         }
         context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if key == nil, !reportedFailure {
+            reportedFailure = true
+            peers.handshakeFailed(TLSKitPeers.key(context.channel.remoteAddress), error)
+        }
+        context.fireErrorCaught(error)
     }
 
     func channelInactive(context: ChannelHandlerContext) {

@@ -9,13 +9,13 @@ import TLSKit
 /// with `clientIdentity`.
 private func withGreeter<R: Sendable>(
     client: Backend, server: Backend, ids: Identities, clientIdentity: TLSIdentity,
+    peers: TLSKitPeers = TLSKitPeers(),
     _ body: (GreeterClient<HTTP2ClientTransport.Posix>, TLSKitPeers) async throws -> R
 ) async throws -> R {
     var serverConfiguration = TLSConfiguration.makeServerConfiguration(identity: ids.server)
     serverConfiguration.clientAuthentication = .required
     serverConfiguration.trustRoots = .certificates([.pem(ids.client.certificateChainPEM)])
     let serverContext = try server.type.makeContext(serverConfiguration.withGRPCALPN())
-    let peers = TLSKitPeers()
     let transport = HTTP2ServerTransport.Custom(
         listenerFactory: TLSKitListenerFactory(host: "127.0.0.1", port: 0, context: serverContext, peers: peers))
     return try await withGRPCServer(transport: transport, services: [GreeterService(backendName: server.name, peers: peers)]) { _ in
@@ -48,15 +48,35 @@ struct GRPCTests {
         }
     }
 
-    @Test("a client whose certificate the server does not trust is refused", arguments: backendPairs)
+    @Test("a client whose certificate the server does not trust is refused: unknown_ca on both sides", arguments: backendPairs)
     func untrustedClient(client: Backend, server: Backend) async throws {
         let ids = try Identities(server)
-        try await withGreeter(client: client, server: server, ids: ids, clientIdentity: ids.stranger) { greeter, peers in
+        let (failures, failed) = AsyncStream<(remotePeer: String, error: any Error)>.makeStream()
+        let peers = TLSKitPeers { failed.yield(($0, $1)) }
+        try await withGreeter(client: client, server: server, ids: ids, clientIdentity: ids.stranger, peers: peers) { greeter, peers in
             var options = CallOptions.defaults
             options.waitForReady = false
             options.timeout = .seconds(60)  // a safety net only: the refusal is immediate
             let error = await #expect(throws: RPCError.self) { try await greeter.sayHello("mallory", options: options) }
-            #expect(error?.code == .unavailable, "\(String(describing: error))")
+            // gRPC's connect failure: TLS 1.3 lets the client finish its handshake before the
+            // server judges its certificate, so the connection ends before HTTP/2's preface...
+            #expect(error?.code == .unavailable, "\(String(reflecting: error))")
+            #expect(error?.message == "The server accepted the TCP connection but closed the connection before completing the HTTP/2 connection preface.",
+                    "\(String(reflecting: error))")
+            // ...because of the server's alert, which the client's TLSKit handler reported.
+            let cause = error?.cause as? TLSError
+            #expect(cause?.code == .alertReceived, "\(String(reflecting: error))")
+            #expect(cause?.alert == .unknownCA, "\(String(reflecting: error))")
+            #expect(cause?.backend == client.type.id, "\(String(reflecting: error))")
+            // The server's side: the handshake failed verifying a lone self-signed
+            // certificate it does not trust, and it sent unknown_ca.
+            var iterator = failures.makeAsyncIterator()
+            let failure = try #require(await iterator.next())
+            let serverError = failure.error as? TLSError
+            #expect(serverError?.code == .certificateVerificationFailed, "\(failure.error)")
+            #expect(serverError?.verificationFailure == .selfSigned, "\(failure.error)")
+            #expect(serverError?.alert == .unknownCA, "\(failure.error)")
+            #expect(serverError?.backend == server.type.id, "\(failure.error)")
             #expect(peers.count == 0)
         }
     }
