@@ -24,6 +24,13 @@ func withHelloServer<R>(_ options: HelloHummingbirdOptions, _ body: (Int) async 
     return result
 }
 
+/// curl's arguments for https://localhost:PORT/ with localhost resolved to 127.0.0.1 by
+/// curl itself (`--resolve`), not by /etc/hosts: the server listens on 127.0.0.1 only, and
+/// a resolver that answers ::1 first, or not at all, must not change the test.
+func curlLocalhost(_ port: Int) -> [String] {
+    ["--resolve", "localhost:\(port):127.0.0.1", "https://localhost:\(port)/"]
+}
+
 @Suite("hello-hummingbird: HTTPS over TLSKitNIO", .timeLimit(.minutes(10)))
 struct HummingbirdTests {
     @Test("curl --http1.1 and --http2: the response names the protocol and the backend", arguments: allBackends)
@@ -32,11 +39,11 @@ struct HummingbirdTests {
         let dir = try TemporaryDirectory(); defer { dir.remove() }
         let ca = try dir.write("server.pem", ids.server.certificateChainPEM)
         try await withHelloServer(.init(backend: backend.type, identity: ids.server)) { port in
-            let url = "https://localhost:\(port)/"
-            let h1 = try await run("curl", ["-sS", "--http1.1", "--cacert", ca, "-w", "|%{http_version}", url])
+            let url = curlLocalhost(port)
+            let h1 = try await run("curl", ["-sS", "--http1.1", "--cacert", ca, "-w", "|%{http_version}"] + url)
             #expect(h1.status == 0, "\(h1.error)")
             #expect(h1.output == "hello over http/1.1 from TLSKit \(backend.name) (TLSv1.3)\n|1.1")
-            let h2 = try await run("curl", ["-sS", "--http2", "--cacert", ca, "-w", "|%{http_version}", url])
+            let h2 = try await run("curl", ["-sS", "--http2", "--cacert", ca, "-w", "|%{http_version}"] + url)
             #expect(h2.status == 0, "\(h2.error)")
             #expect(h2.output == "hello over h2 from TLSKit \(backend.name) (TLSv1.3)\n|2")
         }
@@ -82,14 +89,14 @@ struct HummingbirdTests {
         let wrongKey = try dir.write("stranger.key", ids.stranger.privateKeyPEM)
         let options = HelloHummingbirdOptions(backend: backend.type, identity: ids.server, clientCAPEM: ids.client.certificateChainPEM)
         try await withHelloServer(options) { port in
-            let url = "https://localhost:\(port)/"
-            let good = try await run("curl", ["-sS", "--http2", "--cacert", ca, "--cert", cert, "--key", key, url])
+            let url = curlLocalhost(port)
+            let good = try await run("curl", ["-sS", "--http2", "--cacert", ca, "--cert", cert, "--key", key] + url)
             #expect(good.status == 0, "\(good.error)")
             #expect(good.output == "hello over h2 from TLSKit \(backend.name) (TLSv1.3), client CN=example-client\n")
-            let wrong = try await run("curl", ["-sS", "--http2", "--cacert", ca, "--cert", wrongCert, "--key", wrongKey, url])
+            let wrong = try await run("curl", ["-sS", "--http2", "--cacert", ca, "--cert", wrongCert, "--key", wrongKey] + url)
             #expect(wrong.status != 0)
             #expect(wrong.output == "")
-            let none = try await run("curl", ["-sS", "--http1.1", "--cacert", ca, url])
+            let none = try await run("curl", ["-sS", "--http1.1", "--cacert", ca] + url)
             #expect(none.status != 0)
             #expect(none.output == "")
         }
