@@ -16,14 +16,31 @@ import TLSKitNIO
 ///     hostssl   all tlskit 127.0.0.1/32  cert           (client certificate, CN = user name)
 ///     hostssl   all app    127.0.0.1/32  scram-sha-256  (password, over TLS only)
 ///     hostnossl all all    0.0.0.0/0     reject
+///
+/// postgres cannot take port 0 and cannot be handed a bound socket, so no port can be
+/// reserved for it without a race. Instead postgres binds the port itself and the start is
+/// retried on another port when it could not: `pg_ctl -w start` fails and the attempt's
+/// log says `could not bind IPv4 address "127.0.0.1": Address already in use`. The
+/// candidates are random ports below the kernel's ephemeral range
+/// (/proc/sys/net/ipv4/ip_local_port_range, 32768–60999 by default), where port-0 binds
+/// and outgoing connections of other tests take theirs: only a server on a fixed port
+/// can be in the way, and then the next candidate is tried.
 final class PostgresServer {
     static let bin = "/usr/lib/postgresql/15/bin"
     let dir: TemporaryDirectory
     let port: Int
     let runAs: [String]
+    /// The ports tried before `port` that postgres could not bind, with each attempt's log.
+    let refusals: [(port: Int, log: String)]
 
-    /// Starts the server; the client certificate's CN must be "tlskit".
-    static func start(server: TLSIdentity, clientCA: String) async throws -> PostgresServer {
+    /// Random candidate ports below the ephemeral range (see the type's documentation).
+    static func candidatePorts(_ count: Int = 10) -> [Int] {
+        (0..<count).map { _ in Int.random(in: 20000..<32768) }
+    }
+
+    /// Starts the server on the first of `ports` postgres can bind; the client
+    /// certificate's CN must be "tlskit".
+    static func start(server: TLSIdentity, clientCA: String, ports: [Int] = candidatePorts()) async throws -> PostgresServer {
         guard FileManager.default.isExecutableFile(atPath: bin + "/postgres") else {
             throw TLSError(.invalidConfiguration, "PostgreSQL 15 is not installed (Scripts/install-dependencies installs postgresql)", backend: "tests")
         }
@@ -53,11 +70,10 @@ final class PostgresServer {
         let initdb = try await run(runAs.first ?? bin + "/initdb", Array(runAs.dropFirst()) + (runAs.isEmpty ? [] : [bin + "/initdb"]) + [
             "-D", dir.path + "/data", "-U", "tlskit", "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C"])
         guard initdb.status == 0 else { throw TLSError(.invalidConfiguration, "initdb failed: \(initdb.output)\(initdb.error)", backend: "tests") }
-        // postgres cannot take port 0: pick a free one, and pick again if another process
-        // took it before postgres bound it ("could not bind" in its log).
-        for attempt in 1...10 {
-            let port = try freePort()
-            let log = dir.path + "/postgres-\(attempt).log"
+        // postgres binds the port itself; on "could not bind" the next candidate is tried.
+        var refusals: [(port: Int, log: String)] = []
+        for (attempt, port) in ports.enumerated() {
+            let log = dir.path + "/postgres-\(attempt + 1).log"
             let options = [
                 "-p \(port)", "-k \(dir.path)", "-c listen_addresses=127.0.0.1", "-c ssl=on",
                 "-c ssl_cert_file=\(dir.path)/server.crt", "-c ssl_key_file=\(dir.path)/server.key",
@@ -66,22 +82,26 @@ final class PostgresServer {
             let start = try await run(runAs.first ?? bin + "/pg_ctl", Array(runAs.dropFirst()) + (runAs.isEmpty ? [] : [bin + "/pg_ctl"]) + [
                 "-D", dir.path + "/data", "-l", log, "-o", options, "-w", "-t", "120", "start"])
             if start.status == 0 {
-                let server = PostgresServer(dir: dir, port: port, runAs: runAs)
+                let server = PostgresServer(dir: dir, port: port, runAs: runAs, refusals: refusals)
                 try await server.psql("CREATE ROLE app LOGIN PASSWORD 'app-secret'")
                 return server
             }
             let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-            guard text.contains("could not bind") || text.contains("Address already in use") else {
+            guard text.contains("could not bind IPv4 address \"127.0.0.1\": Address already in use") else {
+                dir.remove()
                 throw TLSError(.invalidConfiguration, "postgres did not start: \(start.output)\(start.error)\n\(text)", backend: "tests")
             }
+            refusals.append((port, text))
         }
-        throw TLSError(.invalidConfiguration, "postgres found no free port in 10 attempts", backend: "tests")
+        dir.remove()
+        throw TLSError(.invalidConfiguration, "postgres could bind none of the ports \(ports)", backend: "tests")
     }
 
-    private init(dir: TemporaryDirectory, port: Int, runAs: [String]) {
+    private init(dir: TemporaryDirectory, port: Int, runAs: [String], refusals: [(port: Int, log: String)]) {
         self.dir = dir
         self.port = port
         self.runAs = runAs
+        self.refusals = refusals
     }
 
     /// Runs SQL as the superuser over the unix socket.
@@ -96,14 +116,6 @@ final class PostgresServer {
             "-D", dir.path + "/data", "-m", "immediate", "-w", "stop"])
         dir.remove()
     }
-}
-
-/// A TCP port that was free a moment ago (bound to port 0, then released).
-func freePort() throws -> Int {
-    let channel = try ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).wait()
-    let port = channel.localAddress!.port!
-    try channel.close().wait()
-    return port
 }
 
 private func quietLogger() -> Logger {
@@ -132,6 +144,41 @@ struct PostgresTests {
             throw error
         }
         await server.stop()
+    }
+
+    @Test("a port another listener holds: postgres reports it could not bind, and starts on the next candidate")
+    func portTaken() async throws {
+        let backend = allBackends[0]
+        let ids = try Identities(backend, clientName: "tlskit")
+        // Held for the whole test, as another program's server would.
+        let holder = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
+        let taken = try #require(holder.localAddress?.port)
+        let ports = [taken] + PostgresServer.candidatePorts()
+        let server = try await PostgresServer.start(server: ids.server, clientCA: ids.client.certificateChainPEM, ports: ports)
+        // Normally the next candidate; a later one only if another program holds that too.
+        let next = ports[server.refusals.count]
+        do {
+            #expect(server.refusals.first?.port == taken)
+            #expect(server.refusals.first?.log.contains("LOG:  could not bind IPv4 address \"127.0.0.1\": Address already in use") == true,
+                    "\(server.refusals.first?.log ?? "")")
+            #expect(server.port == next)
+            // The server on `next` is ours: TLS on 127.0.0.1, and it says which port it serves.
+            let connection = try await PostgresTLSKit.connect(
+                host: "127.0.0.1", port: server.port, context: try clientContext(backend, trusting: ids.server, identity: ids.client),
+                serverHostname: "localhost", username: "tlskit", database: "postgres", logger: quietLogger())
+            var served: [Int] = []
+            for try await port in try await connection.query("SELECT inet_server_port()", logger: quietLogger()).decode(Int.self) {
+                served.append(port)
+            }
+            #expect(served == [next])
+            try await connection.close()
+        } catch {
+            await server.stop()
+            try await holder.close()
+            throw error
+        }
+        await server.stop()
+        try await holder.close()
     }
 
     private func checkServer(_ server: PostgresServer, backend: Backend, ids: Identities) async throws {
