@@ -14,10 +14,18 @@ func withHelloServer<R>(_ options: HelloHummingbirdOptions, _ body: (Int) async 
     var logger = Logger(label: "hello-hummingbird-test")
     logger.logLevel = .warning
     let app = try makeHelloApplication(options, logger: logger) { port in continuation.yield(port) }
-    let server = Task { try await app.run() }
+    // The stream ends when the server does: a server that fails to start (bind…) throws
+    // its error here instead of leaving the test waiting for a port.
+    let server = Task {
+        defer { continuation.finish() }
+        try await app.run()
+    }
     defer { server.cancel() }
     var iterator = ports.makeAsyncIterator()
-    guard let port = await iterator.next() else { throw CancellationError() }
+    guard let port = await iterator.next() else {
+        try await server.value
+        throw CancellationError()
+    }
     let result = try await body(port)
     server.cancel()
     _ = await server.result
