@@ -69,7 +69,7 @@ final class PostgresServer {
         }
         let initdb = try await run(runAs.first ?? bin + "/initdb", Array(runAs.dropFirst()) + (runAs.isEmpty ? [] : [bin + "/initdb"]) + [
             "-D", dir.path + "/data", "-U", "tlskit", "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C"])
-        guard initdb.status == 0 else { throw TLSError(.invalidConfiguration, "initdb failed: \(initdb.output)\(initdb.error)", backend: "tests") }
+        guard initdb.status == 0 else { dir.remove(); throw TLSError(.invalidConfiguration, "initdb failed: \(initdb.output)\(initdb.error)", backend: "tests") }
         // postgres binds the port itself; on "could not bind" the next candidate is tried.
         var refusals: [(port: Int, log: String)] = []
         for (attempt, port) in ports.enumerated() {
