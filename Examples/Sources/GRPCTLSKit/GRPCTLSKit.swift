@@ -20,7 +20,9 @@
 // What the transport does not carry: `ServerContext` has no TLS fields (its
 // `transportSpecific` is filled only by grpc's own transports), so ``TLSKitPeers``
 // records each connection's TLS details under the `remotePeer` string gRPC gives the
-// service (`ipv4:127.0.0.1:51234`), for as long as the connection is open.
+// service (`ipv4:127.0.0.1:51234`), for as long as the connection is open. A connection
+// whose handshake fails never reaches gRPC: `TLSKitPeers(onHandshakeFailure:)` is told
+// why (the TLSKit handler's `TLSError`: a client certificate not trusted, none sent…).
 import GRPCCore
 public import GRPCNIOTransportHTTP2
 public import NIOCore
