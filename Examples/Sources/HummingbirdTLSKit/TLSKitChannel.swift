@@ -1,5 +1,5 @@
 // Hummingbird 2 over TLSKitNIO. Copy this file into your project (it needs HummingbirdCore,
-// HummingbirdHTTP2, NIOHTTP2 and TLSKitNIO), or depend on this target.
+// HummingbirdHTTP2, NIOHTTP2, NIOTLS and TLSKitNIO), or depend on this target.
 //
 //   let context = try OpenSSLBackend.makeContext(.makeServerConfiguration(identity: identity))
 //   let app = Application(router: router, server: .http1TLSKit(context: context))           // HTTP/1.1
@@ -12,6 +12,7 @@ public import HummingbirdHTTP2
 public import Logging
 public import NIOCore
 import NIOHTTP2
+import NIOTLS
 public import TLSKit
 import TLSKitNIO
 
@@ -36,6 +37,7 @@ public struct TLSKitChannel<BaseChannel: ServerChildChannel>: ServerChildChannel
     public func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
             try channel.pipeline.syncOperations.addHandler(TLSKitServerHandler(context: context))
+            try channel.pipeline.syncOperations.addHandler(TLSKitHandshakeFailureLogger(logger: logger))
         }.flatMap {
             self.baseChannel.setup(channel: channel, logger: logger)
         }
@@ -97,6 +99,7 @@ public struct TLSKitHTTP2UpgradeChannel: HTTPChannelHandler {
     public func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         do {
             try channel.pipeline.syncOperations.addHandler(TLSKitServerHandler(context: context))
+            try channel.pipeline.syncOperations.addHandler(TLSKitHandshakeFailureLogger(logger: logger))
         } catch {
             return channel.eventLoop.makeFailedFuture(error)
         }
@@ -119,6 +122,27 @@ public struct TLSKitHTTP2UpgradeChannel: HTTPChannelHandler {
         } catch {
             logger.debug("TLS handshake or ALPN failed: \(error)")
         }
+    }
+}
+
+/// Logs, at debug level, the error that ended a connection's TLS handshake (a client
+/// certificate not trusted, none sent…): the handlers after TLS only see the channel
+/// close (NIO's ALPN switch fails with "Output closed"), so this is where the reason is.
+final class TLSKitHandshakeFailureLogger: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    private let logger: Logger
+    private var handshakeCompleted = false
+
+    init(logger: Logger) { self.logger = logger }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case TLSUserEvent.handshakeCompleted = event { handshakeCompleted = true }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if !handshakeCompleted { logger.debug("TLS handshake failed: \(error)") }
+        context.fireErrorCaught(error)
     }
 }
 
