@@ -4,15 +4,31 @@ import HummingbirdTLSKit
 import Hummingbird
 import HummingbirdCore
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import Testing
 import TLSKit
 
-/// Runs the hello-hummingbird application for the duration of `body`, on a free port.
-func withHelloServer<R>(_ options: HelloHummingbirdOptions, _ body: (Int) async throws -> R) async throws -> R {
+/// Hands every log message, from debug up, to `sink`.
+struct CapturingLogHandler: LogHandler {
+    let sink: @Sendable (String) -> Void
+    var logLevel: Logger.Level = .debug
+    var metadata: Logger.Metadata = [:]
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+    func log(event: LogEvent) { sink(event.message.description) }
+}
+
+/// Runs the hello-hummingbird application for the duration of `body`, on a free port;
+/// with `log`, the application's log messages (debug and up) go there.
+func withHelloServer<R>(_ options: HelloHummingbirdOptions, log: (@Sendable (String) -> Void)? = nil,
+                        _ body: (Int) async throws -> R) async throws -> R {
     let (ports, continuation) = AsyncStream<Int>.makeStream()
     var logger = Logger(label: "hello-hummingbird-test")
     logger.logLevel = .warning
+    if let log { logger = Logger(label: "hello-hummingbird-test") { _ in CapturingLogHandler(sink: log) } }
     let app = try makeHelloApplication(options, logger: logger) { port in continuation.yield(port) }
     // The stream ends when the server does: a server that fails to start (bind…) throws
     // its error here instead of leaving the test waiting for a port.
@@ -45,6 +61,16 @@ func curlSSLLibrary() async throws -> String {
     let version = try await run("curl", ["--version"])
     let words = version.output.split(separator: "\n").first?.split(separator: " ") ?? []
     return try #require(words.first { $0.hasPrefix("OpenSSL/") }.map(String.init), "\(version.output)")
+}
+
+/// The values once `box` holds `count` of them (the server logs on its own event loop,
+/// maybe just after the client is done), or what it holds after 30 s.
+func waitFor(_ box: NIOLockedValueBox<[String]>, count: Int) async throws -> [String] {
+    let deadline = ContinuousClock.now + .seconds(30)
+    while box.withLockedValue({ $0.count }) < count && ContinuousClock.now < deadline {
+        try await Task.sleep(for: .milliseconds(10))
+    }
+    return box.withLockedValue { $0 }
 }
 
 @Suite("hello-hummingbird: HTTPS over TLSKitNIO", .timeLimit(.minutes(10)))
@@ -105,7 +131,12 @@ struct HummingbirdTests {
         let wrongKey = try dir.write("stranger.key", ids.stranger.privateKeyPEM)
         let options = HelloHummingbirdOptions(backend: backend.type, identity: ids.server, clientCAPEM: ids.client.certificateChainPEM)
         let ssl = try await curlSSLLibrary()
-        try await withHelloServer(options) { port in
+        // The server's side of each refusal: the adapter logs the TLSKit handler's error.
+        let prefix = "TLS handshake failed: "
+        let serverErrors = NIOLockedValueBox<[String]>([])
+        try await withHelloServer(options, log: { message in
+            if message.hasPrefix(prefix) { serverErrors.withLockedValue { $0.append(String(message.dropFirst(prefix.count))) } }
+        }) { port in
             let url = curlLocalhost(port)
             let good = try await run("curl", ["-sS", "--http2", "--cacert", ca, "--cert", cert, "--key", key] + url)
             #expect(good.status == 0, "\(good.error)")
@@ -120,11 +151,19 @@ struct HummingbirdTests {
             #expect(wrong.status == 56, "\(wrong.error)")
             #expect(wrong.error == "curl: (56) OpenSSL SSL_read: \(ssl): error:0A000418:SSL routines::tlsv1 alert unknown ca, errno 0\n")
             #expect(wrong.output == "")
+            // TLSError's description up to the backend library's own text.
+            let wrongOnServer = try await waitFor(serverErrors, count: 1).last ?? ""
+            #expect(wrongOnServer.hasPrefix("TLSError(\(backend.name)) certificateVerificationFailed [selfSigned] [alert unknown_ca]: "),
+                    "\(wrongOnServer)")
             // No certificate: certificate_required (TLS 1.3's alert for it).
             let none = try await run("curl", ["-sS", "--http1.1", "--cacert", ca] + url)
             #expect(none.status == 56, "\(none.error)")
             #expect(none.error == "curl: (56) OpenSSL SSL_read: \(ssl): error:0A00045C:SSL routines::tlsv13 alert certificate required, errno 0\n")
             #expect(none.output == "")
+            let noneOnServer = try await waitFor(serverErrors, count: 2).last ?? ""
+            #expect(noneOnServer.hasPrefix("TLSError(\(backend.name)) certificateVerificationFailed [noCertificate] [alert certificate_required]: "),
+                    "\(noneOnServer)")
+            #expect(serverErrors.withLockedValue { $0.count } == 2, "\(serverErrors.withLockedValue { $0 })")
         }
     }
 
