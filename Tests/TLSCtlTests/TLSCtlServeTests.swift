@@ -256,10 +256,8 @@ struct TLSCtlServeTests {
         let served = try socketInodes(of: server.child.process.processIdentifier)
         let listeners = try tcpSockets().filter { $0.port == server.port && $0.state == "0A" && served.contains($0.inode) }
         try #require(listeners.count == 1, "\(listeners)")
-        var configuration = TLSConfiguration.makeClientConfiguration()
-        configuration.trustRoots = .certificates([.pem(files.identity.certificateChainPEM)])
-        let socket = try TLSSocket.connect(host: "127.0.0.1", port: server.port, context: try backend.type.makeContext(configuration),
-                                           serverName: "localhost", timeout: .seconds(30))
+        let socket = try TLSSocket.connect(host: "127.0.0.1", port: server.port, context: try files.clientContext(backend),
+                                           timeout: .seconds(30))
         try socket.write(Array("one\n".utf8))
         #expect(try socket.read() == Array("one\n".utf8))
         // No second connection can queue behind the first: the listening socket is gone.

@@ -11,10 +11,11 @@ import TLSKit
 /// own key log gives (Python's `cryptography`).
 extension HostilePeerTests {
     /// One AES-128-GCM record, sequence 0, of `type` around `plaintext`: TLS 1.3 under
-    /// the traffic secret `secret`; TLS 1.2 under the key block of `secret` (the master
+    /// the traffic secret `secret` (with `padding` zero bytes after the inner type);
+    /// TLS 1.2 under the key block of `secret` (the master
     /// secret) and the two randoms, as the client (`client`) or the server writes it.
     static func encryptRecord(tls13: Bool, secret: String, randoms: (client: [UInt8], server: [UInt8]) = ([], []),
-                              client: Bool, type: UInt8, plaintext: [UInt8]) throws -> [UInt8] {
+                              client: Bool, type: UInt8, plaintext: [UInt8], padding: Int = 0) throws -> [UInt8] {
         let script = """
             import sys, binascii, hmac, hashlib
             from cryptography.hazmat.primitives import hashes
@@ -23,13 +24,14 @@ extension HostilePeerTests {
             tls13, secret, crandom, srandom, client, ctype, plain = sys.argv[1] == "1", binascii.unhexlify(sys.argv[2]), \\
                 binascii.unhexlify(sys.argv[3]), binascii.unhexlify(sys.argv[4]), sys.argv[5] == "1", int(sys.argv[6]), \\
                 binascii.unhexlify(sys.argv[7])
+            padding = int(sys.argv[8])
             if tls13:
                 def label(l, n):
                     full = b"tls13 " + l
                     info = n.to_bytes(2, "big") + bytes([len(full)]) + full + b"\\x00"
                     return HKDFExpand(hashes.SHA256(), n, info).derive(secret)
                 key, iv = label(b"key", 16), label(b"iv", 12)
-                inner = plain + bytes([ctype])
+                inner = plain + bytes([ctype]) + bytes(padding)
                 header = bytes([23, 3, 3, (len(inner) + 16) >> 8, (len(inner) + 16) & 0xFF])
                 out = header + AESGCM(key).encrypt(iv, inner, header)
             else:
@@ -49,7 +51,8 @@ extension HostilePeerTests {
             """
         func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
         let peer = try Peer(try tool("python3"), ["-c", script, tls13 ? "1" : "0", secret, hex(randoms.client),
-                                                  hex(randoms.server), client ? "1" : "0", "\(type)", hex(plaintext)])
+                                                  hex(randoms.server), client ? "1" : "0", "\(type)", hex(plaintext),
+                                                  "\(padding)"])
         peer.closeInput()
         guard peer.wait(timeout: 30) == 0 else {
             throw TLSError(.internalError, "encryption failed: \(peer.errorOutput)", backend: "tests")

@@ -81,10 +81,7 @@ struct HostNameRuleTests {
     static func extensionTypes(_ flight: [UInt8]) throws -> [UInt16] {
         try #require(flight.count > 9 && flight[0] == 22 && flight[5] == 1)
         let hello = Array(flight[9...])
-        var index = 2 + 32
-        index += 1 + Int(hello[index])
-        index += 2 + (Int(hello[index]) << 8 | Int(hello[index + 1]))
-        index += 1 + Int(hello[index])
+        var index = HostilePeerTests.extensionsOffset(clientHello: hello)
         let end = index + 2 + (Int(hello[index]) << 8 | Int(hello[index + 1]))
         index += 2
         var types: [UInt16] = []

@@ -55,16 +55,23 @@ extension HostilePeerTests {
         #expect(link.server.negotiatedVersion == c.version)
     }
 
+    /// Where the extension list (its 2-byte length) starts in a ClientHello body: after
+    /// version, random, session id, cipher suites and compression methods.
+    static func extensionsOffset(clientHello hello: [UInt8]) -> Int {
+        var index = 2 + 32
+        index += 1 + Int(hello[index])                                  // session id
+        index += 2 + (Int(hello[index]) << 8 | Int(hello[index + 1]))   // cipher suites
+        index += 1 + Int(hello[index])                                  // compression methods
+        return index
+    }
+
     /// The ClientHello in `flight` (one handshake record) with one more extension at the
     /// end of its list: an unknown (GREASE, RFC 8701) type carrying `size` bytes, which a
     /// server must ignore.
     static func withExtraExtension(_ flight: [UInt8], size: Int) throws -> [UInt8] {
         try #require(flight.count > 9 && flight[0] == 22 && flight[5] == 1)
         var hello = Array(flight[9...])  // the ClientHello body
-        var index = 2 + 32
-        index += 1 + Int(hello[index])                                  // session id
-        index += 2 + (Int(hello[index]) << 8 | Int(hello[index + 1]))   // cipher suites
-        index += 1 + Int(hello[index])                                  // compression methods
+        let index = extensionsOffset(clientHello: hello)
         let extensionsLength = Int(hello[index]) << 8 | Int(hello[index + 1])
         try #require(index + 2 + extensionsLength == hello.count)
         let added = [0x3A, 0x3A, UInt8(size >> 8), UInt8(size & 0xFF)] + [UInt8](repeating: 0x5A, count: size)
@@ -91,34 +98,6 @@ extension HostilePeerTests {
         #expect(Array(answer.prefix(6)) == [22, 3, 3] + Array(answer[3..<5]) + [2], "\(answer.prefix(16))")
     }
 
-    /// One TLS 1.3 record (AES-128-GCM, sequence 0) under the traffic secret `secretHex`:
-    /// `innerContent`, the inner content type, `padding` zero bytes (Python's `cryptography`).
-    static func encryptTLS13Record(innerContent: [UInt8], innerType: UInt8, padding: Int, secretHex: String) throws -> [UInt8] {
-        let script = """
-            import sys, binascii
-            from cryptography.hazmat.primitives import hashes
-            from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
-            from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-            secret = binascii.unhexlify(sys.argv[1]); inner = binascii.unhexlify(sys.argv[2]) + bytes([int(sys.argv[3])]) + bytes(int(sys.argv[4]))
-            def label(l, n):
-                full = b"tls13 " + l
-                info = n.to_bytes(2, "big") + bytes([len(full)]) + full + b"\\x00"
-                return HKDFExpand(hashes.SHA256(), n, info).derive(secret)
-            key, iv = label(b"key", 16), label(b"iv", 12)
-            n = len(inner) + 16
-            header = bytes([23, 3, 3, n >> 8, n & 0xFF])
-            sys.stdout.write(binascii.hexlify(header + AESGCM(key).encrypt(iv, inner, header)).decode())
-            """
-        let peer = try Peer(try tool("python3"), ["-c", script, secretHex, innerContent.map { String(format: "%02x", $0) }.joined(),
-                                                  "\(innerType)", "\(padding)"])
-        peer.closeInput()
-        guard peer.wait(timeout: 30) == 0 else {
-            throw TLSError(.internalError, "encryption failed: \(peer.errorOutput)", backend: "tests")
-        }
-        let hex = Array(peer.output.utf8)
-        return stride(from: 0, to: hex.count - 1, by: 2).map { UInt8(String(decoding: hex[$0..<($0 + 2)], as: UTF8.self), radix: 16)! }
-    }
-
     @Test("TLS 1.3: a zero-length application_data record with padding, in place of the client's Finished: unexpected_message",
           arguments: allBackends, [1, 1000, 16_384, 16_385])
     func paddedApplicationDataBeforeFinished(backend: Backend, padding: Int) throws {
@@ -138,7 +117,8 @@ extension HostilePeerTests {
         // TLSInnerPlaintext: no content, type 23, `padding` zeros; 2^14 + 1 bytes at most
         // (RFC 8446 §5.4), so 16_384 is the largest legal padding: a 16_401-byte record,
         // within the 2^14 + 256 ciphertext limit (§5.2).
-        let record = try Self.encryptTLS13Record(innerContent: [], innerType: 23, padding: padding, secretHex: String(secret))
+        let record = try Self.encryptRecord(tls13: true, secret: String(secret), client: true, type: 23, plaintext: [],
+                                            padding: padding)
         #expect(record.count == 5 + 1 + padding + 16)
         link.serverWire.deliverIncoming(record)
         let step = Self.handshake(link.server)
