@@ -99,7 +99,7 @@
         let limit = !protectedRecord ? TLSWire.maxPlaintextLength
             : isTLS13 || !peerProtected ? TLSWire.maxTLS13CiphertextLength : TLSWire.maxCiphertextLength
         if let problem = TLSWire.validate(parsed, maxLength: limit) { return fail(problem) }
-        if parsed.length == 0 && !protectedRecord && parsed.type != TLSWire.ContentType.applicationData.rawValue {
+        if parsed.length == 0 && !protectedRecord {  // (application_data is always "protected")
             // RFC 8446 §5.1, RFC 5246 §6.2.1: never a zero-length handshake, alert or
             // ChangeCipherSpec fragment. GnuTLS refuses the first; libssl skips 32 first.
             return fail(TLSWireViolation(.unexpectedMessage, "an empty record of content type \(parsed.type)"))
