@@ -58,6 +58,20 @@ final class ByteBufferTransport: TLSCustomTransport {
         return slice
     }
 
+    /// Takes every byte received and not read by the connection, as one buffer; nil if
+    /// there is none. (``TLSKitHandler/stopTLS(promise:)``: what followed the peer's
+    /// close_notify belongs to the protocol after TLS.)
+    func takeInbound(allocator: ByteBufferAllocator) -> ByteBuffer? {
+        guard pendingInbound > 0 else { return nil }
+        var all = inbound.count == 1 ? inbound[inbound.startIndex] : allocator.buffer(capacity: pendingInbound)
+        if inbound.count > 1 {
+            for var each in inbound { all.writeBuffer(&each) }
+        }
+        inbound.removeAll()
+        pendingInbound = 0
+        return all
+    }
+
     /// Drops every buffered byte (the handler is gone or the channel closed).
     func discardAll() {
         inbound.removeAll()

@@ -10,6 +10,20 @@ extension ChannelPipeline.SynchronousOperations {
     public func tlsKitConnectionInfo() throws -> TLSKitConnectionInfo? {
         try handler(type: TLSKitHandler.self).connectionInfo
     }
+
+    /// The negotiated TLS version: `nioSSL_tlsVersion()`'s counterpart; nil before the
+    /// handshake completes. Call on the channel's event loop.
+    /// - Throws: `ChannelPipelineError.notFound` when the pipeline has no TLSKit handler.
+    public func tlsKitTLSVersion() throws -> TLSVersion? {
+        try handler(type: TLSKitHandler.self).tlsVersion
+    }
+
+    /// The peer's leaf certificate, parsed: `nioSSL_peerCertificate()`'s counterpart.
+    /// Call on the channel's event loop.
+    /// - Throws: `ChannelPipelineError.notFound` when the pipeline has no TLSKit handler.
+    public func tlsKitPeerCertificate() throws -> TLSCertificateInfo? {
+        try handler(type: TLSKitHandler.self).peerCertificate
+    }
 }
 
 extension Channel {
@@ -24,6 +38,15 @@ extension Channel {
     /// The peer's leaf certificate, parsed: `nioSSL_peerCertificate()`'s counterpart.
     public func tlsKitPeerCertificate() -> EventLoopFuture<TLSCertificateInfo?> {
         tlsKitConnectionInfo().map { $0?.peerCertificate }
+    }
+
+    /// The negotiated TLS version, from any thread: `nioSSL_tlsVersion()`'s counterpart;
+    /// nil before the handshake completes. Fails with `ChannelPipelineError.notFound`
+    /// without a handler.
+    public func tlsKitTLSVersion() -> EventLoopFuture<TLSVersion?> {
+        eventLoop.submit { [self] in
+            try pipeline.syncOperations.tlsKitTLSVersion()
+        }
     }
 }
 

@@ -17,14 +17,25 @@ public import TLSKit
 ///   completes, `TLSUserEvent.shutdownCompleted` after a clean shutdown;
 /// - plaintext is delivered in batches, each batch ended by `channelReadComplete`;
 /// - `close(mode: .all)` sends close_notify and waits for the peer's, at most
-///   ``shutdownTimeout``; `close(mode: .output)` sends close_notify and closes output;
+///   ``shutdownTimeout``; during the handshake it closes at once. `close(mode: .output)`
+///   sends the buffered writes (flushed or not), then close_notify, then closes output;
 ///   `close(mode: .input)` fails with `ChannelError.operationUnsupported`;
 /// - with `ChannelOptions.allowRemoteHalfClosure`, the peer's close_notify fires
-///   `ChannelEvent.inputClosed`; without it, the handler answers and closes;
-/// - the peer's EOF without close_notify fires a `TLSError` with code
-///   `unexpectedEOF` through `errorCaught`;
+///   `ChannelEvent.inputClosed` once (the transport's own `inputClosed` that follows is
+///   swallowed) and the channel stays open for writing; without it, the handler answers
+///   and closes;
+/// - the peer's EOF without close_notify fires a `TLSError` with code `unexpectedEOF`
+///   through `errorCaught`: fatal without half-closure, and with it non-fatal, followed by
+///   `ChannelEvent.inputClosed`, the channel still open for writing (NIOSSL's
+///   `uncleanShutdown`);
 /// - a failed handshake fires the `TLSError` (with its verification category), sends
-///   the alert, then closes the channel.
+///   the alert, then closes the channel;
+/// - ``stopTLS(promise:)`` ends TLS with close_notify both ways and hands the channel
+///   back in plaintext.
+///
+/// Every promise given to the handler is completed, on every path: by the channel, by
+/// the failure that ended the connection, or, if the handler is removed from the
+/// pipeline first, with a `TLSError` of code `invalidState`.
 ///
 /// A handler is used on its channel's event loop only, like every NIO handler.
 public class TLSKitHandler: ChannelInboundHandler, ChannelOutboundHandler, RemovableChannelHandler {
@@ -42,12 +53,17 @@ public class TLSKitHandler: ChannelInboundHandler, ChannelOutboundHandler, Remov
         case idle
         case handshaking
         case active
-        /// The peer's close_notify arrived with half-closure allowed; we may still write.
+        /// The peer's input is over (its close_notify, or with half-closure an EOF without
+        /// one); we may still write.
         case inputClosed
         /// Our close_notify is sent and the output closed; we still read.
         case outputClosed
         /// `close(mode: .all)`: our close_notify is sent, waiting for the peer's.
-        case closing(Scheduled<Void>?)
+        case closing(Scheduled<Void>)
+        /// ``stopTLS(promise:)``: our close_notify is sent, waiting for the peer's.
+        case unwrapping(Scheduled<Void>)
+        /// TLS is over and the handler left (or is leaving) the pipeline.
+        case unwrapped
         case closed
     }
 
@@ -63,11 +79,14 @@ public class TLSKitHandler: ChannelInboundHandler, ChannelOutboundHandler, Remov
     private var flushedCount = 0
     /// `close(mode: .output)` asked for during the handshake: done after the buffered writes.
     private var closeOutputAfterHandshake = false
-    /// `close(mode: .all)` asked for during the handshake: the handshake may finish (at
-    /// most ``shutdownTimeout``), the buffered writes go out, then close_notify.
-    private var closeAfterHandshake: Scheduled<Void>?
     private var closeOutputPromise: EventLoopPromise<Void>?
     private var closePromise: EventLoopPromise<Void>?
+    /// ``stopTLS(promise:)``'s promise.
+    private var unwrapPromise: EventLoopPromise<Void>?
+    /// The transport's input ended (EOF or half-closure): no close_notify can come any more.
+    private var transportInputEnded = false
+    /// A decode of ciphertext that arrived before a close is scheduled for the next tick.
+    private var decodeScheduled = false
     /// Plaintext decrypted and not yet handed to the pipeline.
     private var plaintext: ByteBuffer?
     /// True when a `channelRead` was fired since the last `channelReadComplete`.
@@ -75,8 +94,8 @@ public class TLSKitHandler: ChannelInboundHandler, ChannelOutboundHandler, Remov
     /// The pipeline asked for a read (`read()`) and no plaintext has answered it yet.
     private var readPending = false
 
-    /// How long `close(mode: .all)` waits for the peer's close_notify before closing the
-    /// channel anyway.
+    /// How long `close(mode: .all)` and ``stopTLS(promise:)`` wait for the peer's
+    /// close_notify before closing (or unwrapping) anyway.
     public let shutdownTimeout: TimeAmount
 
     init(connection: TLSConnection, shutdownTimeout: TimeAmount) {
@@ -88,6 +107,9 @@ public class TLSKitHandler: ChannelInboundHandler, ChannelOutboundHandler, Remov
 
     /// The negotiated protocol version; nil before the handshake completes.
     public var negotiatedVersion: TLSVersion? { connection.negotiatedVersion }
+    /// The negotiated protocol version, under `NIOSSLHandler`'s name; nil before the
+    /// handshake completes.
+    public var tlsVersion: TLSVersion? { connection.negotiatedVersion }
     /// The negotiated cipher suite by its IANA name; nil before the handshake completes.
     public var cipherSuite: String? { connection.cipherSuite }
     /// The ALPN protocol both sides agreed on, if any.
@@ -119,6 +141,8 @@ public class TLSKitHandler: ChannelInboundHandler, ChannelOutboundHandler, Remov
             requestedServerName: connection.requestedServerName)
     }
 
+    private var backendID: TLSBackendID { connection.context.backendID }
+
     // MARK: - Lifecycle
 
     /// Attaches the connection to the channel; starts the handshake if the channel is active.
@@ -135,9 +159,18 @@ public class TLSKitHandler: ChannelInboundHandler, ChannelOutboundHandler, Remov
         if context.channel.isActive { startHandshake(context: context) }
     }
 
-    /// Drops buffered bytes and fails writes that were never sent.
+    /// Drops buffered bytes and completes every promise the handler still holds: writes
+    /// never sent, and a close or ``stopTLS(promise:)`` still waiting, fail with a
+    /// `TLSError` of code `invalidState` (the handler left the pipeline mid-flight).
     public func handlerRemoved(context: ChannelHandlerContext) {
-        failPendingWrites(ChannelError.ioOnClosedChannel)
+        cancelShutdownTimer()
+        let error = TLSError(.invalidState, "the TLSKit handler was removed from the pipeline before this completed",
+                             backend: backendID)
+        failPendingWrites(error)
+        closePromise.take()?.fail(error)
+        closeOutputPromise.take()?.fail(error)
+        unwrapPromise.take()?.fail(error)
+        if case .unwrapped = state {} else { state = .closed }
         wire?.discardAll()
         plaintext = nil
         storedContext = nil
@@ -152,47 +185,107 @@ public class TLSKitHandler: ChannelInboundHandler, ChannelOutboundHandler, Remov
     private func startHandshake(context: ChannelHandlerContext) {
         guard case .idle = state else { return }
         state = .handshaking
+        verifyAddressWithoutName(context: context)
         handshakeStep(context: context)
+    }
+
+    /// A client given no host name (none in the handler, none in the configuration) that
+    /// must verify one checks the certificate against the peer's IP address, as
+    /// `NIOSSLHandler` does: how IP-addressed services are reached. No SNI is sent for it.
+    private func verifyAddressWithoutName(context: ChannelHandlerContext) {
+        guard connection.role == .client, connection.serverName == nil,
+              connection.context.configuration.serverName == nil,
+              connection.context.configuration.needsServerName,
+              let address = context.channel.remoteAddress?.ipAddress else { return }
+        connection.serverName = address
     }
 
     /// The transport went away: an unclean shutdown unless both close_notify were seen.
     public func channelInactive(context: ChannelHandlerContext) {
         endOfInput(context: context)
         let wasClosed: Bool
-        if case .closed = state { wasClosed = true } else { wasClosed = false }
+        switch state {
+        case .closed, .unwrapped: wasClosed = true
+        case .idle, .handshaking, .active, .inputClosed, .outputClosed, .closing, .unwrapping: wasClosed = false
+        }
         cancelShutdownTimer()
         state = .closed
         if !wasClosed {
             let error = ChannelError.ioOnClosedChannel
             closePromise.take()?.fail(error)
             closeOutputPromise.take()?.fail(error)
+            unwrapPromise.take()?.fail(error)
         } else {
             closePromise.take()?.succeed()
             closeOutputPromise.take()?.succeed()
+            unwrapPromise.take()?.fail(ChannelError.ioOnClosedChannel)
         }
         failPendingWrites(ChannelError.ioOnClosedChannel)
         context.fireChannelInactive()
     }
 
-    /// `ChannelEvent.inputClosed` (the transport's half-closure) is end-of-stream for
-    /// the TLS connection: without a close_notify first, that is an unclean shutdown.
+    /// `ChannelEvent.inputClosed`, the transport's half-closure. After the peer's
+    /// close_notify it is swallowed: the handler already fired one. Without one, it is an
+    /// unclean shutdown: with `allowRemoteHalfClosure`, the `unexpectedEOF` error is
+    /// fired as a non-fatal error, then `inputClosed`, and the channel stays writable;
+    /// without it, the error ends the connection.
     public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let event = event as? ChannelEvent, event == .inputClosed {
-            endOfInput(context: context)
-            if case .closed = state { return }
+        guard let event = event as? ChannelEvent, event == .inputClosed else {
+            context.fireUserInboundEventTriggered(event)
+            return
         }
-        context.fireUserInboundEventTriggered(event)
+        switch state {
+        case .inputClosed:
+            transportInputEnded = true
+            return
+        case .idle, .closed, .unwrapped:
+            context.fireUserInboundEventTriggered(event)
+        case .handshaking:
+            endOfInput(context: context)
+        case .active, .outputClosed, .closing, .unwrapping:
+            guard allowsRemoteHalfClosure(context) else {
+                endOfInput(context: context)
+                if case .closed = state { return }
+                context.fireUserInboundEventTriggered(event)
+                return
+            }
+            transportInputEnded = true
+            // Every whole record that came before the EOF was decoded as it arrived; a
+            // close_notify among them would have moved the state on.
+            let error = TLSError(.unexpectedEOF,
+                                 "the peer closed its side of the transport without close_notify (unclean shutdown)",
+                                 backend: backendID)
+            switch state {
+            case .active:
+                state = .inputClosed
+                context.fireErrorCaught(error)
+                context.fireUserInboundEventTriggered(event)
+            case .outputClosed:
+                // Both directions are over: nothing is left to do but close.
+                context.fireErrorCaught(error)
+                context.fireUserInboundEventTriggered(event)
+                closeChannel(context: context)
+            case .unwrapping:
+                // The close_notify stopTLS waits for cannot come now.
+                shutdownStep(context: context)
+            default:
+                // `close(mode: .all)` waited for a close_notify that cannot come now.
+                fail(context: context, error)
+            }
+        }
     }
 
     /// Feeds end-of-stream to the connection where it still expects bytes, which turns
     /// it into the connection's own `unexpectedEOF` error.
     private func endOfInput(context: ChannelHandlerContext) {
+        transportInputEnded = true
         guard let wire, !wire.inboundClosed else { return }
         wire.inboundClosed = true
         switch state {
         case .handshaking: handshakeStep(context: context)
         case .active, .outputClosed, .closing: decode(context: context)
-        case .idle, .inputClosed, .closed: break
+        case .unwrapping: shutdownStep(context: context)
+        case .idle, .inputClosed, .closed, .unwrapped: break
         }
     }
 
@@ -202,8 +295,13 @@ public class TLSKitHandler: ChannelInboundHandler, ChannelOutboundHandler, Remov
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
         switch state {
-        case .closed, .inputClosed: return
-        case .idle, .handshaking, .active, .outputClosed, .closing: break
+        case .closed, .unwrapped:
+            return
+        case .inputClosed:
+            // After the peer's close_notify: "any data received after a closure alert
+            // has been received MUST be ignored" (RFC 8446 §6.1). (NIOSSL fails instead.)
+            return
+        case .idle, .handshaking, .active, .outputClosed, .closing, .unwrapping: break
         }
         wire.receive(buffer)
         switch state {
@@ -214,7 +312,8 @@ public class TLSKitHandler: ChannelInboundHandler, ChannelOutboundHandler, Remov
             // plaintext between reads (at most a partial record of ciphertext).
             decode(context: context)
             deliverPlaintext(context: context)
-        case .idle, .inputClosed, .closed: break
+        case .unwrapping: shutdownStep(context: context)
+        case .idle, .inputClosed, .closed, .unwrapped: break
         }
     }
 
@@ -235,15 +334,15 @@ public class TLSKitHandler: ChannelInboundHandler, ChannelOutboundHandler, Remov
     /// The handshake and the wait for close_notify are the handler's own business.
     private var readsForItself: Bool {
         switch state {
-        case .handshaking, .closing: return true
-        case .idle, .active, .inputClosed, .outputClosed, .closed: return false
+        case .handshaking, .closing, .unwrapping: return true
+        case .idle, .active, .inputClosed, .outputClosed, .unwrapped, .closed: return false
         }
     }
 
     private var isActiveOrHandshaking: Bool {
         switch state {
-        case .handshaking, .active, .outputClosed, .closing: return true
-        case .idle, .inputClosed, .closed: return false
+        case .handshaking, .active, .outputClosed, .closing, .unwrapping: return true
+        case .idle, .inputClosed, .unwrapped, .closed: return false
         }
     }
 
@@ -262,17 +361,21 @@ public class TLSKitHandler: ChannelInboundHandler, ChannelOutboundHandler, Remov
             writeOutbound(context: context, promise: nil)
             context.fireUserInboundEventTriggered(
                 TLSUserEvent.handshakeCompleted(negotiatedProtocol: connection.negotiatedApplicationProtocol))
+            // The application may have written, closed or unwrapped in that event: records
+            // that followed the peer's Finished in the same read are decoded all the same
+            // wherever the state still reads.
+            switch state {
+            case .active, .outputClosed, .closing:
+                decode(context: context)
+                deliverPlaintext(context: context)
+            case .idle, .handshaking, .inputClosed, .unwrapping, .unwrapped, .closed:
+                break
+            }
             guard case .active = state else { return }
-            // Records that followed the peer's Finished in the same read.
-            decode(context: context)
-            deliverPlaintext(context: context)
             encryptFlushedWrites(context: context)
-            if let timer = closeAfterHandshake.take(), case .active = state {
-                timer.cancel()
-                closeAll(context: context, promise: nil)
-            } else if closeOutputAfterHandshake, case .active = state {
+            if closeOutputAfterHandshake, case .active = state {
                 closeOutputAfterHandshake = false
-                closeOutput(context: context, promise: closeOutputPromise.take())
+                closeOutput(context: context, promise: nil)
             }
             return
         }
@@ -284,15 +387,14 @@ public class TLSKitHandler: ChannelInboundHandler, ChannelOutboundHandler, Remov
             if !autoRead(context) { context.read() }
         case .zeroReturn:
             fail(context: context, TLSError(.closedByPeer, "the peer closed the session (close_notify) during the handshake",
-                                            backend: connection.context.backendID))
+                                            backend: backendID))
         case .ssl, .syscall:
             fail(context: context, connectionError(result))
         }
     }
 
     private func connectionError(_ result: Int32) -> TLSError {
-        connection.lastError ?? TLSError(.internalError, "TLS call failed with result \(result)",
-                                         backend: connection.context.backendID)
+        connection.lastError ?? TLSError(.internalError, "TLS call failed with result \(result)", backend: backendID)
     }
 
     /// A fatal failure: sends what the library queued (the alert), fires the error, closes.
@@ -303,7 +405,18 @@ public class TLSKitHandler: ChannelInboundHandler, ChannelOutboundHandler, Remov
         state = .closed
         failPendingWrites(error)
         closeOutputPromise.take()?.fail(error)
+        unwrapPromise.take()?.fail(error)
         context.fireErrorCaught(error)
+        context.close(promise: closePromise.take())
+    }
+
+    /// Closes the channel with no more TLS: what is left of the session is over.
+    private func closeChannel(context: ChannelHandlerContext) {
+        cancelShutdownTimer()
+        state = .closed
+        failPendingWrites(ChannelError.ioOnClosedChannel)
+        closeOutputPromise.take()?.succeed()
+        unwrapPromise.take()?.fail(ChannelError.alreadyClosed)
         context.close(promise: closePromise.take())
     }
 
@@ -368,29 +481,81 @@ public class TLSKitHandler: ChannelInboundHandler, ChannelOutboundHandler, Remov
         case .active where allowsRemoteHalfClosure(context):
             state = .inputClosed
             context.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
-        case .active, .outputClosed, .closing:
+        case .active, .outputClosed:
             // Answer with ours (once) and close: the session is over.
-            finishShutdown(context: context)
-        case .idle, .handshaking, .inputClosed, .closed:
+            state = .closing(scheduleShutdownTimeout(context: context))
+            shutdownStep(context: context)
+        case .closing, .unwrapping:
+            shutdownStep(context: context)
+        case .idle, .handshaking, .inputClosed, .unwrapped, .closed:
             break
         }
     }
 
-    /// Sends our close_notify if not yet sent; with both seen, fires
-    /// `TLSUserEvent.shutdownCompleted` and closes the channel.
-    private func finishShutdown(context: ChannelHandlerContext) {
+    /// Sends our close_notify if not yet sent. With both seen, fires
+    /// `TLSUserEvent.shutdownCompleted` and ends what asked for the shutdown: `.closing`
+    /// closes the channel, `.unwrapping` hands it back in plaintext. Still waiting for the
+    /// peer's (0, or -1 with want-read: `SSL_shutdown(3)`'s "call again"), it reads for it.
+    private func shutdownStep(context: ChannelHandlerContext) {
         let result = connection.shutdown()
         writeOutbound(context: context, promise: nil)
-        cancelShutdownTimer()
-        guard result == 1 else {
-            fail(context: context, connectionError(result))
+        switch state {
+        case .closing, .unwrapping: break
+        case .idle, .handshaking, .active, .inputClosed, .outputClosed, .unwrapped, .closed: return  // moved on meanwhile
+        }
+        if result == 1 {
+            cancelShutdownTimer()
+            context.fireUserInboundEventTriggered(TLSUserEvent.shutdownCompleted)
+            if case .unwrapping = state { unwrap(context: context, error: nil) } else { closeChannel(context: context) }
             return
         }
-        state = .closed
-        failPendingWrites(ChannelError.outputClosed)
-        closeOutputPromise.take()?.succeed()
-        context.fireUserInboundEventTriggered(TLSUserEvent.shutdownCompleted)
-        context.close(promise: closePromise.take())
+        switch connection.error(for: result) {
+        case .wantRead, .wantWrite, .none:
+            guard !transportInputEnded else {
+                // The peer's input is over: its close_notify cannot come any more.
+                if case .unwrapping = state {
+                    unwrap(context: context, error: TLSError(.unexpectedEOF,
+                        "the peer's input ended before its close_notify: TLS was not stopped cleanly", backend: backendID))
+                } else {
+                    closeChannel(context: context)
+                }
+                return
+            }
+            // Ciphertext already here may hold the peer's close_notify: decoded on the next
+            // tick, not inside the caller's close() or stopTLS().
+            if wire.pendingInbound > 0 { scheduleDecode(context: context) }
+            if !autoRead(context) { context.read() }
+        case .zeroReturn:
+            cancelShutdownTimer()
+            context.fireUserInboundEventTriggered(TLSUserEvent.shutdownCompleted)
+            if case .unwrapping = state { unwrap(context: context, error: nil) } else { closeChannel(context: context) }
+        case .ssl, .syscall:
+            fail(context: context, connectionError(result))
+        }
+    }
+
+    private func scheduleDecode(context: ChannelHandlerContext) {
+        guard !decodeScheduled else { return }
+        decodeScheduled = true
+        context.eventLoop.assumeIsolated().execute { [weak self] in
+            guard let self, let context = self.storedContext else { return }
+            self.decodeScheduled = false
+            switch self.state {
+            case .closing:
+                self.decode(context: context)
+                self.channelReadComplete(context: context)
+            case .unwrapping:
+                self.shutdownStep(context: context)
+            case .idle, .handshaking, .active, .inputClosed, .outputClosed, .unwrapped, .closed:
+                break
+            }
+        }
+    }
+
+    private func scheduleShutdownTimeout(context: ChannelHandlerContext) -> Scheduled<Void> {
+        context.eventLoop.assumeIsolated().scheduleTask(in: shutdownTimeout) { [weak self] in
+            self?.shutdownTimedOut()
+        }
     }
 
     // MARK: - Outbound
@@ -398,9 +563,12 @@ public class TLSKitHandler: ChannelInboundHandler, ChannelOutboundHandler, Remov
     /// Buffers plaintext; it is encrypted at the next flush once the handshake completed.
     public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         switch state {
-        case .closed, .outputClosed, .closing:
+        case .closed, .closing:
+            promise?.fail(ChannelError.ioOnClosedChannel)
+        case .outputClosed, .unwrapping, .unwrapped:
             promise?.fail(ChannelError.outputClosed)
-            return
+        case .handshaking where closeOutputAfterHandshake:
+            promise?.fail(ChannelError.outputClosed)
         case .idle, .handshaking, .active, .inputClosed:
             pendingWrites.append((unwrapOutboundIn(data), promise))
         }
@@ -411,18 +579,19 @@ public class TLSKitHandler: ChannelInboundHandler, ChannelOutboundHandler, Remov
         flushedCount = pendingWrites.count
         switch state {
         case .active, .inputClosed: encryptFlushedWrites(context: context)
-        case .idle, .handshaking, .outputClosed, .closing, .closed: break
+        case .idle, .handshaking, .outputClosed, .closing, .unwrapping, .unwrapped, .closed: break
         }
     }
 
     /// Encrypts the flushed writes into one ciphertext buffer and writes it, its promise
-    /// completing every write it carries.
+    /// completing every write it carries. A write the connection refuses fails the
+    /// connection, and with it every write of this flush, those already encrypted too:
+    /// their bytes would have followed a failure.
     private func encryptFlushedWrites(context: ChannelHandlerContext) {
         guard flushedCount > 0 else { return }
         // The connection sends data: its ciphertext buffer is worth keeping between flushes.
         wire.keepsOutboundStorage = true
         var promises: [EventLoopPromise<Void>] = []
-        var single: EventLoopPromise<Void>?
         while flushedCount > 0 {
             let (buffer, promise) = pendingWrites.removeFirst()
             flushedCount -= 1
@@ -430,18 +599,14 @@ public class TLSKitHandler: ChannelInboundHandler, ChannelOutboundHandler, Remov
             if result < 0 || (result == 0 && buffer.readableBytes > 0) {
                 let error = connectionError(result)
                 promise?.fail(error)
+                for each in promises { each.fail(error) }
                 fail(context: context, error)
                 return
             }
-            if let promise {
-                if single == nil && promises.isEmpty { single = promise } else {
-                    if let first = single { promises.append(first); single = nil }
-                    promises.append(promise)
-                }
-            }
+            if let promise { promises.append(promise) }
         }
-        var combined = single
-        if !promises.isEmpty {
+        var combined = promises.first
+        if promises.count > 1 {
             let promise = context.eventLoop.makePromise(of: Void.self)
             let all = promises
             promise.futureResult.whenComplete { result in
@@ -477,8 +642,9 @@ public class TLSKitHandler: ChannelInboundHandler, ChannelOutboundHandler, Remov
 
     // MARK: - Closing
 
-    /// `.all`: close_notify, then wait (at most ``shutdownTimeout``) for the peer's.
-    /// `.output`: close_notify, then the output is closed. `.input`: unsupported.
+    /// `.all`: close_notify, then wait (at most ``shutdownTimeout``) for the peer's; during
+    /// the handshake, closes at once. `.output`: the buffered writes, close_notify, then the
+    /// output is closed. `.input`: unsupported.
     public func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
         switch mode {
         case .input: promise?.fail(ChannelError.operationUnsupported)
@@ -489,97 +655,168 @@ public class TLSKitHandler: ChannelInboundHandler, ChannelOutboundHandler, Remov
 
     private func closeOutput(context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
         switch state {
-        case .idle, .outputClosed, .closed:
+        case .idle, .outputClosed, .closed, .unwrapping, .unwrapped:
             context.close(mode: .output, promise: promise)
         case .closing:
-            chain(promise, to: &closePromise, context: context)
+            chain(promise, to: &closePromise)
         case .handshaking:
+            // After the handshake: the writes buffered so far, flushed or not, then
+            // close_notify. Writes issued after this fail with `outputClosed`.
             closeOutputAfterHandshake = true
-            chain(promise, to: &closeOutputPromise, context: context)
+            flushedCount = pendingWrites.count
+            chain(promise, to: &closeOutputPromise)
         case .inputClosed:
             closeAll(context: context, promise: promise)
         case .active:
+            // NIOSSL sends the writes not yet flushed too: close(mode: .output) is a flush.
+            flushedCount = pendingWrites.count
             encryptFlushedWrites(context: context)
-            guard case .active = state else { promise?.fail(ChannelError.alreadyClosed); return }
-            failPendingWrites(ChannelError.outputClosed)
-            let result = connection.shutdown()
-            writeOutbound(context: context, promise: nil)
-            guard result >= 0 else {
-                promise?.fail(connectionError(result))
-                fail(context: context, connectionError(result))
+            guard case .active = state else {
+                // A write's failure, or a close from one of their promises, got there first.
+                closeOutput(context: context, promise: promise)
                 return
             }
             state = .outputClosed
-            let pending = closeOutputPromise.take()
-            pending.map { promise?.futureResult.cascade(to: $0) }
-            context.close(mode: .output, promise: promise ?? pending)
+            chain(promise, to: &closeOutputPromise)
+            let result = connection.shutdown()
+            writeOutbound(context: context, promise: nil)
+            guard case .outputClosed = state else { return }
+            if result < 0, connection.error(for: result) != .wantRead, connection.error(for: result) != .wantWrite {
+                fail(context: context, connectionError(result))
+                return
+            }
+            context.close(mode: .output, promise: closeOutputPromise.take())
         }
     }
 
     private func closeAll(context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
         switch state {
-        case .handshaking:
-            chain(promise, to: &closePromise, context: context)
-            if closeAfterHandshake == nil {
-                closeAfterHandshake = context.eventLoop.assumeIsolated().scheduleTask(in: shutdownTimeout) { [weak self] in
-                    guard let self else { return }
-                    self.shutdownTimedOut()
-                }
-            }
-        case .idle, .closed:
+        case .closing:
+            chain(promise, to: &closePromise)
+        case .unwrapping(let timer):
+            // Our close_notify is out already; closing now outranks unwrapping.
+            state = .closing(timer)
+            chain(promise, to: &closePromise)
+            unwrapPromise.take()?.fail(ChannelError.alreadyClosed)
+        case .idle, .closed, .unwrapped:
             state = .closed
             failPendingWrites(ChannelError.ioOnClosedChannel)
             context.close(promise: promise)
-        case .closing:
-            chain(promise, to: &closePromise, context: context)
+        case .handshaking:
+            // No close_notify before the handshake completes (SSL_shutdown refuses it, and
+            // NIOSSL closes at once too): a stalled peer must not hold the close.
+            chain(promise, to: &closePromise)
+            closeOutputPromise.take()?.fail(ChannelError.ioOnClosedChannel)
+            closeChannel(context: context)
         case .active, .inputClosed, .outputClosed:
-            chain(promise, to: &closePromise, context: context)
-            if case .outputClosed = state {} else {
-                encryptFlushedWrites(context: context)
+            chain(promise, to: &closePromise)
+            encryptFlushedWrites(context: context)
+            switch state {
+            case .active, .inputClosed, .outputClosed: break
+            case .idle, .handshaking, .closing, .unwrapping, .unwrapped, .closed: return  // closed meanwhile
             }
             failPendingWrites(ChannelError.ioOnClosedChannel)
-            let result = connection.shutdown()
-            switch result {
-            case 1:
-                finishShutdown(context: context)
-            case 0:
-                writeOutbound(context: context, promise: nil)
-                let timeout = context.eventLoop.assumeIsolated().scheduleTask(in: shutdownTimeout) { [weak self] in
-                    guard let self else { return }
-                    self.shutdownTimedOut()
-                }
-                state = .closing(timeout)
-                // The peer's close_notify may already be buffered; otherwise read for it.
-                if wire.pendingInbound > 0 { decode(context: context) }
-                if case .closing = state, !autoRead(context) { context.read() }
-            default:
-                fail(context: context, connectionError(result))
-            }
+            state = .closing(scheduleShutdownTimeout(context: context))
+            shutdownStep(context: context)
         }
     }
 
     private func shutdownTimedOut() {
         guard let context = storedContext else { return }
         switch state {
-        case .closing, .handshaking: break
-        case .idle, .active, .inputClosed, .outputClosed, .closed: return
+        case .closing:
+            closeChannel(context: context)
+        case .unwrapping:
+            unwrap(context: context, error: TLSError(.timedOut,
+                "the peer did not answer close_notify within \(shutdownTimeout): TLS was not stopped cleanly", backend: backendID))
+        case .idle, .handshaking, .active, .inputClosed, .outputClosed, .unwrapped, .closed:
+            return
         }
-        closeAfterHandshake = nil
-        state = .closed
-        failPendingWrites(ChannelError.ioOnClosedChannel)
-        context.close(promise: closePromise.take())
     }
 
     private func cancelShutdownTimer() {
-        if case .closing(let timer) = state { timer?.cancel() }
-        closeAfterHandshake.take()?.cancel()
+        switch state {
+        case .closing(let timer), .unwrapping(let timer): timer.cancel()
+        case .idle, .handshaking, .active, .inputClosed, .outputClosed, .unwrapped, .closed: break
+        }
     }
 
     /// Completes `promise` with `stored`, storing it if there is none yet.
-    private func chain(_ promise: EventLoopPromise<Void>?, to stored: inout EventLoopPromise<Void>?,
-                       context: ChannelHandlerContext) {
+    private func chain(_ promise: EventLoopPromise<Void>?, to stored: inout EventLoopPromise<Void>?) {
         guard let promise else { return }
         if let stored { stored.futureResult.cascade(to: promise) } else { stored = promise }
+    }
+
+    // MARK: - Unwrapping
+
+    /// Ends TLS and hands the channel back in plaintext, as `NIOSSLHandler.stopTLS`
+    /// does: the buffered flushed writes go out, then close_notify; once the peer's
+    /// close_notify has arrived the handler removes itself, and any bytes that followed
+    /// the peer's close_notify are passed on as plaintext (the next protocol's).
+    /// Writes issued meanwhile fail with `ChannelError.outputClosed`: nothing written for
+    /// the TLS session leaves in plaintext.
+    ///
+    /// If the peer does not answer within ``shutdownTimeout``, or its input ends first,
+    /// the handler is removed all the same and the error (`timedOut`, `unexpectedEOF`)
+    /// fails `promise` and is fired; the channel is not closed. Before the handshake
+    /// started the handler is simply removed; during the handshake the promise fails with
+    /// `shutdownDuringHandshake`. Call on the channel's event loop.
+    public func stopTLS(promise: EventLoopPromise<Void>?) {
+        switch state {
+        case .unwrapping, .closing:
+            chain(promise, to: &unwrapPromise)
+        case .idle:
+            guard let context = storedContext else {
+                promise?.fail(ChannelError.ioOnClosedChannel)
+                return
+            }
+            chain(promise, to: &unwrapPromise)
+            unwrap(context: context, error: nil)
+        case .handshaking:
+            promise?.fail(TLSError(.shutdownDuringHandshake,
+                                   "stopTLS during the handshake: there is no TLS session to stop yet", backend: backendID))
+        case .active, .inputClosed, .outputClosed:
+            guard let context = storedContext else {
+                promise?.fail(ChannelError.ioOnClosedChannel)
+                return
+            }
+            chain(promise, to: &unwrapPromise)
+            if case .outputClosed = state {} else { encryptFlushedWrites(context: context) }
+            switch state {
+            case .active, .inputClosed, .outputClosed: break
+            case .idle, .handshaking, .closing, .unwrapping, .unwrapped, .closed: return  // closed meanwhile
+            }
+            failPendingWrites(ChannelError.outputClosed)
+            state = .unwrapping(scheduleShutdownTimeout(context: context))
+            shutdownStep(context: context)
+        case .unwrapped:
+            promise?.succeed()
+        case .closed:
+            promise?.fail(ChannelError.alreadyClosed)
+        }
+    }
+
+    /// Leaves the pipeline; then passes on what followed the peer's close_notify.
+    private func unwrap(context: ChannelHandlerContext, error: TLSError?) {
+        cancelShutdownTimer()
+        state = .unwrapped
+        failPendingWrites(ChannelError.outputClosed)
+        let promise = unwrapPromise.take()
+        let remainder = wire?.takeInbound(allocator: context.channel.allocator)
+        let removed = context.eventLoop.makePromise(of: Void.self)
+        removed.futureResult.assumeIsolated().whenComplete { result in
+            if let remainder {
+                context.fireChannelRead(NIOAny(remainder))
+                context.fireChannelReadComplete()
+            }
+            if let error { context.fireErrorCaught(error) }
+            switch (result, error) {
+            case (.failure(let failure), _): promise?.fail(failure)
+            case (.success, .some(let error)): promise?.fail(error)
+            case (.success, .none): promise?.succeed()
+            }
+        }
+        context.pipeline.syncOperations.removeHandler(context: context, promise: removed)
     }
 }
 

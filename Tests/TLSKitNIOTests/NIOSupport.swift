@@ -100,11 +100,15 @@ final class EmbeddedPair {
     var clientWire: [ByteBuffer] = []
     var serverWire: [ByteBuffer] = []
 
-    init(client clientContext: TLSContext, server serverContext: TLSContext, serverHostname: String? = "localhost") throws {
+    /// `clientHead`/`serverHead` go between the channel and the TLS handler (ciphertext),
+    /// `clientMiddle`/`serverMiddle` between the TLS handler and the recorder (plaintext).
+    init(client clientContext: TLSContext, server serverContext: TLSContext, serverHostname: String? = "localhost",
+         clientHead: [any ChannelHandler] = [], serverHead: [any ChannelHandler] = [],
+         clientMiddle: [any ChannelHandler] = [], serverMiddle: [any ChannelHandler] = []) throws {
         clientHandler = try TLSKitClientHandler(context: clientContext, serverHostname: serverHostname)
         serverHandler = TLSKitServerHandler(context: serverContext)
-        try client.pipeline.syncOperations.addHandlers([clientHandler, clientEvents])
-        try server.pipeline.syncOperations.addHandlers([serverHandler, serverEvents])
+        try client.pipeline.syncOperations.addHandlers(clientHead + [clientHandler] + clientMiddle + [clientEvents])
+        try server.pipeline.syncOperations.addHandlers(serverHead + [serverHandler] + serverMiddle + [serverEvents])
     }
 
     func activate() throws {

@@ -202,7 +202,11 @@ struct SocketHandlerTests {
         let (server, task) = try await startServer(context: fixture.serverContext {
             $0.applicationProtocols = ["x-test"]
         }) { connection in
-            try await connection.executeThenClose { _, outbound in
+            try await connection.executeThenClose { inbound, outbound in
+                // The client speaks first, so the handshake is over when the server answers:
+                // a close(mode: .all) during the handshake closes at once, as NIOSSL's does.
+                var messages = inbound.makeAsyncIterator()
+                #expect(try await messages.next().map { String(buffer: $0) } == "hello")
                 try await outbound.write(ByteBuffer(string: "welcome"))
             }
         }
@@ -210,7 +214,7 @@ struct SocketHandlerTests {
         let port = try #require(server.port)
         let provider = try TLSKitClientTLSProvider<ClientBootstrap>(
             context: fixture.clientContext { $0.applicationProtocols = ["x-test"] }, serverHostname: "localhost")
-        let collector = Collector()
+        let collector = Collector(greeting: "hello")
         let channel = try await NIOClientTCPBootstrap(ClientBootstrap(group: Self.group), tls: provider)
             .enableTLS()
             .channelInitializer { channel in
@@ -390,6 +394,9 @@ final class Collector: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
     private let lock = NSLock()
     private var parts: [String] = []
+    /// Written once the handshake completes, if set.
+    private let greeting: String?
+    init(greeting: String? = nil) { self.greeting = greeting }
     var summary: String { lock.lock(); defer { lock.unlock() }; return parts.joined(separator: " ") }
     private func add(_ part: String) { lock.lock(); parts.append(part); lock.unlock() }
     func channelRead(context: ChannelHandlerContext, data: NIOAny) { add(String(buffer: unwrapInboundIn(data))) }
@@ -397,7 +404,9 @@ final class Collector: ChannelInboundHandler, @unchecked Sendable {
     func channelActive(context: ChannelHandlerContext) { add("active") }
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         switch event {
-        case TLSUserEvent.handshakeCompleted(let negotiated): add("handshakeCompleted(\(negotiated ?? "nil"))")
+        case TLSUserEvent.handshakeCompleted(let negotiated):
+            add("handshakeCompleted(\(negotiated ?? "nil"))")
+            if let greeting { context.writeAndFlush(NIOAny(ByteBuffer(string: greeting)), promise: nil) }
         case TLSUserEvent.shutdownCompleted: add("shutdownCompleted")
         default: context.fireUserInboundEventTriggered(event)
         }
