@@ -82,7 +82,7 @@ struct SocketHandlerTests {
     /// A client; `handshake`, if given, completes when `TLSUserEvent.handshakeCompleted`
     /// arrives, or fails with the error that ended the handshake.
     private func connect(port: Int, context: TLSContext, halfClosure: Bool = false, autoRead: Bool = true,
-                         handshake: EventLoopPromise<Handshake>? = nil) async throws -> Stream {
+                         handshake: EventLoopPromise<Handshake>? = nil, observer: Collector? = nil) async throws -> Stream {
         try await ClientBootstrap(group: Self.group)
             .channelOption(ChannelOptions.allowRemoteHalfClosure, value: halfClosure)
             .channelOption(ChannelOptions.autoRead, value: autoRead)
@@ -93,6 +93,7 @@ struct SocketHandlerTests {
                     if let handshake {
                         try channel.pipeline.syncOperations.addHandler(HandshakeWaiter(handshake))
                     }
+                    if let observer { try channel.pipeline.syncOperations.addHandler(observer) }
                     return try Stream(wrappingChannelSynchronously: channel,
                                       configuration: .init(isOutboundHalfClosureEnabled: true))
                 }
@@ -161,6 +162,36 @@ struct SocketHandlerTests {
             return reply
         }
         #expect(reply == "got request")
+        try await server.served(1)
+    }
+
+    @Test("executeThenClose with outbound half-closure: finish(), then close() before the peer's close_notify, closes cleanly",
+          arguments: backendPairs.map { ($0.0, $0.1) })
+    func finishThenClose(backends: (Backend, Backend)) async throws {
+        let fixture = try Fixture(backends.1)
+        let (server, task) = try await startServer(context: fixture.serverContext(), halfClosure: true) { connection in
+            try await connection.executeThenClose { inbound, outbound in
+                var request = ""
+                for try await buffer in inbound { request += String(buffer: buffer) }
+                #expect(request == "request")
+                try await outbound.write(ByteBuffer(string: "late answer"))
+            }
+        }
+        defer { task.cancel() }
+        let port = try #require(server.port)
+        let observer = Collector(greeting: "request")
+        let handshake = Self.group.next().makePromise(of: Handshake.self)
+        defer { handshake.fail(CancellationError()) }  // no leaked promise (a no-op once completed)
+        let client = try await connect(port: port, context: fixture.clientContext(backends.0), halfClosure: true,
+                                       handshake: handshake, observer: observer)
+        try await client.executeThenClose { _, outbound in
+            // (A close during the handshake is immediate, as NIOSSL's: wait for it first.)
+            _ = try await value(of: handshake.futureResult, within: .seconds(60), "the client's handshake")
+            outbound.finish()  // close(mode: .output) after the greeting; then close() at once
+        }
+        try await value(of: client.channel.closeFuture, within: .seconds(30), "the client's close")
+        // The close waited for the server's answer and close_notify: no error on the way.
+        #expect(observer.summary == "active handshakeCompleted(nil) late answer shutdownCompleted")
         try await server.served(1)
     }
 
