@@ -9,8 +9,9 @@ enum PeerAlertLog {
         /// The server read this fatal alert (its wire code).
         case alert(UInt8)
         /// gnutls-serv could not decrypt the record that carried the alert ("Decryption
-        /// has failed"): libssl's TLS 1.3 client sends its alert before it has handshake
-        /// keys, unprotected (Docs/backends.md), and GnuTLS accepts no plaintext record then.
+        /// has failed"): what it said when libssl 3.0's TLS 1.3 client sent its alert
+        /// before it had handshake keys, unprotected (the OpenSSL backend now defers the
+        /// verdict to those keys; Docs/backends.md). GnuTLS accepts no plaintext record then.
         case undecryptable
         /// A failed handshake with a log line this parser does not know.
         case unrecognised(String)

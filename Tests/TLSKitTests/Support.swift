@@ -105,8 +105,35 @@ final class MemoryLink {
         try self.init(client: fixture.clientContext(client), server: fixture.serverContext(server), capacity: capacity)
     }
 
+    /// When true, ``clientSent`` keeps every byte the client sent (off by default: soak
+    /// runs move megabytes through a link).
+    var recordsClientBytes = false
+    /// Every byte the client sent through ``exchange()``, in order, while ``recordsClientBytes``.
+    private(set) var clientSent: [UInt8] = []
+
     @discardableResult
-    func exchange() -> Int { TLSMemoryPair.exchange(clientWire, serverWire) }
+    func exchange() -> Int {
+        guard recordsClientBytes else { return TLSMemoryPair.exchange(clientWire, serverWire) }
+        let fromClient = clientWire.takeOutgoing()
+        clientSent += fromClient
+        serverWire.deliverIncoming(fromClient)
+        let fromServer = serverWire.takeOutgoing()
+        clientWire.deliverIncoming(fromServer)
+        return fromClient.count + fromServer.count
+    }
+
+    /// The records in ``clientSent``: content type and body (a partial last record is left out).
+    var clientRecords: [(type: UInt8, body: [UInt8])] {
+        var records: [(type: UInt8, body: [UInt8])] = []
+        var index = 0
+        while index + 5 <= clientSent.count {
+            let length = Int(clientSent[index + 3]) << 8 | Int(clientSent[index + 4])
+            guard index + 5 + length <= clientSent.count else { break }
+            records.append((clientSent[index], Array(clientSent[index + 5 ..< index + 5 + length])))
+            index += 5 + length
+        }
+        return records
+    }
 
     /// Drives both handshakes, moving bytes between calls, until both finish or one
     /// fails. Returns every step of each side in order.

@@ -16,6 +16,9 @@ func openSSLVerifyCallback(_ preverified: Int32, _ store: OpaquePointer?) -> Int
     else { return preverified }
     let session = Unmanaged<OpenSSLConnectionEngine>.fromOpaque(data).takeUnretainedValue()
     if session.acceptAnyCertificate { return 1 }
+    // A TLS 1.3 client's failure is already held for later (the first one wins): the
+    // rest of the chain is walked without a verdict, and the handshake never completes.
+    if session.verificationFailureDeferred { return 1 }
     let policy = session.policy
     let error = X509_STORE_CTX_get_error(store)
     // A CRL is evidence of revocation when given; its absence or its own validity period
@@ -25,6 +28,9 @@ func openSSLVerifyCallback(_ preverified: Int32, _ store: OpaquePointer?) -> Int
     // Pins instead of the chain: every chain error is ignored; only the leaf's key counts.
     if preverified == 0 && !policy.pinsOnly {
         session.chainFailure = (error, X509_STORE_CTX_get_error_depth(store))
+        // TLS 1.3 client: libssl has no handshake write keys yet; the verdict waits for
+        // them so that the alert goes out protected (OpenSSLConnectionEngine.deferVerificationFailure).
+        if session.deferVerificationFailure() { return 1 }
         // libssl picks the alert from the X509 error, and its table has none of the
         // categories' alert for these (INVALID_CA, PATH_LENGTH_EXCEEDED: unknown_ca;
         // KEYUSAGE_NO_CERTSIGN, PERMITTED_VIOLATION: certificate_unknown): set the error
@@ -48,6 +54,7 @@ func openSSLVerifyCallback(_ preverified: Int32, _ store: OpaquePointer?) -> Int
     let verdict = der.withUnsafeBytes { policy.check(leafDER: $0, sha256: OpenSSLCertificateParser.sha256) }
     guard let (failure, reason) = verdict else { return 1 }
     session.policyFailure = (failure, reason, failure.alert)
+    if session.deferVerificationFailure() { return 1 }
     // The X509 error decides libssl's alert: both give bad_certificate, as GnuTLS sends.
     X509_STORE_CTX_set_error(store, failure == .hostnameMismatch ? X509_V_ERR_HOSTNAME_MISMATCH : X509_V_ERR_CERT_REJECTED)
     return 0
@@ -66,25 +73,32 @@ func openSSLInfoCallback(_ ssl: OpaquePointer?, _ where: Int32, _ value: Int32) 
 }
 
 /// The `BIO_METHOD` that carries every transport: reads and writes go to the
-/// connection's ``TLSTransportIO`` (socket, in-memory pair or custom callbacks).
+/// connection's ``TLSTransportIO`` (socket, in-memory pair or custom callbacks). The
+/// BIO's data is the engine, so that a write can be refused: while a TLS 1.3 client's
+/// verification failure is deferred, nothing but an alert record leaves through libssl
+/// (its Certificate, CertificateVerify and Finished never reach the peer).
 enum OpenSSLTransportBIO {
     // nonisolated(unsafe): an OpaquePointer is not Sendable; the BIO_METHOD is built once
     // (static let: swift_once) and never mutated afterwards, and libssl only reads it.
     nonisolated(unsafe) static let method: OpaquePointer = {
         let method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "TLSKit transport")!
         BIO_meth_set_write(method) { bio, data, length in
-            guard let bio, let io = transport(bio) else { return -1 }
+            guard let bio, let engine = engine(bio) else { return -1 }
             tlskit_BIO_clear_retry_flags(bio)
-            switch io.write(UnsafeRawBufferPointer(start: data, count: Int(length))) {
+            if engine.verificationFailureDeferred, length > 0,
+               data.map({ UInt8(bitPattern: $0.pointee) }) != TLSWire.ContentType.alert.rawValue {
+                return -1
+            }
+            switch engine.transport.write(UnsafeRawBufferPointer(start: data, count: Int(length))) {
             case .transferred(let count): return Int32(count)
             case .wouldBlock: tlskit_BIO_set_retry_write(bio); return -1
             case .endOfStream, .failed: return -1
             }
         }
         BIO_meth_set_read(method) { bio, data, length in
-            guard let bio, let io = transport(bio) else { return -1 }
+            guard let bio, let engine = engine(bio) else { return -1 }
             tlskit_BIO_clear_retry_flags(bio)
-            switch io.read(into: UnsafeMutableRawBufferPointer(start: data, count: Int(length))) {
+            switch engine.transport.read(into: UnsafeMutableRawBufferPointer(start: data, count: Int(length))) {
             case .transferred(let count): return Int32(count)
             case .wouldBlock: tlskit_BIO_set_retry_read(bio); return -1
             case .endOfStream: return 0
@@ -106,9 +120,9 @@ enum OpenSSLTransportBIO {
         return method
     }()
 
-    private static func transport(_ bio: OpaquePointer) -> TLSTransportIO? {
+    private static func engine(_ bio: OpaquePointer) -> OpenSSLConnectionEngine? {
         guard let data = BIO_get_data(bio) else { return nil }
-        return Unmanaged<TLSTransportIO>.fromOpaque(data).takeUnretainedValue()
+        return Unmanaged<OpenSSLConnectionEngine>.fromOpaque(data).takeUnretainedValue()
     }
 }
 #endif

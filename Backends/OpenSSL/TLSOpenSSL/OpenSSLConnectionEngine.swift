@@ -6,7 +6,7 @@ internal import COpenSSL
 /// it and the result classified after it; the contract's state rules are TLSConnection's.
 final class OpenSSLConnectionEngine: TLSConnectionEngine {
     private let ssl: OpaquePointer
-    private let transport: TLSTransportIO
+    let transport: TLSTransportIO
     private let context: OpenSSLContextEngine
     private let role: TLSRole
     /// The last alert the peer sent (level, description), seen through the info callback.
@@ -28,6 +28,13 @@ final class OpenSSLConnectionEngine: TLSConnectionEngine {
     let configuration: TLSConfiguration
     /// A KeyUpdate scheduled with SSL_key_update whose sending was interrupted.
     private var keyUpdatePending = false
+    /// A TLS 1.3 client's verification failure (in `chainFailure` or `policyFailure`),
+    /// held until libssl has its handshake write keys; see ``deferVerificationFailure()``.
+    /// While set, the transport BIO refuses every record libssl writes but an alert.
+    private(set) var verificationFailureDeferred = false
+    /// The client handshake traffic secret (RFC 8446 §7.1), taken from libssl's key-log
+    /// line once it derives it, and only while a verification failure is deferred.
+    private var clientHandshakeSecret: [UInt8]?
 
     init(context: OpenSSLContextEngine, role: TLSRole, transport: TLSTransportIO, serverName: String?) throws {
         let backend = OpenSSLBackend.id
@@ -49,7 +56,7 @@ final class OpenSSLConnectionEngine: TLSConnectionEngine {
             SSL_free(ssl)
             throw TLSError(.internalError, "BIO_new: \(OpenSSLErrorQueue.drainText())", backend: backend)
         }
-        BIO_set_data(bio, Unmanaged.passUnretained(transport).toOpaque())
+        BIO_set_data(bio, Unmanaged.passUnretained(self).toOpaque())  // the SSL never outlives the engine
         BIO_set_init(bio, 1)
         SSL_set_bio(ssl, bio, bio)  // the SSL owns the BIO (one reference for both directions)
         SSL_set_ex_data(ssl, OpenSSLFeatures.engineIndex, Unmanaged.passUnretained(self).toOpaque())
@@ -101,6 +108,7 @@ final class OpenSSLConnectionEngine: TLSConnectionEngine {
     func handshake() -> TLSEngineStatus {
         ERR_clear_error()
         let result = SSL_do_handshake(ssl)
+        if verificationFailureDeferred { return finishDeferredVerification(result) }
         if result == 1 { return .success(1) }
         // OpenSSL 3.0 reports a close_notify received mid-handshake as a failure (-1,
         // SSL_ERROR_SSL); the manual, and TLSKit, call it a controlled shutdown.
@@ -109,6 +117,72 @@ final class OpenSSLConnectionEngine: TLSConnectionEngine {
             return .closeNotify
         }
         return classify(result)
+    }
+
+    /// Called by the verify and OCSP callbacks when a check fails: true when the verdict
+    /// is to be deferred (the callback then lets libssl go on), false when it is to fail
+    /// the handshake at once.
+    ///
+    /// Why: libssl 3.0's TLS 1.3 client verifies the server's chain while it processes
+    /// the Certificate message, but installs its handshake write keys only when it writes
+    /// its own Certificate or Finished (`tls_construct_client_certificate`,
+    /// `tls_construct_finished`; 3.2 installs them right after the ServerHello). A
+    /// failure there goes out as a plaintext alert record, which the server — already
+    /// reading with the client's handshake keys — cannot decrypt: BoringSSL and GnuTLS
+    /// report a bad record MAC instead of unknown_ca or bad_certificate.
+    ///
+    /// So a TLS 1.3 client lets libssl finish reading the server's flight
+    /// (CertificateVerify, Finished) and start its own; libssl then derives the client
+    /// handshake traffic secret (captured from the key-log callback, ``keyLog(_:)``) and
+    /// writes its flight, which the transport BIO refuses — nothing of it reaches the
+    /// peer, and the handshake cannot complete. ``finishDeferredVerification(_:)``
+    /// reports the failure and sends its alert protected with that secret. TLS 1.2
+    /// clients and servers fail at once: their alert is due unprotected (TLS 1.2) or
+    /// they have their keys (a TLS 1.3 server).
+    func deferVerificationFailure() -> Bool {
+        guard role == .client, SSL_version(ssl) == TLS1_3_VERSION else { return false }
+        verificationFailureDeferred = true
+        return true
+    }
+
+    /// One line of libssl's key log (`SSL_CTX_set_keylog_callback`, installed on every
+    /// context): the user's key logger's, and the client handshake traffic secret while
+    /// a verification failure is deferred.
+    func keyLog(_ line: UnsafePointer<CChar>) {
+        if verificationFailureDeferred, clientHandshakeSecret == nil {
+            let fields = String(cString: line).split(separator: " ")
+            if fields.count == 3, fields[0] == "CLIENT_HANDSHAKE_TRAFFIC_SECRET" {
+                clientHandshakeSecret = OpenSSLRecordProtection.bytes(hex: fields[2])
+            }
+        }
+        configuration.keyLogger?.log(String(cString: line))
+    }
+
+    /// The handshake step of a TLS 1.3 client whose verification failed (see
+    /// ``deferVerificationFailure()``): want-read while the server's flight is still
+    /// arriving; then the failure, never success, with the category's alert sent
+    /// protected with the client handshake traffic secret (libssl's own alert instead,
+    /// if it failed on something else first — it was sent unprotected, as before).
+    private func finishDeferredVerification(_ result: Int32) -> TLSEngineStatus {
+        if result != 1, SSL_get_error(ssl, result) == SSL_ERROR_WANT_READ { return .wantRead }
+        guard let error = verificationError() else {  // set with the flag: cannot happen
+            return .failure(TLSError(.internalError, "a deferred verification failure was lost", backend: OpenSSLBackend.id))
+        }
+        _ = OpenSSLErrorQueue.drainText()
+        let alert = error.alert ?? .badCertificate
+        if sentAlert == nil {
+            var record = TLSWire.alertRecord(alert)
+            if let secret = clientHandshakeSecret,
+               let cipher = SSL_get_pending_cipher(ssl) ?? SSL_get_current_cipher(ssl),
+               let protected = OpenSSLRecordProtection.tls13AlertRecord(alert, secret: secret, cipher: cipher) {
+                record = protected
+            }
+            let written = record.withUnsafeBytes { transport.write($0) }
+            if case .transferred(let count) = written, count == record.count { sentAlert = alert }
+        }
+        var failure = error
+        failure.alert = sentAlert ?? alert
+        return .failure(failure)
     }
 
     /// libssl's own fatal alert when it sent one. It sends none for input that is not
@@ -162,18 +236,9 @@ final class OpenSSLConnectionEngine: TLSConnectionEngine {
         }
         let reason = OpenSSLErrorQueue.firstReason
         let verifyResult = SSL_get_verify_result(ssl)
-        if let (failure, explanation, alert) = policyFailure {
+        if let error = verificationError() {
             _ = OpenSSLErrorQueue.drainText()
-            return .failure(TLSError(.certificateVerificationFailed, "certificate verify failed: \(explanation)",
-                                     backend: backend, verificationFailure: failure, alert: alert))
-        }
-        if let (code, depth) = chainFailure {
-            let text = String(cString: X509_verify_cert_error_string(Int(code)))
-            let failure = Self.verificationFailure(code)
-            _ = OpenSSLErrorQueue.drainText()
-            return .failure(TLSError(
-                .certificateVerificationFailed, "certificate verify failed: \(text) (X509_V_ERR \(code), depth \(depth))",
-                backend: backend, verificationFailure: failure, alert: failure.alert))
+            return .failure(error)
         }
         if reason == SSL_R_CERTIFICATE_VERIFY_FAILED, verifyResult != X509_V_OK {
             let text = String(cString: X509_verify_cert_error_string(verifyResult))
@@ -201,6 +266,24 @@ final class OpenSSLConnectionEngine: TLSConnectionEngine {
             return .failure(TLSError(.unexpectedEOF, OpenSSLErrorQueue.drainText(), backend: backend))
         }
         return .failure(TLSError(.protocolFailure, OpenSSLErrorQueue.drainText(), backend: backend))
+    }
+
+    /// The failure the verify or OCSP callback recorded, if any: TLSKit's own checks
+    /// (host name, pins, OCSP) first, then the chain.
+    private func verificationError() -> TLSError? {
+        let backend = OpenSSLBackend.id
+        if let (failure, explanation, alert) = policyFailure {
+            return TLSError(.certificateVerificationFailed, "certificate verify failed: \(explanation)",
+                            backend: backend, verificationFailure: failure, alert: alert)
+        }
+        if let (code, depth) = chainFailure {
+            let text = String(cString: X509_verify_cert_error_string(Int(code)))
+            let failure = Self.verificationFailure(code)
+            return TLSError(
+                .certificateVerificationFailed, "certificate verify failed: \(text) (X509_V_ERR \(code), depth \(depth))",
+                backend: backend, verificationFailure: failure, alert: failure.alert)
+        }
+        return nil
     }
 
     /// The category of an `X509_V_ERR_*` code, the same on both backends.
@@ -345,7 +428,7 @@ final class OpenSSLConnectionEngine: TLSConnectionEngine {
         guard let bytes, length > 0 else {
             if configuration.ocspStapling == .require {
                 policyFailure = (.other, "the server sent no OCSP staple, and one is required", .badCertificateStatusResponse)
-                return 0
+                return deferVerificationFailure() ? 1 : 0
             }
             return 1
         }
@@ -353,10 +436,10 @@ final class OpenSSLConnectionEngine: TLSConnectionEngine {
         case .good: return 1
         case .revoked:
             policyFailure = (.revoked, "the stapled OCSP response says the certificate is revoked", .badCertificateStatusResponse)
-            return 0
+            return deferVerificationFailure() ? 1 : 0
         case .invalid(let reason):
             policyFailure = (.other, "the stapled OCSP response is not acceptable: \(reason)", .badCertificateStatusResponse)
-            return 0
+            return deferVerificationFailure() ? 1 : 0
         }
     }
 

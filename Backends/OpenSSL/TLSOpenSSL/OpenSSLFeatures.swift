@@ -48,9 +48,10 @@ enum OpenSSLFeatures {
                 throw TLSError(.unsupported, "key-exchange groups \(groups.map(\.name)) are not available: \(OpenSSLErrorQueue.drainText())", backend: backend)
             }
         }
-        if configuration.keyLogger != nil {
-            SSL_CTX_set_keylog_callback(ctx, openSSLKeyLog)
-        }
+        // Always: besides the user's key logger, a TLS 1.3 client whose verification
+        // failed takes its handshake traffic secret from here to protect its alert
+        // (OpenSSLConnectionEngine.deferVerificationFailure).
+        SSL_CTX_set_keylog_callback(ctx, openSSLKeyLog)
         if !configuration.sessionTicketsEnabled {
             SSL_CTX_set_options(ctx, tlskit_SSL_OP_NO_TICKET())
             SSL_CTX_set_num_tickets(ctx, 0)
@@ -84,7 +85,7 @@ enum OpenSSLFeatures {
 
 private func openSSLKeyLog(_ ssl: OpaquePointer?, _ line: UnsafePointer<CChar>?) {
     guard let line, let session = OpenSSLFeatures.session(ssl) else { return }
-    session.configuration.keyLogger?.log(String(cString: line))
+    session.keyLog(line)
 }
 
 /// RFC 5077 ticket protection with the configured keys: AES-256-CBC + HMAC-SHA256, the
