@@ -14,10 +14,15 @@ extension GnuTLSConnectionEngine {
     /// OpenSSL's own server accepts such an alert in that window. GnuTLS tries to decrypt
     /// it and fails with GNUTLS_E_DECRYPTION_FAILED (and would send bad_record_mac).
     /// The peer has already given up: report its alert, send nothing back.
+    ///
+    /// A TLS 1.2 server that requires a client certificate turns any alert received in
+    /// its place into GNUTLS_E_NO_CERTIFICATE_FOUND (`_gnutls_recv_client_certificate`):
+    /// a client that rejected our certificate (BoringSSL's unknown_ca) would be reported
+    /// as "the peer sent no certificate", and answered with handshake_failure.
     func peerPlaintextAlert(after error: Int32) -> TLSAlert? {
         switch error {
         case GNUTLS_E_DECRYPTION_FAILED, GNUTLS_E_UNEXPECTED_PACKET, GNUTLS_E_UNEXPECTED_PACKET_LENGTH,
-             GNUTLS_E_RECORD_OVERFLOW, GNUTLS_E_ERROR_IN_FINISHED_PACKET:
+             GNUTLS_E_RECORD_OVERFLOW, GNUTLS_E_ERROR_IN_FINISHED_PACKET, GNUTLS_E_NO_CERTIFICATE_FOUND:
             break
         default:
             return nil
