@@ -146,12 +146,12 @@ struct NIOSSLInteropTests {
 }
 
 /// A self-signed CA certificate for localhost/127.0.0.1 and its key, made by `openssl req`.
-func opensslSelfSignedIdentity() async throws -> TLSIdentity {
+func opensslSelfSignedIdentity(subjectAltName: String = "DNS:localhost,IP:127.0.0.1") async throws -> TLSIdentity {
     let dir = try TemporaryDirectory(); defer { dir.remove() }
     let result = try await run("openssl", [
         "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
         "-keyout", dir.path + "/key.pem", "-out", dir.path + "/cert.pem", "-days", "2",
-        "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        "-subj", "/CN=localhost", "-addext", "subjectAltName=" + subjectAltName])
     guard result.status == 0 else { throw TLSError(.invalidConfiguration, "openssl req failed: \(result.error)", backend: "tests") }
     return TLSIdentity(certificateChainPEM: try String(contentsOfFile: dir.path + "/cert.pem", encoding: .utf8),
                        privateKeyPEM: try String(contentsOfFile: dir.path + "/key.pem", encoding: .utf8))
