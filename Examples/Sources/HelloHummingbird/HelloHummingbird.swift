@@ -2,8 +2,12 @@
 // TLSKit backend and which client certificate the request came with.
 public import Hummingbird
 import HummingbirdCore
+import HummingbirdHTTP2
+import HummingbirdTLS
 import HummingbirdTLSKit
 public import Logging
+import NIOCore
+public import NIOSSL
 public import TLSKit
 
 /// How to run the example server.
@@ -20,6 +24,9 @@ public struct HelloHummingbirdOptions: Sendable {
     public var host: String
     /// The port; 0 lets the system pick.
     public var port: Int
+    /// With a value, the same server over HummingbirdTLS (swift-nio-ssl's NIOSSLHandler)
+    /// instead of TLSKitNIO, for comparison: `backend` and `clientCAPEM` are then unused.
+    public var nioSSL: NIOSSL.TLSConfiguration?
 
     /// Options with HTTP/2 on and no client authentication.
     public init(backend: any TLSBackend.Type, identity: TLSIdentity, clientCAPEM: String? = nil,
@@ -50,8 +57,32 @@ public func makeHelloApplication(
     logger: Logger = Logger(label: "hello-hummingbird"),
     onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) throws -> some ApplicationProtocol {
-    let context = try makeHelloServerContext(options)
     let router = Router(context: TLSKitRequestContext.self)
+    if let nioSSL = options.nioSSL {
+        // The same route, reading the same facts from NIOSSL's handler (one pipeline lookup).
+        router.get("/") { _, requestContext -> String in
+            let channel = requestContext.channel
+            // HTTP/1.1: the connection's own pipeline; HTTP/2: the stream's parent's.
+            var alpn = "http/1.1"
+            var version = try? await channel.nioSSL_tlsVersion().get()
+            if version == nil {
+                alpn = "h2"
+                version = try? await channel.parent?.nioSSL_tlsVersion().get()
+            }
+            return "hello over \(alpn) from NIOSSL (\(version.map { "\($0)" } ?? "?"))\n"
+        }
+        let server: HTTPServerBuilder = options.http2
+            ? try .http2Upgrade(tlsConfiguration: nioSSL)
+            : try .tls(.http1(), tlsConfiguration: nioSSL)
+        return Application(
+            router: router,
+            server: server,
+            configuration: .init(address: .hostname(options.host, port: options.port), serverName: "hello-hummingbird"),
+            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
+            logger: logger
+        )
+    }
+    let context = try makeHelloServerContext(options)
     router.get("/") { _, requestContext -> String in
         let info = try await requestContext.tlsKitConnectionInfo()
         let alpn = info?.negotiatedApplicationProtocol ?? "none"

@@ -8,6 +8,7 @@ import Foundation
 import ExampleSupport
 import HelloHummingbird
 import Hummingbird
+import NIOSSL
 import TLSKit
 
 @main
@@ -26,13 +27,20 @@ struct HelloHummingbirdCommand: AsyncParsableCommand {
     @Flag(help: "HTTP/1.1 only (no h2 in ALPN).") var http1Only = false
     @Option(help: "The address to listen on.") var host = "127.0.0.1"
     @Option(help: "The port (0: any free port, printed on start).") var port = 8443
+    @Flag(name: .customLong("nio-ssl"), help: "Serve over HummingbirdTLS / swift-nio-ssl instead of TLSKitNIO (for comparison; --backend and --client-ca are ignored).")
+    var nioSSL = false
 
     func run() async throws {
-        let options = HelloHummingbirdOptions(
+        var options = HelloHummingbirdOptions(
             backend: backend.type, identity: try loadIdentity(certificate: cert, key: key),
             clientCAPEM: try clientCA.map(readPEM), http2: !http1Only, host: host, port: port)
+        if nioSSL {
+            options.nioSSL = NIOSSL.TLSConfiguration.makeServerConfiguration(
+                certificateChain: try NIOSSLCertificate.fromPEMFile(cert).map { .certificate($0) },
+                privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)))
+        }
         let app = try makeHelloApplication(options) { port in
-            print("listening on \(options.host):\(port) (\(options.backend.name))")
+            print("listening on \(options.host):\(port) (\(options.nioSSL == nil ? options.backend.name : "NIOSSL"))")
             fflush(nil)  // a script waits for this line (nil: every stream)
         }
         try await app.runService()
