@@ -33,6 +33,13 @@ final class ByteBufferTransport: TLSCustomTransport {
     /// Room for one full record and its overhead: the first outgoing buffer's capacity.
     static let recordCapacity = 16_384 + 512
 
+    /// The most plaintext one record carries.
+    static let recordPlaintext = 16_384
+    /// The largest plaintext write the handler copies so that it shares a record with the
+    /// small writes flushed next to it (an HTTP head and its body): one record, one seal
+    /// and 22 bytes of overhead instead of one per write. Larger writes are never copied.
+    static let coalescedWriteLimit = 4_096
+
     init(allocator: ByteBufferAllocator) {
         self.allocator = allocator
     }

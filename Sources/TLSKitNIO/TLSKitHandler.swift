@@ -592,17 +592,50 @@ public class TLSKitHandler: ChannelInboundHandler, ChannelOutboundHandler, Remov
         // The connection sends data: its ciphertext buffer is worth keeping between flushes.
         wire.keepsOutboundStorage = true
         var promises: [EventLoopPromise<Void>] = []
+        // The promises of the writes joined into the current one.
+        var run: [EventLoopPromise<Void>] = []
         while flushedCount > 0 {
-            let (buffer, promise) = pendingWrites.removeFirst()
+            var (buffer, promise) = pendingWrites.removeFirst()
             flushedCount -= 1
+            // Small writes flushed together (an HTTP head and its body, a framing prefix
+            // and its payload) go out as one record, not one record each: copied into one
+            // buffer of their total size. A write above `coalescedWriteLimit` is never
+            // copied, and a lone small write is written as it is.
+            let limit = ByteBufferTransport.coalescedWriteLimit
+            var runLength = buffer.readableBytes, runCount = 1
+            if runLength <= limit {
+                var index = pendingWrites.startIndex
+                while runCount <= flushedCount {
+                    let size = pendingWrites[index].0.readableBytes
+                    guard size <= limit, runLength + size <= ByteBufferTransport.recordPlaintext else { break }
+                    runLength += size
+                    runCount += 1
+                    index = pendingWrites.index(after: index)
+                }
+            }
+            if runCount > 1 {
+                var joined = context.channel.allocator.buffer(capacity: runLength)
+                joined.writeImmutableBuffer(buffer)
+                if let promise { run.append(promise) }
+                for _ in 1..<runCount {
+                    let (next, nextPromise) = pendingWrites.removeFirst()
+                    flushedCount -= 1
+                    joined.writeImmutableBuffer(next)
+                    if let nextPromise { run.append(nextPromise) }
+                }
+                (buffer, promise) = (joined, nil)
+            }
             let result = buffer.withUnsafeReadableBytes { connection.write($0) }
             if result < 0 || (result == 0 && buffer.readableBytes > 0) {
                 let error = connectionError(result)
                 promise?.fail(error)
+                for each in run { each.fail(error) }
                 for each in promises { each.fail(error) }
                 fail(context: context, error)
                 return
             }
+            promises.append(contentsOf: run)
+            run.removeAll(keepingCapacity: true)
             if let promise { promises.append(promise) }
         }
         var combined = promises.first
