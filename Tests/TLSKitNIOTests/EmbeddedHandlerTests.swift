@@ -220,6 +220,31 @@ struct EmbeddedHandlerTests {
         #expect(recordTypes(Array(link.clientWire[before...])) == [23])
     }
 
+    @Test("small writes flushed together share a record; a large one is sealed on its own", arguments: allBackends)
+    func smallWritesShareARecord(backend: Backend) throws {
+        let link = try pair((backend, backend))
+        try link.activate()
+        try link.exchange()
+        // An HTTP head and its body in one flush: one record, every promise completed.
+        var before = link.clientWire.count
+        let head = link.client.write(ByteBuffer(string: "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n"))
+        let body = link.client.write(ByteBuffer(string: "hello"))
+        link.client.flush()
+        try link.exchange()
+        try completed(head, "the first write")
+        try completed(body, "the second write")
+        #expect(recordTypes(Array(link.clientWire[before...])) == [23])
+        #expect(link.serverEvents.text == "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello")
+        // A small write before a large one: two records, the large one never copied.
+        before = link.clientWire.count
+        link.client.write(ByteBuffer(string: "prefix"), promise: nil)
+        link.client.write(ByteBuffer(repeating: 0x41, count: 8_192), promise: nil)
+        link.client.flush()
+        try link.exchange()
+        #expect(recordTypes(Array(link.clientWire[before...])) == [23, 23])
+        #expect(link.serverEvents.received.count == 43 + 6 + 8_192)
+    }
+
     @Test("close(mode: .output) sends close_notify and closes output", arguments: allBackends)
     func closeOutput(backend: Backend) throws {
         // One AEAD suite, so that the protected record's size is known.
