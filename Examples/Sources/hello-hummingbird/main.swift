@@ -39,8 +39,10 @@ struct HelloHummingbirdCommand: AsyncParsableCommand {
                 certificateChain: try NIOSSLCertificate.fromPEMFile(cert).map { .certificate($0) },
                 privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)))
         }
+        let host = options.host
+        let name = options.nioSSL == nil ? options.backend.name : "NIOSSL"
         let app = try makeHelloApplication(options) { port in
-            print("listening on \(options.host):\(port) (\(options.nioSSL == nil ? options.backend.name : "NIOSSL"))")
+            print("listening on \(host):\(port) (\(name))")
             fflush(nil)  // a script waits for this line (nil: every stream)
         }
         try await app.runService()
