@@ -34,6 +34,9 @@ public struct TLSCapabilities: OptionSet, Sendable, Hashable, CustomStringConver
     public static let keyUpdate = TLSCapabilities(rawValue: 1 << 13)
     /// OCSP stapling: ``TLSConfiguration/ocspResponse`` and ``TLSConfiguration/ocspStapling``.
     public static let ocspStapling = TLSCapabilities(rawValue: 1 << 14)
+    /// ``TLSCustomVerification``: a verification callback that may answer later, the
+    /// handshake returning ``TLSResultCode/wantRetryVerify`` meanwhile.
+    public static let customVerification = TLSCapabilities(rawValue: 1 << 15)
 
     /// Every capability with its display name, in a stable order.
     public static let all: [(TLSCapabilities, String)] = [
@@ -52,6 +55,7 @@ public struct TLSCapabilities: OptionSet, Sendable, Hashable, CustomStringConver
         (.keyingMaterialExporter, "keying-material exporter"),
         (.keyUpdate, "TLS 1.3 KeyUpdate"),
         (.ocspStapling, "OCSP stapling"),
+        (.customVerification, "custom verification callback"),
     ]
 
     public var description: String {

@@ -158,6 +158,11 @@ public struct TLSConfiguration: Sendable, Hashable {
     public var ocspResponse: [UInt8]?
     /// Client role: whether to ask for, or require, a stapled OCSP response.
     public var ocspStapling: TLSOCSPStapling
+    /// A verification callback that judges the peer's certificate, possibly later (see
+    /// ``TLSCustomVerification`` for what it replaces and what it does not). Every
+    /// connection of the context starts with it (``TLSConnection/customVerification``
+    /// overrides it per connection). Needs ``TLSCapabilities/customVerification``.
+    public var customVerification: TLSCustomVerification?
 
     /// Creates a configuration with every field given. Prefer the `make…` factories.
     public init(
@@ -183,7 +188,8 @@ public struct TLSConfiguration: Sendable, Hashable {
         sessionTicketsEnabled: Bool = true,
         sessionTicketKeys: [TLSSessionTicketKey] = [],
         ocspResponse: [UInt8]? = nil,
-        ocspStapling: TLSOCSPStapling = .none
+        ocspStapling: TLSOCSPStapling = .none,
+        customVerification: TLSCustomVerification? = nil
     ) {
         self.certificateChain = certificateChain
         self.privateKey = privateKey
@@ -208,6 +214,7 @@ public struct TLSConfiguration: Sendable, Hashable {
         self.sessionTicketKeys = sessionTicketKeys
         self.ocspResponse = ocspResponse
         self.ocspStapling = ocspStapling
+        self.customVerification = customVerification
     }
 
     /// A client configuration with the secure defaults: system trust store, chain and
@@ -385,6 +392,7 @@ public struct TLSConfiguration: Sendable, Hashable {
         try require(.multipleTicketKeys, "more than one sessionTicketKey", when: sessionTicketKeys.count > 1)
         try require(.ocspStapling, "ocspResponse", when: ocspResponse != nil)
         try require(.ocspStapling, "ocspStapling", when: ocspStapling != .none)
+        try require(.customVerification, "customVerification", when: customVerification != nil)
     }
 
     /// The ALPN list in wire format (length-prefixed names), as both libraries take it.

@@ -111,6 +111,9 @@ extension TLSConnection {
         case .success, .closeNotify: return succeed(1)
         case .wantRead: return want(.wantRead)
         case .wantWrite: return want(.wantWrite)
+        case .wantRetryVerify:
+            return fail(TLSError(.internalError, "a KeyUpdate reported a pending verification", backend: backendID),
+                        transport: transport, result: -1)
         case .failure(let error): return fail(error, transport: transport, result: -1)
         }
     }
@@ -148,6 +151,7 @@ extension TLSConnection {
                 return .noPeerCertificate
             }
         }
+        if let verdict = customVerifier?.acceptedWithHostname { return .customVerification(hostnameVerified: verdict) }
         if configuration.pinningMode == .insteadOfChainVerification { return .pinnedPublicKey }
         switch configuration.certificateVerification {
         case .insecureNoVerification: return .notVerified

@@ -44,9 +44,45 @@ public final class TLSConnection {
     /// ``TLSConfiguration/serverName`` for this connection. Set it before the handshake.
     public var serverName: String?
 
+    /// The custom verification callback for this connection (see ``TLSCustomVerification``):
+    /// ``TLSConfiguration/customVerification`` unless set otherwise. Set it before the
+    /// handshake; it is read at the first handshake step. Needs
+    /// ``TLSCapabilities/customVerification`` (else that step returns -1 `.ssl`
+    /// ``TLSError/Code/unsupported`` and sends nothing).
+    public var customVerification: TLSCustomVerification?
+
+    /// Called once when the answer to a pending custom verification arrives, on the
+    /// thread that gave it (right after ``TLSVerificationCompletion/complete(_:)``; not when
+    /// the callback answered before returning). The connection is not thread-safe: wake
+    /// the thread or event loop that owns it and call the handshake again from there.
+    /// Set before the handshake, or while it returns ``TLSResultCode/wantRetryVerify``
+    /// (if the answer is already in, it is called at once).
+    public var verificationWakeUp: (@Sendable () -> Void)? {
+        didSet { customVerifier?.wakeUp = verificationWakeUp }
+    }
+
+    /// The verifier of this handshake, when ``customVerification`` is set.
+    var customVerifier: TLSCustomVerifier?
+
     init(context: TLSContext) {
         self.context = context
+        self.customVerification = context.configuration.customVerification
     }
+
+    /// True while the handshake waits for the custom verification callback's answer
+    /// (the handshake calls return -1 ``TLSResultCode/wantRetryVerify``).
+    public var isVerificationPending: Bool { customVerifier?.isPending ?? false }
+
+    /// Blocks the calling thread until the custom verification callback has answered, or
+    /// `timeout` has passed (nil: no limit). Returns true once the answer is in (at once
+    /// when nothing is pending). Call the handshake again afterwards.
+    public func waitForVerification(timeout: Duration? = nil) -> Bool {
+        customVerifier?.waitForAnswer(until: timeout.map { ContinuousClock.now + $0 }) ?? true
+    }
+
+    /// The chain the custom verification callback returned with its accept
+    /// (``TLSVerificationVerdict/accept(validatedChain:)``), if any.
+    public var validatedCertificateChain: [[UInt8]]? { customVerifier?.validatedChain }
 
     var backendID: TLSBackendID { context.backendID }
 
@@ -121,6 +157,8 @@ public final class TLSConnection {
         }
         guard let engine = running ?? startSession(role: role, transport: transport, resuming: resuming) else { return -1 }
         state = .handshaking(engine)
+        // Nothing to do until the callback answers: the library is not called again.
+        if let customVerifier, customVerifier.isPending { return want(.wantRetryVerify) }
         transport.resetStatus()
         transport.wire.role = role
         let status = engine.handshake()
@@ -134,6 +172,7 @@ public final class TLSConnection {
         case .success: return succeed(1)
         case .wantRead: return want(.wantRead)
         case .wantWrite: return want(.wantWrite)
+        case .wantRetryVerify: return want(.wantRetryVerify)
         case .closeNotify:
             state = .closedDuringHandshake
             return closedCleanly()
@@ -199,9 +238,21 @@ public final class TLSConnection {
                 + "TLSConnection.serverName, or choose .noHostnameVerification explicitly")
             return nil
         }
+        if customVerification != nil && !context.backend.capabilities.contains(.customVerification) {
+            _ = misuse(.unsupported, "customVerification is not supported by the \(backendID) backend")
+            return nil
+        }
         do {
             let engine = try context.engine.makeSession(role: role, transport: transport, serverName: name)
             state = .handshaking(engine)
+            if let customVerification {
+                let verifier = TLSCustomVerifier(
+                    callback: customVerification, role: role,
+                    hostnamePolicy: TLSPeerPolicy(configuration: configuration, role: role, serverName: name).hostnameOnly)
+                verifier.wakeUp = verificationWakeUp
+                customVerifier = verifier
+                engine.install(customVerifier: verifier)
+            }
             if let resuming, role == .client, !engine.resume(from: resuming) {
                 _ = fail(TLSError(.invalidConfiguration, "the session given to setSession(_:) cannot be resumed by \(backendID)",
                                   backend: backendID), transport: transport, result: -1)
@@ -249,6 +300,9 @@ public final class TLSConnection {
             established.peerClosed = true
             state = .established(established)
             return closedCleanly()
+        case .wantRetryVerify:
+            return fail(TLSError(.internalError, "a read reported a pending verification", backend: backendID),
+                        transport: transport, result: -1)
         case .failure(let error):
             return fail(error, transport: transport, result: -1, eofResult: 0)
         }
@@ -304,8 +358,8 @@ public final class TLSConnection {
                 established.pendingWrite = (bytes.count, done)
                 state = .established(established)
                 return want(.wantWrite)
-            case .closeNotify:
-                return fail(TLSError(.internalError, "close_notify reported by a write", backend: backendID),
+            case .closeNotify, .wantRetryVerify:
+                return fail(TLSError(.internalError, "close_notify or a pending verification reported by a write", backend: backendID),
                             transport: transport, result: -1)
             case .failure(let error):
                 return fail(error, transport: transport, result: -1)
@@ -353,6 +407,9 @@ public final class TLSConnection {
                 return succeed(established.peerClosed ? 1 : 0)
             case .wantRead: return want(.wantRead)
             case .wantWrite: return want(.wantWrite)
+            case .wantRetryVerify:
+                return fail(TLSError(.internalError, "close_notify reported a pending verification", backend: backendID),
+                            transport: transport, result: -1)
             case .failure(let error): return fail(error, transport: transport, result: -1)
             }
         }
@@ -368,6 +425,9 @@ public final class TLSConnection {
                 return succeed(1)
             case .wantRead: return want(.wantRead)
             case .wantWrite: return want(.wantWrite)
+            case .wantRetryVerify:
+                return fail(TLSError(.internalError, "a read reported a pending verification", backend: backendID),
+                            transport: transport, result: -1)
             case .failure(let error): return fail(error, transport: transport, result: -1)
             }
         }

@@ -11,6 +11,10 @@ public enum TLSPeerVerification: Sendable, Hashable, CustomStringConvertible {
     /// The leaf's public key matched a pin; the chain was not verified
     /// (``TLSPinningMode/insteadOfChainVerification``).
     case pinnedPublicKey
+    /// A ``TLSCustomVerification`` callback accepted the peer's certificate (whatever
+    /// TLSKit's own chain verification said); `hostnameVerified`: TLSKit also checked the
+    /// host name afterwards (client with ``TLSCertificateVerification/fullVerification``).
+    case customVerification(hostnameVerified: Bool)
 
     public var description: String {
         switch self {
@@ -19,6 +23,8 @@ public enum TLSPeerVerification: Sendable, Hashable, CustomStringConvertible {
         case .notVerified: return "NOT verified (insecureNoVerification)"
         case .noPeerCertificate: return "no peer certificate"
         case .pinnedPublicKey: return "public key pinned (chain not verified)"
+        case .customVerification(let hostnameVerified):
+            return "accepted by the custom verification callback" + (hostnameVerified ? " (host name verified)" : "")
         }
     }
 }

@@ -18,6 +18,13 @@ public enum TLSResultCode: Int32, Sendable, Hashable, CustomStringConvertible {
     case syscall = 5
     /// The peer closed the TLS session cleanly with close_notify (`SSL_ERROR_ZERO_RETURN`).
     case zeroReturn = 6
+    /// The handshake waits for the answer of the ``TLSCustomVerification`` callback
+    /// (`SSL_ERROR_WANT_RETRY_VERIFY`, OpenSSL 3.0's `SSL_set_retry_verify(3)`). No I/O is
+    /// needed: call again once the callback's ``TLSVerificationCompletion`` was called —
+    /// ``TLSConnection/verificationWakeUp`` says when, and
+    /// ``TLSConnection/waitForVerification(timeout:)`` blocks until then. Calls made
+    /// before the answer return -1 with this code again.
+    case wantRetryVerify = 12
 
     public var description: String {
         switch self {
@@ -27,6 +34,7 @@ public enum TLSResultCode: Int32, Sendable, Hashable, CustomStringConvertible {
         case .wantWrite: return "wantWrite"
         case .syscall: return "syscall"
         case .zeroReturn: return "zeroReturn"
+        case .wantRetryVerify: return "wantRetryVerify"
         }
     }
 }

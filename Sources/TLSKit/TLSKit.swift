@@ -42,6 +42,9 @@ public enum TLSProgress: Sendable, Hashable {
     case wantRead
     /// Call again once the transport can take bytes.
     case wantWrite
+    /// Call again once the custom verification callback has answered
+    /// (``TLSResultCode/wantRetryVerify``; see ``TLSConnection/verificationWakeUp``).
+    case wantRetryVerify
 }
 
 extension TLSConnection {
@@ -55,6 +58,7 @@ extension TLSConnection {
         switch error(for: result) {
         case .wantRead: return .wantRead
         case .wantWrite: return .wantWrite
+        case .wantRetryVerify: return .wantRetryVerify
         case .zeroReturn:
             throw TLSError(.closedByPeer, "the peer closed the session (close_notify) during the handshake",
                            backend: context.backendID)

@@ -130,6 +130,14 @@ public final class TLSSocket {
             case .wantRead, .wantWrite:
                 try TCP.wait(descriptor, forWriting: code == .wantWrite, until: deadline,
                              what: what, backend: connection.context.backendID)
+            case .wantRetryVerify:
+                // The custom verification callback answers later: sleep until it does
+                // (woken by its completion), never spin.
+                let left = deadline.map { ContinuousClock.now.duration(to: $0) }
+                guard connection.waitForVerification(timeout: left.map { max($0, .zero) }) else {
+                    throw TLSError(.timedOut, "\(what) timed out waiting for the custom verification callback's answer",
+                                   backend: connection.context.backendID)
+                }
             case .ssl, .syscall:
                 throw connection.lastError
                     ?? TLSError(.internalError, "\(what) failed", backend: connection.context.backendID)

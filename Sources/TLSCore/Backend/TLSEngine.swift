@@ -36,6 +36,10 @@ public enum TLSEngineStatus {
     case wantWrite
     /// The peer's close_notify arrived.
     case closeNotify
+    /// The handshake is suspended until the ``TLSCustomVerifier`` installed with
+    /// ``TLSConnectionEngine/install(customVerifier:)`` has its answer (the verifier said
+    /// ``TLSCustomVerifier/Outcome/pending``). The core calls `handshake()` again once it has.
+    case wantRetryVerify
     /// A fatal failure. The backend describes it as precisely as it can; the
     /// connection overrides it with `.syscall` / unexpected EOF when the transport
     /// recorded a failure or end-of-stream.
@@ -103,6 +107,13 @@ public protocol TLSConnectionEngine: AnyObject {
     func requestKeyUpdate(updatePeer: Bool) -> TLSEngineStatus
     /// The certificate this side presented (DER), if any.
     var localCertificate: [UInt8]? { get }
+    /// Capability ``TLSCapabilities/customVerification``: called once, before the first
+    /// `handshake()`, when the connection has a ``TLSCustomVerification``. From then on the
+    /// backend's verification callback computes its own verdict without the host name
+    /// (``TLSPeerPolicy/withoutHostname``), asks `customVerifier.evaluate(…)` and follows
+    /// the outcome; `.pending` suspends the library's handshake and makes `handshake()`
+    /// return ``TLSEngineStatus/wantRetryVerify``.
+    func install(customVerifier: TLSCustomVerifier)
 }
 
 @_spi(TLSBackendImplementation)
@@ -111,6 +122,7 @@ extension TLSConnectionEngine {
     // capability first and refuses loudly, so these are never relied upon silently.
     public var negotiatedGroup: TLSGroup? { nil }
     public var localCertificate: [UInt8]? { nil }
+    public func install(customVerifier: TLSCustomVerifier) {}
     public var isSessionReused: Bool { false }
     public var exportedSession: [UInt8]? { nil }
     public func resume(from session: TLSSession) -> Bool { false }

@@ -20,6 +20,23 @@
         pinsOnly = configuration.pinningMode == .insteadOfChainVerification
     }
 
+    private init(hostname: String?, pins: Set<[UInt8]>, pinsOnly: Bool) {
+        self.hostname = hostname
+        self.pins = pins
+        self.pinsOnly = pinsOnly
+    }
+
+    /// The same policy without the host-name check: what a backend applies when a
+    /// ``TLSCustomVerifier`` checks the host name after the custom callback.
+    @_spi(TLSBackendImplementation) public var withoutHostname: TLSPeerPolicy {
+        TLSPeerPolicy(hostname: nil, pins: pins, pinsOnly: pinsOnly)
+    }
+
+    /// Only the host-name check of this policy.
+    @_spi(TLSBackendImplementation) public var hostnameOnly: TLSPeerPolicy {
+        TLSPeerPolicy(hostname: hostname, pins: [], pinsOnly: false)
+    }
+
     /// True when ``check(leafDER:sha256:)`` has anything to check.
     @_spi(TLSBackendImplementation) public var checksLeaf: Bool { hostname != nil || !pins.isEmpty }
 
