@@ -119,6 +119,8 @@ static inline uint64_t tlskit_SSL_OP_NO_TICKET(void) { return SSL_OP_NO_TICKET; 
 
 /* OCSP stapling macros. */
 static inline long tlskit_SSL_set_tlsext_status_type(SSL *ssl, int type) { return SSL_set_tlsext_status_type(ssl, type); }
+/* SSL_set_retry_verify is a macro over SSL_ctrl (OpenSSL 3.0+). */
+static inline int tlskit_SSL_set_retry_verify(SSL *ssl) { return SSL_set_retry_verify(ssl); }
 static inline long tlskit_SSL_CTX_set_tlsext_status_cb(SSL_CTX *ctx, int (*cb)(SSL *, void *)) { return SSL_CTX_set_tlsext_status_cb(ctx, cb); }
 static inline long tlskit_SSL_CTX_set_tlsext_status_arg(SSL_CTX *ctx, void *arg) { return SSL_CTX_set_tlsext_status_arg(ctx, arg); }
 static inline long tlskit_SSL_get_tlsext_status_ocsp_resp(SSL *ssl, const unsigned char **resp) {

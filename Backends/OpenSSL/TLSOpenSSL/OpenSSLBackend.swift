@@ -20,7 +20,7 @@ public enum OpenSSLBackend: TLSBackend {
     public static let capabilities: TLSCapabilities = [
         .tls13, .alpn, .serverNameIndication, .mutualTLS, .hostnameVerification, .selfSignedIdentity,
         .alpnSelectionCallback, .cipherSuiteSelection, .groupSelection, .keyLogging, .sessionResumption,
-        .multipleTicketKeys, .keyingMaterialExporter, .keyUpdate, .ocspStapling,
+        .multipleTicketKeys, .keyingMaterialExporter, .keyUpdate, .ocspStapling, .customVerification,
     ]
 
     /// Builds the OpenSSLContextEngine from a configuration the core has validated and checked

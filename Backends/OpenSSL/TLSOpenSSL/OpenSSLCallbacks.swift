@@ -60,6 +60,95 @@ func openSSLVerifyCallback(_ preverified: Int32, _ store: OpaquePointer?) -> Int
     return 0
 }
 
+/// libssl's whole-chain verification step (`SSL_CTX_set_cert_verify_callback`), called
+/// once per Certificate message — and again when a handshake suspended by
+/// `SSL_set_retry_verify` resumes. Without a custom verifier it is `X509_verify_cert`
+/// (whose per-certificate callback is ``openSSLVerifyCallback``). With one, the first run
+/// computes TLSKit's own verdict (chain and pins, not the host name) and hands it to
+/// ``TLSCustomVerifier``; the verifier's outcome decides:
+/// - accept: 1 with `X509_V_OK`;
+/// - reject: 0, with the category recorded for the error and an X509 error whose libssl
+///   alert is the category's (`X509_V_ERR_CERT_REJECTED` → bad_certificate, …);
+/// - pending (client): `SSL_set_retry_verify` and 1: `SSL_do_handshake` returns -1 with
+///   `SSL_ERROR_WANT_RETRY_VERIFY`, and calls this again when resumed.
+/// OpenSSL 3.0 honours `SSL_set_retry_verify` on the client only: its server processes
+/// the client's Certificate in `tls_process_client_certificate`, which has no retry
+/// state. A server whose callback has not answered by the time it returns therefore
+/// cannot wait: the certificate is rejected (category `other`, bad_certificate, with a
+/// message saying so). Answer synchronously on an OpenSSL server, or use the GnuTLS
+/// backend, which suspends in both roles.
+func openSSLCertificateVerify(_ store: OpaquePointer?, _ argument: UnsafeMutableRawPointer?) -> Int32 {
+    guard let store,
+          let sslPointer = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()),
+          let data = SSL_get_ex_data(OpaquePointer(sslPointer), OpenSSLFeatures.engineIndex)
+    else { return X509_verify_cert(store) }
+    let engine = Unmanaged<OpenSSLConnectionEngine>.fromOpaque(data).takeUnretainedValue()
+    guard let verifier = engine.customVerifier, !engine.acceptAnyCertificate else { return X509_verify_cert(store) }
+    let outcome = verifier.evaluate(
+        peerCertificates: {
+            var chain: [[UInt8]] = []
+            if let sent = X509_STORE_CTX_get0_untrusted(store) {
+                for index in 0..<tlskit_sk_X509_num(sent) {
+                    if let cert = tlskit_sk_X509_value(sent, index) { chain.append(OpenSSLPEM.der(cert)) }
+                }
+            }
+            if chain.isEmpty, let leaf = X509_STORE_CTX_get0_cert(store) { chain.append(OpenSSLPEM.der(leaf)) }
+            return chain
+        },
+        defaultFailure: {
+            engine.chainFailure = nil
+            engine.policyFailure = nil
+            let verified = X509_verify_cert(store)
+            defer {
+                engine.chainFailure = nil
+                engine.policyFailure = nil
+            }
+            if let (failure, reason, _) = engine.policyFailure { return (failure, reason) }
+            if let (code, depth) = engine.chainFailure {
+                let text = String(cString: X509_verify_cert_error_string(Int(code)))
+                return (OpenSSLConnectionEngine.verificationFailure(code), "\(text) (X509_V_ERR \(code), depth \(depth))")
+            }
+            if verified <= 0 {
+                let code = X509_STORE_CTX_get_error(store)
+                return (OpenSSLConnectionEngine.verificationFailure(code),
+                        String(cString: X509_verify_cert_error_string(Int(code))))
+            }
+            return nil
+        },
+        backend: OpenSSLBackend.id)
+    ERR_clear_error()
+    switch outcome {
+    case .accept:
+        X509_STORE_CTX_set_error(store, X509_V_OK)
+        return 1
+    case .reject(let failure, let reason, let alert):
+        engine.policyFailure = (failure, reason, alert)
+        X509_STORE_CTX_set_error(store, openSSLErrorSending(alert))
+        return 0
+    case .pending:
+        if engine.isClient, tlskit_SSL_set_retry_verify(OpaquePointer(sslPointer)) == 1 { return 1 }
+        let reason = "the custom verification callback did not answer before returning, and an OpenSSL 3.0 server "
+            + "cannot suspend its handshake for it (SSL_set_retry_verify is client-only): answer synchronously "
+            + "on this backend"
+        engine.policyFailure = (.other, reason, .badCertificate)
+        X509_STORE_CTX_set_error(store, X509_V_ERR_CERT_REJECTED)
+        return 0
+    }
+}
+
+/// An X509 error for which libssl's `ssl_x509err2alert` sends `alert` (one of the
+/// categories' alerts; any other is bad_certificate).
+private func openSSLErrorSending(_ alert: TLSAlert) -> Int32 {
+    switch alert {
+    case .certificateExpired: return X509_V_ERR_CERT_HAS_EXPIRED
+    case .unknownCA: return X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY
+    case .certificateRevoked: return X509_V_ERR_CERT_REVOKED
+    case .decryptError: return X509_V_ERR_CERT_SIGNATURE_FAILURE
+    case .unsupportedCertificate: return X509_V_ERR_INVALID_PURPOSE
+    default: return X509_V_ERR_CERT_REJECTED
+    }
+}
+
 /// Records alerts read and written, so results are classified from what happened on
 /// the wire rather than from the shutdown flags (which a fatal alert sets too).
 func openSSLInfoCallback(_ ssl: OpaquePointer?, _ where: Int32, _ value: Int32) {

@@ -9,12 +9,16 @@ final class OpenSSLConnectionEngine: TLSConnectionEngine {
     let transport: TLSTransportIO
     private let context: OpenSSLContextEngine
     private let role: TLSRole
+    var isClient: Bool { role == .client }
     /// The last alert the peer sent (level, description), seen through the info callback.
     var receivedAlert: (level: UInt8, description: UInt8)?
     /// The fatal alert libssl (or ``sendFatalAlert(_:)``) wrote, if any.
     var sentAlert: TLSAlert?
-    /// Host-name and pin rules, checked from the verify callback.
-    let policy: TLSPeerPolicy
+    /// Host-name and pin rules, checked from the verify callback (without the host name
+    /// once a custom verifier is installed: it checks the name after its callback).
+    var policy: TLSPeerPolicy
+    /// The custom verification of this connection, asked from `openSSLCertificateVerify`.
+    var customVerifier: TLSCustomVerifier?
     /// True when certificates are accepted whatever the chain (insecureNoVerification).
     let acceptAnyCertificate: Bool
     /// The failure the verify or OCSP callback found in TLSKit's own checks, with its
@@ -73,6 +77,11 @@ final class OpenSSLConnectionEngine: TLSConnectionEngine {
     }
 
     deinit { SSL_free(ssl) }
+
+    func install(customVerifier: TLSCustomVerifier) {
+        self.customVerifier = customVerifier
+        policy = policy.withoutHostname
+    }
 
     private func configureClient(_ configuration: TLSConfiguration, serverName: String?) throws {
         let backend = OpenSSLBackend.id
@@ -223,6 +232,7 @@ final class OpenSSLConnectionEngine: TLSConnectionEngine {
         case SSL_ERROR_WANT_READ: return .wantRead
         case SSL_ERROR_WANT_WRITE: return .wantWrite
         case SSL_ERROR_ZERO_RETURN: return .closeNotify
+        case SSL_ERROR_WANT_RETRY_VERIFY: return .wantRetryVerify
         case SSL_ERROR_SYSCALL:
             return .failure(TLSError(.transportFailure, "transport failure: \(OpenSSLErrorQueue.drainText())", backend: backend))
         default:

@@ -84,6 +84,9 @@ final class OpenSSLContextEngine: TLSContextEngine, @unchecked Sendable {
             // 112-bit security whatever /etc/ssl/openssl.cnf says: RSA ≥ 2048, no SHA-1
             // signatures (the GnuTLS backend uses the MEDIUM verification profile).
             SSL_CTX_set_security_level(ctx, 2)
+            // The whole-chain verification step: X509_verify_cert, then the custom
+            // verification of a connection that has one (see openSSLCertificateVerify).
+            SSL_CTX_set_cert_verify_callback(ctx, openSSLCertificateVerify, nil)
             // No compression, no renegotiation at all, no legacy insecure renegotiation.
             SSL_CTX_set_options(ctx, tlskit_SSL_OP_NO_COMPRESSION() | tlskit_SSL_OP_NO_RENEGOTIATION())
             // write() semantics: the core loops over partial writes and may pass the
