@@ -32,7 +32,7 @@ public enum GnuTLSBackend: TLSBackend {
     public static let capabilities: TLSCapabilities = [
         .tls13, .alpn, .serverNameIndication, .mutualTLS, .hostnameVerification, .selfSignedIdentity,
         .alpnSelectionCallback, .cipherSuiteSelection, .groupSelection, .keyLogging, .sessionResumption,
-        .keyingMaterialExporter, .keyUpdate, .ocspStapling,
+        .keyingMaterialExporter, .keyUpdate, .ocspStapling, .customVerification,
     ]
 
     /// Builds the GnuTLSContextEngine from a configuration the core has validated and checked

@@ -128,6 +128,12 @@ extension GnuTLSConnectionEngine {
             let result = call()
             last = Int32(clamping: result)
             if result < 0, last == GNUTLS_E_AGAIN || last == GNUTLS_E_INTERRUPTED {
+                // The verify function suspended the handshake for a custom verification:
+                // GnuTLS keeps its state and runs the function again on the next call.
+                if suspendedForVerification {
+                    suspendedForVerification = false
+                    return .wantRetryVerify
+                }
                 if !spuriousAgain { return blocked() }
             } else if let status = classify(result) {
                 return status
@@ -164,7 +170,7 @@ extension GnuTLSConnectionEngine {
         }
         if let blocked = flushHeldOutput() {
             switch status {
-            case .wantRead, .wantWrite: break  // GnuTLS resumes where it stopped
+            case .wantRead, .wantWrite, .wantRetryVerify: break  // GnuTLS resumes where it stopped
             default: statusAfterFlush = status  // done: report it once the bytes are out
             }
             return blocked

@@ -26,6 +26,12 @@ extension GnuTLSConnectionEngine {
     /// Called by GnuTLS once the peer's Certificate message is in. Chain failures come
     /// first (as in OpenSSL's verifier); the host name and pins are checked only on a
     /// chain that verified, or alone when pins replace chain verification.
+    ///
+    /// With a custom verifier, TLSKit's verdict is computed once and handed to it, and its
+    /// outcome decides. A pending answer returns GNUTLS_E_AGAIN: GnuTLS 3.7.9's handshake
+    /// state machines (TLS 1.2 and 1.3, both roles) return any error below -1 from
+    /// `_gnutls_run_verify_callback` as it is, without changing their state, so the next
+    /// `gnutls_handshake` runs this function again, which then finds the answer.
     func verifyPeer() -> Int32 {
         var count: UInt32 = 0
         guard let list = gnutls_certificate_get_peers(session, &count), count > 0 else {
@@ -35,6 +41,30 @@ extension GnuTLSConnectionEngine {
             verifyStatus = nil
             return GNUTLS_E_NO_CERTIFICATE_FOUND
         }
+        guard let customVerifier, verifyChain else { return defaultVerification(list, count) }
+        let outcome = customVerifier.evaluate(
+            peerCertificates: { (0..<Int(count)).map { GnuTLS.copy(list[$0]) } },
+            defaultFailure: {
+                let result = defaultVerification(list, count)
+                defer { (ocspFailure, policyFailure, verifyStatus, verifyError) = (nil, nil, nil, nil) }
+                return result == 0 ? nil : defaultFailure(result)
+            },
+            backend: GnuTLSBackend.id)
+        switch outcome {
+        case .accept:
+            return 0
+        case .reject(let failure, let reason, let alert):
+            policyFailure = (failure, reason, alert)
+            return GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR
+        case .pending:
+            suspendedForVerification = true
+            return GNUTLS_E_AGAIN
+        }
+    }
+
+    /// TLSKit's own verification of the peer's certificates (OCSP staple, chain, partial
+    /// chains, then the leaf against ``policy``): 0, or the error with the reason recorded.
+    func defaultVerification(_ list: UnsafePointer<gnutls_datum_t>, _ count: UInt32) -> Int32 {
         if role == .client && configuration.ocspStapling != .none {
             if let failure = checkStaple(chain: (0..<Int(count)).map { GnuTLS.copy(list[$0]) }) {
                 ocspFailure = failure
@@ -61,10 +91,18 @@ extension GnuTLSConnectionEngine {
         }
         let leaf = UnsafeRawBufferPointer(start: list[0].data, count: Int(list[0].size))
         if let (failure, reason) = policy.check(leafDER: leaf, sha256: GnuTLSCertificateParser.sha256) {
-            policyFailure = (failure, reason)
+            policyFailure = (failure, reason, nil)
             return GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR
         }
         return 0
+    }
+
+    /// The category and explanation of a failed ``defaultVerification(_:_:)``, as
+    /// ``verificationFailed(_:)`` would report it (nothing is sent).
+    func defaultFailure(_ code: Int32) -> (TLSError.VerificationFailure, String) {
+        let (failure, text, _) = classifyVerification(code)
+        let prefix = "certificate verification failed: "
+        return (failure, text.hasPrefix(prefix) ? String(text.dropFirst(prefix.count)) : text)
     }
 
     /// Client: the server's OCSP staple, judged as the OpenSSL backend's status callback
@@ -140,23 +178,26 @@ extension GnuTLSConnectionEngine {
 
     /// The peer's certificate was rejected: category, GnuTLS's own explanation, alert sent.
     func verificationFailed(_ code: Int32) -> TLSError {
+        let (failure, text, alert) = classifyVerification(code)
+        let sent = sendFatalAlert(alert)
+        return TLSError(.certificateVerificationFailed, text, backend: GnuTLSBackend.id,
+                        verificationFailure: failure, alert: sent ?? alert)
+    }
+
+    /// The category of a rejected certificate, the message, and the alert to send.
+    func classifyVerification(_ code: Int32) -> (TLSError.VerificationFailure, String, TLSAlert) {
         if let (failure, explanation) = ocspFailure {
             // What OpenSSL's client sends when its status callback refuses the staple.
-            let sent = sendFatalAlert(.badCertificateStatusResponse)
-            return TLSError(.certificateVerificationFailed, "certificate verification failed: \(explanation)",
-                            backend: GnuTLSBackend.id, verificationFailure: failure,
-                            alert: sent ?? .badCertificateStatusResponse)
+            return (failure, "certificate verification failed: \(explanation)", .badCertificateStatusResponse)
         }
-        if let (failure, explanation) = policyFailure {
-            let sent = sendFatalAlert(failure.alert)
-            return TLSError(.certificateVerificationFailed, "certificate verification failed: \(explanation)",
-                            backend: GnuTLSBackend.id, verificationFailure: failure, alert: sent ?? failure.alert)
+        if let (failure, explanation, alert) = policyFailure {
+            return (failure, "certificate verification failed: \(explanation)", alert ?? failure.alert)
         }
         guard let status = verifyStatus else {
             let failure = TLSError.VerificationFailure.other
-            let sent = sendFatalAlert(failure.alert)
-            return GnuTLS.error(.certificateVerificationFailed, "the peer's certificate chain could not be verified",
-                                verifyError ?? code, verificationFailure: failure, alert: sent ?? failure.alert)
+            let error = GnuTLS.error(.certificateVerificationFailed, "the peer's certificate chain could not be verified",
+                                     verifyError ?? code, verificationFailure: failure, alert: failure.alert)
+            return (failure, error.message, failure.alert)
         }
         var failure = Self.category(of: status)
         if status & Self.untrustedBits != 0 && peerChainIsSingleSelfIssued() { failure = .selfSigned }
@@ -175,9 +216,7 @@ extension GnuTLSConnectionEngine {
             let bytes = GnuTLS.consume(&printed)
             if !bytes.isEmpty { text = String(decoding: bytes, as: UTF8.self) }
         }
-        let sent = sendFatalAlert(failure.alert)
-        return TLSError(.certificateVerificationFailed, text, backend: GnuTLSBackend.id,
-                        verificationFailure: failure, alert: sent ?? failure.alert)
+        return (failure, text, failure.alert)
     }
 
     /// One category for GnuTLS's status bits, picked in the order OpenSSL's verifier

@@ -22,10 +22,17 @@ final class GnuTLSConnectionEngine: TLSConnectionEngine {
     /// The key-purpose typed data handed to GnuTLS, which keeps the pointer.
     var verifyData: UnsafeMutablePointer<gnutls_typed_vdata_st>?
     var verifyDataCount: UInt32 = 0
-    /// Host-name and pin rules, checked on the leaf once the chain has verified.
-    let policy: TLSPeerPolicy
-    /// The failure ``policy`` found, with its explanation.
-    var policyFailure: (TLSError.VerificationFailure, String)?
+    /// Host-name and pin rules, checked on the leaf once the chain has verified (without
+    /// the host name once a custom verifier is installed: it checks the name itself).
+    var policy: TLSPeerPolicy
+    /// The failure ``policy`` (or the custom verifier) found, with its explanation and,
+    /// from the custom verifier, the alert to send (nil: the category's).
+    var policyFailure: (TLSError.VerificationFailure, String, TLSAlert?)?
+    /// The custom verification of this connection, asked from ``verifyPeer()``.
+    var customVerifier: TLSCustomVerifier?
+    /// Set by ``verifyPeer()`` when it returned GNUTLS_E_AGAIN for a pending custom
+    /// verification: the handshake call reports ``TLSEngineStatus/wantRetryVerify``.
+    var suspendedForVerification = false
     /// The status bits of the last chain verification (`gnutls_certificate_verify_peers`).
     var verifyStatus: UInt32?
     /// The error of `gnutls_certificate_verify_peers` itself (unparsable chain…), if any.
@@ -181,6 +188,11 @@ final class GnuTLSConnectionEngine: TLSConnectionEngine {
             }
             try check(result, "gnutls_alpn_set_protocols")
         }
+    }
+
+    func install(customVerifier: TLSCustomVerifier) {
+        self.customVerifier = customVerifier
+        policy = policy.withoutHostname
     }
 
     deinit {
