@@ -64,22 +64,30 @@ public struct TLSKitClientTLSProvider<Bootstrap: NIOClientTCPBootstrapProtocol>:
     private let context: TLSContext
     private let serverHostname: String?
     private let shutdownTimeout: TimeAmount
+    private let customVerificationCallback: (@Sendable ([[UInt8]], EventLoopPromise<TLSVerificationVerdict>) -> Void)?
 
     /// Creates the provider.
+    /// - Parameter customVerificationCallback: given to every handler it makes (see
+    ///   ``TLSKitCustomVerificationCallback``); `@Sendable` because the provider is.
     /// - Throws: `TLSError` with code `invalidConfiguration` for a bad `serverHostname`
     ///   (checked here, so that making the handlers later cannot fail).
-    public init(context: TLSContext, serverHostname: String?, shutdownTimeout: TimeAmount = .seconds(5)) throws {
+    public init(
+        context: TLSContext, serverHostname: String?, shutdownTimeout: TimeAmount = .seconds(5),
+        customVerificationCallback: (@Sendable ([[UInt8]], EventLoopPromise<TLSVerificationVerdict>) -> Void)? = nil
+    ) throws {
         _ = try TLSKitClientHandler(context: context, serverHostname: serverHostname)
         self.context = context
         self.serverHostname = serverHostname
         self.shutdownTimeout = shutdownTimeout
+        self.customVerificationCallback = customVerificationCallback
     }
 
     /// Installs a fresh ``TLSKitClientHandler`` as the first handler of each channel.
     public func enableTLS(_ bootstrap: Bootstrap) -> Bootstrap {
-        bootstrap.protocolHandlers { [context, serverHostname, shutdownTimeout] in
+        bootstrap.protocolHandlers { [context, serverHostname, shutdownTimeout, customVerificationCallback] in
             // The host name was checked in init: this cannot throw.
-            [try! TLSKitClientHandler(context: context, serverHostname: serverHostname, shutdownTimeout: shutdownTimeout)]
+            [try! TLSKitClientHandler(context: context, serverHostname: serverHostname, shutdownTimeout: shutdownTimeout,
+                                      customVerificationCallback: customVerificationCallback)]
         }
     }
 }

@@ -98,9 +98,15 @@ public class TLSKitHandler: ChannelInboundHandler, ChannelOutboundHandler, Remov
     /// close_notify before closing (or unwrapping) anyway.
     public let shutdownTimeout: TimeAmount
 
-    init(connection: TLSConnection, shutdownTimeout: TimeAmount) {
+    /// The application's custom verification callback, bridged to the connection.
+    private let verificationBridge: TLSKitVerificationBridge?
+
+    init(connection: TLSConnection, shutdownTimeout: TimeAmount,
+         customVerificationCallback: TLSKitCustomVerificationCallback? = nil) {
         self.connection = connection
         self.shutdownTimeout = shutdownTimeout
+        verificationBridge = customVerificationCallback.map(TLSKitVerificationBridge.init)
+        if let verificationBridge { connection.customVerification = verificationBridge.verification }
     }
 
     // MARK: - What other code reads
@@ -148,6 +154,7 @@ public class TLSKitHandler: ChannelInboundHandler, ChannelOutboundHandler, Remov
     /// Attaches the connection to the channel; starts the handshake if the channel is active.
     public func handlerAdded(context: ChannelHandlerContext) {
         storedContext = context
+        verificationBridge?.eventLoop = context.eventLoop
         wire = ByteBufferTransport(allocator: context.channel.allocator)
         do {
             try connection.setTransport(.custom(wire))
@@ -385,11 +392,30 @@ public class TLSKitHandler: ChannelInboundHandler, ChannelOutboundHandler, Remov
             // The handshake is the handler's own business: it reads for it even when
             // the application has turned autoRead off.
             if !autoRead(context) { context.read() }
+        case .wantRetryVerify:
+            writeOutbound(context: context, promise: nil)
+            resumeAfterVerification(context: context)
         case .zeroReturn:
             fail(context: context, TLSError(.closedByPeer, "the peer closed the session (close_notify) during the handshake",
                                             backend: backendID))
         case .ssl, .syscall:
             fail(context: context, connectionError(result))
+        }
+    }
+
+    /// The custom verification answers later (a ``TLSKitCustomVerificationCallback``
+    /// promise, or a `TLSConfiguration.customVerification` completion from any thread):
+    /// the handshake goes on, on the event loop, once it has. A handler that was removed,
+    /// or whose channel closed, meanwhile ignores the answer; it is held weakly.
+    private func resumeAfterVerification(context: ChannelHandlerContext) {
+        let weakHandler = NIOLoopBound(TLSKitWeakHandler(self), eventLoop: context.eventLoop)
+        let eventLoop = context.eventLoop
+        connection.verificationWakeUp = {
+            eventLoop.execute {
+                guard let handler = weakHandler.value.handler, case .handshaking = handler.state,
+                      let context = handler.storedContext else { return }
+                handler.handshakeStep(context: context)
+            }
         }
     }
 
@@ -445,7 +471,7 @@ public class TLSKitHandler: ChannelInboundHandler, ChannelOutboundHandler, Remov
             }
             if result > 0 { continue }
             switch connection.error(for: result) {
-            case .wantRead, .wantWrite, .none:
+            case .wantRead, .wantWrite, .none, .wantRetryVerify:  // (a read never waits for verification)
                 // KeyUpdate answers and TLS 1.3 tickets may have queued records.
                 writeOutbound(context: context, promise: nil)
                 return
@@ -892,7 +918,10 @@ public final class TLSKitClientHandler: TLSKitHandler {
     ///   - shutdownTimeout: how long `close(mode: .all)` waits for the peer's close_notify.
     /// - Throws: `TLSError` with code `invalidConfiguration` for a name that is neither a
     ///   DNS name nor an IP address.
-    public init(context: TLSContext, serverHostname: String?, shutdownTimeout: TimeAmount = .seconds(5)) throws {
+    ///   - customVerificationCallback: judges the server's certificate, possibly later
+    ///     (NIOSSL's `customVerificationCallback`; see ``TLSKitCustomVerificationCallback``).
+    public init(context: TLSContext, serverHostname: String?, shutdownTimeout: TimeAmount = .seconds(5),
+                customVerificationCallback: TLSKitCustomVerificationCallback? = nil) throws {
         let connection = context.makeConnection()
         if let serverHostname {
             // The same rule the connection applies when the handshake starts, checked
@@ -905,7 +934,8 @@ public final class TLSKitClientHandler: TLSKitHandler {
             connection.serverName = serverHostname
         }
         try connection.setConnectState()
-        super.init(connection: connection, shutdownTimeout: shutdownTimeout)
+        super.init(connection: connection, shutdownTimeout: shutdownTimeout,
+                   customVerificationCallback: customVerificationCallback)
     }
 }
 
@@ -915,10 +945,14 @@ public final class TLSKitServerHandler: TLSKitHandler {
     /// - Parameters:
     ///   - context: the TLSKit context (either backend), with the server's identity.
     ///   - shutdownTimeout: how long `close(mode: .all)` waits for the peer's close_notify.
-    public init(context: TLSContext, shutdownTimeout: TimeAmount = .seconds(5)) {
+    ///   - customVerificationCallback: judges the client's certificate (when the context
+    ///     requests one), possibly later (see ``TLSKitCustomVerificationCallback``).
+    public init(context: TLSContext, shutdownTimeout: TimeAmount = .seconds(5),
+                customVerificationCallback: TLSKitCustomVerificationCallback? = nil) {
         let connection = context.makeConnection()
         try! connection.setAcceptState()  // a fresh connection has no role: cannot throw
-        super.init(connection: connection, shutdownTimeout: shutdownTimeout)
+        super.init(connection: connection, shutdownTimeout: shutdownTimeout,
+                   customVerificationCallback: customVerificationCallback)
     }
 }
 #endif
