@@ -124,6 +124,10 @@ public class TLSKitHandler: ChannelInboundHandler, ChannelOutboundHandler, Remov
     public var peerCertificateChain: [[UInt8]] { connection.peerCertificateChain }
     /// The peer's leaf certificate, parsed; nil before the handshake or without one.
     public var peerCertificate: TLSCertificateInfo? { connection.peerCertificateInfo }
+    /// The chain a custom verification callback validated, as it answered it
+    /// (`TLSVerificationVerdict.accept(validatedChain:)`): NIOSSL's
+    /// `peerValidatedCertificateChain`; nil without such a callback or such an answer.
+    public var peerValidatedCertificateChain: [[UInt8]]? { connection.validatedCertificateChain }
     /// How the peer was verified; nil before the handshake completes.
     public var peerVerification: TLSPeerVerification? { connection.peerVerification }
     /// Server role: the host name the client asked for with SNI.
@@ -536,7 +540,7 @@ public class TLSKitHandler: ChannelInboundHandler, ChannelOutboundHandler, Remov
             return
         }
         switch connection.error(for: result) {
-        case .wantRead, .wantWrite, .none:
+        case .wantRead, .wantWrite, .none, .wantRetryVerify:  // (shutdown never waits for verification)
             guard !transportInputEnded else {
                 // The peer's input is over: its close_notify cannot come any more.
                 if case .unwrapping = state {

@@ -98,8 +98,12 @@ func openSSLCertificateVerify(_ store: OpaquePointer?, _ argument: UnsafeMutable
         defaultFailure: {
             engine.chainFailure = nil
             engine.policyFailure = nil
+            // TLSKit's own verdict, for the callback: a failure is recorded, not deferred
+            // (deferring is for the verdict the peer will hear, which the callback gives).
+            engine.computingDefaultVerdict = true
             let verified = X509_verify_cert(store)
             defer {
+                engine.computingDefaultVerdict = false
                 engine.chainFailure = nil
                 engine.policyFailure = nil
             }
@@ -123,6 +127,12 @@ func openSSLCertificateVerify(_ store: OpaquePointer?, _ argument: UnsafeMutable
         return 1
     case .reject(let failure, let reason, let alert):
         engine.policyFailure = (failure, reason, alert)
+        // A TLS 1.3 client's rejection waits for its write keys, as TLSKit's own does,
+        // so that the alert goes out protected.
+        if engine.deferVerificationFailure() {
+            X509_STORE_CTX_set_error(store, X509_V_OK)
+            return 1
+        }
         X509_STORE_CTX_set_error(store, openSSLErrorSending(alert))
         return 0
     case .pending:

@@ -36,6 +36,9 @@ final class OpenSSLConnectionEngine: TLSConnectionEngine {
     /// held until libssl has its handshake write keys; see ``deferVerificationFailure()``.
     /// While set, the transport BIO refuses every record libssl writes but an alert.
     private(set) var verificationFailureDeferred = false
+    /// Set while TLSKit's own verdict is computed for a custom verification callback:
+    /// its failures are recorded for the callback, never deferred nor sent.
+    var computingDefaultVerdict = false
     /// The client handshake traffic secret (RFC 8446 §7.1), taken from libssl's key-log
     /// line once it derives it, and only while a verification failure is deferred.
     private var clientHandshakeSecret: [UInt8]?
@@ -149,7 +152,7 @@ final class OpenSSLConnectionEngine: TLSConnectionEngine {
     /// clients and servers fail at once: their alert is due unprotected (TLS 1.2) or
     /// they have their keys (a TLS 1.3 server).
     func deferVerificationFailure() -> Bool {
-        guard role == .client, SSL_version(ssl) == TLS1_3_VERSION else { return false }
+        guard role == .client, !computingDefaultVerdict, SSL_version(ssl) == TLS1_3_VERSION else { return false }
         verificationFailureDeferred = true
         return true
     }
