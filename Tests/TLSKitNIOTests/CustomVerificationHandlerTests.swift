@@ -31,13 +31,7 @@ struct CustomVerificationHandlerTests {
 
     /// An EmbeddedChannel pair whose client handler has the callback (or whose server
     /// handler has it and requires a client certificate, with `serverSide`).
-    final class Link {
-        let client = EmbeddedChannel()
-        let server = EmbeddedChannel()
-        let clientEvents = EventRecorder()
-        let serverEvents = EventRecorder()
-        let clientHandler: TLSKitClientHandler
-        let serverHandler: TLSKitServerHandler
+    final class Link: EmbeddedPair {
         let serverCertificate: [UInt8]
 
         init(_ backends: (Backend, Backend), version: TLSVersion, callback: @escaping TLSKitCustomVerificationCallback,
@@ -56,12 +50,11 @@ struct CustomVerificationHandlerTests {
                 $0.certificateChain = .pem(clientIdentity.certificateChainPEM)
                 $0.privateKey = .pem(clientIdentity.privateKeyPEM)
             }
-            clientHandler = try TLSKitClientHandler(context: clientContext, serverHostname: "localhost",
-                                                    customVerificationCallback: serverSide ? nil : callback)
-            serverHandler = TLSKitServerHandler(context: serverContext, customVerificationCallback: serverSide ? callback : nil)
-            try client.pipeline.syncOperations.addHandlers([clientHandler, clientEvents])
-            try server.pipeline.syncOperations.addHandlers([serverHandler, serverEvents])
             serverCertificate = try Self.der(serverSide ? clientIdentity.certificateChainPEM : fixture.identity.certificateChainPEM)
+            try super.init(
+                clientHandler: TLSKitClientHandler(context: clientContext, serverHostname: "localhost",
+                                                   customVerificationCallback: serverSide ? nil : callback),
+                serverHandler: TLSKitServerHandler(context: serverContext, customVerificationCallback: serverSide ? callback : nil))
         }
 
         static func der(_ pem: String) throws -> [UInt8] {
@@ -70,8 +63,8 @@ struct CustomVerificationHandlerTests {
             return [UInt8](try #require(Data(base64Encoded: body.filter { !$0.isWhitespace })))
         }
 
-        /// Closes both channels (a close during a handshake waits for it at most the
-        /// shutdown time-out, which is run out here).
+        /// Closes both channels (a close after the handshake waits for the peer's
+        /// close_notify at most the shutdown time-out, which is run out here).
         func tearDown() throws {
             let closes = [client.close(), server.close()]
             try exchange()
@@ -79,33 +72,6 @@ struct CustomVerificationHandlerTests {
             server.embeddedEventLoop.advanceTime(by: .seconds(6))
             try exchange()
             _ = closes
-        }
-
-        func activate() throws {
-            let address = try SocketAddress(ipAddress: "127.0.0.1", port: 443)
-            try completed(server.connect(to: address), "the server's connect")
-            try completed(client.connect(to: address), "the client's connect")
-        }
-
-        /// Runs the tasks both event loops have queued (the handshake resumption), then
-        /// moves ciphertext both ways until neither side has anything to say.
-        func exchange() throws {
-            client.embeddedEventLoop.run()
-            server.embeddedEventLoop.run()
-            while true {
-                var moved = 0
-                while let buffer = try client.readOutbound(as: ByteBuffer.self) {
-                    moved += 1
-                    if server.isActive { try server.writeInbound(buffer) }
-                }
-                while let buffer = try server.readOutbound(as: ByteBuffer.self) {
-                    moved += 1
-                    if client.isActive { try client.writeInbound(buffer) }
-                }
-                client.embeddedEventLoop.run()
-                server.embeddedEventLoop.run()
-                if moved == 0 { return }
-            }
         }
     }
 

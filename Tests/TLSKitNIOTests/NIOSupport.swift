@@ -89,7 +89,7 @@ final class EventRecorder: ChannelInboundHandler, RemovableChannelHandler {
 }
 
 /// A client and a server `EmbeddedChannel` with TLSKit handlers; the test moves the bytes.
-final class EmbeddedPair {
+class EmbeddedPair {
     let client = EmbeddedChannel()
     let server = EmbeddedChannel()
     let clientEvents = EventRecorder()
@@ -102,11 +102,20 @@ final class EmbeddedPair {
 
     /// `clientHead`/`serverHead` go between the channel and the TLS handler (ciphertext),
     /// `clientMiddle`/`serverMiddle` between the TLS handler and the recorder (plaintext).
-    init(client clientContext: TLSContext, server serverContext: TLSContext, serverHostname: String? = "localhost",
+    convenience init(client clientContext: TLSContext, server serverContext: TLSContext, serverHostname: String? = "localhost",
          clientHead: [any ChannelHandler] = [], serverHead: [any ChannelHandler] = [],
          clientMiddle: [any ChannelHandler] = [], serverMiddle: [any ChannelHandler] = []) throws {
-        clientHandler = try TLSKitClientHandler(context: clientContext, serverHostname: serverHostname)
-        serverHandler = TLSKitServerHandler(context: serverContext)
+        try self.init(clientHandler: TLSKitClientHandler(context: clientContext, serverHostname: serverHostname),
+                      serverHandler: TLSKitServerHandler(context: serverContext),
+                      clientHead: clientHead, serverHead: serverHead, clientMiddle: clientMiddle, serverMiddle: serverMiddle)
+    }
+
+    /// A pair around handlers made by the caller (with a verification callback, say).
+    init(clientHandler: TLSKitClientHandler, serverHandler: TLSKitServerHandler,
+         clientHead: [any ChannelHandler] = [], serverHead: [any ChannelHandler] = [],
+         clientMiddle: [any ChannelHandler] = [], serverMiddle: [any ChannelHandler] = []) throws {
+        self.clientHandler = clientHandler
+        self.serverHandler = serverHandler
         try client.pipeline.syncOperations.addHandlers(clientHead + [clientHandler] + clientMiddle + [clientEvents])
         try server.pipeline.syncOperations.addHandlers(serverHead + [serverHandler] + serverMiddle + [serverEvents])
     }
@@ -117,12 +126,16 @@ final class EmbeddedPair {
         try completed(client.connect(to: address), "the client's connect")
     }
 
-    /// Moves ciphertext both ways until neither side has anything to say; returns the
-    /// number of buffers moved.
+    /// Runs what both event loops queued and moves ciphertext both ways until neither
+    /// side has anything to say; returns the number of buffers moved.
     @discardableResult
     func exchange() throws -> Int {
         var moved = 0
         while true {
+            // Tasks the handlers queued (a handshake resumed after a verification answer,
+            // a decode deferred out of a close) run first.
+            client.embeddedEventLoop.run()
+            server.embeddedEventLoop.run()
             var round = 0
             while let buffer = try client.readOutbound(as: ByteBuffer.self) {
                 clientWire.append(buffer)
