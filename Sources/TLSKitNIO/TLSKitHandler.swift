@@ -534,9 +534,7 @@ public class TLSKitHandler: ChannelInboundHandler, ChannelOutboundHandler, Remov
         case .idle, .handshaking, .active, .inputClosed, .outputClosed, .unwrapped, .closed: return  // moved on meanwhile
         }
         if result == 1 {
-            cancelShutdownTimer()
-            context.fireUserInboundEventTriggered(TLSUserEvent.shutdownCompleted)
-            if case .unwrapping = state { unwrap(context: context, error: nil) } else { closeChannel(context: context) }
+            shutdownCompleted(context: context)
             return
         }
         switch connection.error(for: result) {
@@ -556,12 +554,18 @@ public class TLSKitHandler: ChannelInboundHandler, ChannelOutboundHandler, Remov
             if wire.pendingInbound > 0 { scheduleDecode(context: context) }
             if !autoRead(context) { context.read() }
         case .zeroReturn:
-            cancelShutdownTimer()
-            context.fireUserInboundEventTriggered(TLSUserEvent.shutdownCompleted)
-            if case .unwrapping = state { unwrap(context: context, error: nil) } else { closeChannel(context: context) }
+            shutdownCompleted(context: context)
         case .ssl, .syscall:
             fail(context: context, connectionError(result))
         }
+    }
+
+    /// Both close_notify seen: `TLSUserEvent.shutdownCompleted`, then what asked for the
+    /// shutdown is done (`.unwrapping`: plaintext; `.closing`: the channel closes).
+    private func shutdownCompleted(context: ChannelHandlerContext) {
+        cancelShutdownTimer()
+        context.fireUserInboundEventTriggered(TLSUserEvent.shutdownCompleted)
+        if case .unwrapping = state { unwrap(context: context, error: nil) } else { closeChannel(context: context) }
     }
 
     private func scheduleDecode(context: ChannelHandlerContext) {
@@ -744,7 +748,7 @@ public class TLSKitHandler: ChannelInboundHandler, ChannelOutboundHandler, Remov
             let result = connection.shutdown()
             writeOutbound(context: context, promise: nil)
             guard case .outputClosed = state else { return }
-            if result < 0, connection.error(for: result) != .wantRead, connection.error(for: result) != .wantWrite {
+            if result < 0, ![.wantRead, .wantWrite].contains(connection.error(for: result)) {
                 fail(context: context, connectionError(result))
                 return
             }
@@ -773,15 +777,23 @@ public class TLSKitHandler: ChannelInboundHandler, ChannelOutboundHandler, Remov
             closeChannel(context: context)
         case .active, .inputClosed, .outputClosed:
             chain(promise, to: &closePromise)
-            encryptFlushedWrites(context: context)
-            switch state {
-            case .active, .inputClosed, .outputClosed: break
-            case .idle, .handshaking, .closing, .unwrapping, .unwrapped, .closed: return  // closed meanwhile
-            }
-            failPendingWrites(ChannelError.ioOnClosedChannel)
-            state = .closing(scheduleShutdownTimeout(context: context))
-            shutdownStep(context: context)
+            beginShutdown(context: context, failingWritesWith: ChannelError.ioOnClosedChannel, State.closing)
         }
+    }
+
+    /// The start of `close(mode: .all)` and ``stopTLS(promise:)`` from an open session: the
+    /// flushed writes go out, the others fail, then close_notify, waiting in `waiting`
+    /// (with its time-out) for the peer's. Nothing more if a write's promise closed first.
+    private func beginShutdown(context: ChannelHandlerContext, failingWritesWith error: ChannelError,
+                               _ waiting: (Scheduled<Void>) -> State) {
+        encryptFlushedWrites(context: context)
+        switch state {
+        case .active, .inputClosed, .outputClosed: break
+        case .idle, .handshaking, .closing, .unwrapping, .unwrapped, .closed: return  // closed meanwhile
+        }
+        failPendingWrites(error)
+        state = waiting(scheduleShutdownTimeout(context: context))
+        shutdownStep(context: context)
     }
 
     private func shutdownTimedOut() {
@@ -844,14 +856,7 @@ public class TLSKitHandler: ChannelInboundHandler, ChannelOutboundHandler, Remov
                 return
             }
             chain(promise, to: &unwrapPromise)
-            if case .outputClosed = state {} else { encryptFlushedWrites(context: context) }
-            switch state {
-            case .active, .inputClosed, .outputClosed: break
-            case .idle, .handshaking, .closing, .unwrapping, .unwrapped, .closed: return  // closed meanwhile
-            }
-            failPendingWrites(ChannelError.outputClosed)
-            state = .unwrapping(scheduleShutdownTimeout(context: context))
-            shutdownStep(context: context)
+            beginShutdown(context: context, failingWritesWith: ChannelError.outputClosed, State.unwrapping)
         case .unwrapped:
             promise?.succeed()
         case .closed:

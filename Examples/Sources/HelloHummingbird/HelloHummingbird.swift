@@ -58,6 +58,7 @@ public func makeHelloApplication(
     onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) throws -> some ApplicationProtocol {
     let router = Router(context: TLSKitRequestContext.self)
+    let server: HTTPServerBuilder
     if let nioSSL = options.nioSSL {
         // The same route, reading the same facts from NIOSSL's handler (one pipeline lookup).
         router.get("/") { _, requestContext -> String in
@@ -71,29 +72,23 @@ public func makeHelloApplication(
             }
             return "hello over \(alpn) from NIOSSL (\(version.map { "\($0)" } ?? "?"))\n"
         }
-        let server: HTTPServerBuilder = options.http2
+        server = options.http2
             ? try .http2Upgrade(tlsConfiguration: nioSSL)
             : try .tls(.http1(), tlsConfiguration: nioSSL)
-        return Application(
-            router: router,
-            server: server,
-            configuration: .init(address: .hostname(options.host, port: options.port), serverName: "hello-hummingbird"),
-            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
-            logger: logger
-        )
+    } else {
+        let context = try makeHelloServerContext(options)
+        router.get("/") { _, requestContext -> String in
+            let info = try await requestContext.tlsKitConnectionInfo()
+            let alpn = info?.negotiatedApplicationProtocol ?? "none"
+            let version = info?.negotiatedVersion.map { "\($0)" } ?? "?"
+            var text = "hello over \(alpn) from TLSKit \(context.backendName) (\(version))"
+            if let subject = info?.peerCertificate?.subject { text += ", client \(subject)" }
+            return text + "\n"
+        }
+        server = options.http2
+            ? try .http2UpgradeTLSKit(context: context)
+            : .http1TLSKit(context: context)
     }
-    let context = try makeHelloServerContext(options)
-    router.get("/") { _, requestContext -> String in
-        let info = try await requestContext.tlsKitConnectionInfo()
-        let alpn = info?.negotiatedApplicationProtocol ?? "none"
-        let version = info?.negotiatedVersion.map { "\($0)" } ?? "?"
-        var text = "hello over \(alpn) from TLSKit \(context.backendName) (\(version))"
-        if let subject = info?.peerCertificate?.subject { text += ", client \(subject)" }
-        return text + "\n"
-    }
-    let server: HTTPServerBuilder = options.http2
-        ? try .http2UpgradeTLSKit(context: context)
-        : .http1TLSKit(context: context)
     return Application(
         router: router,
         server: server,
