@@ -21,7 +21,12 @@ let strictSwift: [SwiftSetting] = [
 let package = Package(
     name: "TLSKit",
     products: [
+        // What applications import: the core re-exported, the built-in backends by trait.
         .library(name: "TLSKit", targets: ["TLSKit"]),
+        // The core alone: the contract, configuration, transports, sockets and the
+        // backend SPI, with no backend and no C library; for backends in other packages
+        // and applications that use only such a backend.
+        .library(name: "TLSCore", targets: ["TLSCore"]),
         .executable(name: "tlsctl", targets: ["tlsctl"]),
         // SwiftNIO channel handlers; empty unless the NIO trait is enabled.
         .library(name: "TLSKitNIO", targets: ["TLSKitNIO"]),
@@ -38,7 +43,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
     ],
     targets: [
-        // The contract: protocols, configuration, errors, transports, the state machine.
+        // The contract: protocols, configuration, errors, transports, sockets, the state
+        // machine and the backend SPI (Sources/TLSCore/Backend). Builds with no trait.
         .target(name: "TLSCore", swiftSettings: strictSwift),
 
         // OpenSSL backend.
@@ -86,11 +92,12 @@ let package = Package(
             swiftSettings: strictSwift
         ),
 
-        // SwiftNIO channel handlers (trait NIO; the sources are wrapped in `#if NIO`).
+        // SwiftNIO channel handlers (trait NIO; the sources are wrapped in `#if NIO`), over
+        // the core alone: they drive any backend's TLSContext, built-in or not.
         .target(
             name: "TLSKitNIO",
             dependencies: [
-                "TLSKit",
+                "TLSCore",
                 .product(name: "NIOCore", package: "swift-nio", condition: .when(traits: ["NIO"])),
                 .product(name: "NIOTLS", package: "swift-nio", condition: .when(traits: ["NIO"])),
             ],

@@ -47,10 +47,6 @@ extension TLSBackend {
         let engine = try makeContextEngine(configuration)
         return TLSContext(configuration: configuration, backend: Self.self, engine: engine)
     }
-
-    /// The backend's name: `"OpenSSL"` or `"GnuTLS"`.
-    @available(*, deprecated, renamed: "id")
-    public static var name: String { id.name }
 }
 
 /// A backend's identity: what ``TLSError/backend``, ``TLSSession/backend`` and

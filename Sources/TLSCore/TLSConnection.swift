@@ -222,10 +222,12 @@ public final class TLSConnection {
     private func startSession(role: TLSRole, transport: TLSTransportIO, resuming: TLSSession?) -> (any TLSConnectionEngine)? {
         let configuration = context.configuration
         let name = role == .client ? (serverName ?? configuration.serverName) : nil
-        if let name, let error = TLSConfiguration.serverNameError(name) {
-            lastCode = .ssl
-            lastError = error
-            return nil
+        if let name {
+            do { try TLSConfiguration.checkServerName(name) } catch {
+                lastCode = .ssl
+                lastError = error
+                return nil
+            }
         }
         // Checked here once for every backend; nothing has been sent yet.
         if role == .server && !configuration.hasServerIdentity {

@@ -12,9 +12,6 @@ public final class TLSContext: Sendable {
     public let backend: any TLSBackend.Type
     /// The backend's identity.
     public var backendID: TLSBackendID { backend.id }
-    /// The backend's name.
-    @available(*, deprecated, renamed: "backendID")
-    public var backendName: String { backend.id.name }
 
     /// The backend's engine; a backend's own code reaches its engine through here.
     @_spi(TLSBackendImplementation) public let engine: any TLSContextEngine

@@ -38,7 +38,3 @@ public enum TLSResultCode: Int32, Sendable, Hashable, CustomStringConvertible {
         }
     }
 }
-
-/// The former name of ``TLSResultCode``.
-@available(*, deprecated, renamed: "TLSResultCode")
-public typealias TLSErrorCode = TLSResultCode

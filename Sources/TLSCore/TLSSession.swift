@@ -29,26 +29,6 @@ public struct TLSSession: Sendable, Hashable {
     }
 }
 
-/// A backend's decoded session, kept with a ``TLSSession`` (OpenSSL: an `SSL_SESSION`,
-/// whose decoding parses the server's certificate: a third of a resumed handshake).
-@_spi(TLSBackendImplementation) public final class TLSDecodedSession: Sendable {
-    private let storage = Mutex<(any AnyObject & Sendable)?>(nil)
-
-    @_spi(TLSBackendImplementation) public init() {}
-
-    /// The decoded form of type `Decoded`, made by `decode` the first time.
-    @_spi(TLSBackendImplementation) public func value<Decoded: AnyObject & Sendable>(
-        as type: Decoded.Type, decode: () -> Decoded?
-    ) -> Decoded? {
-        storage.withLock { stored in
-            if let existing = stored as? Decoded { return existing }
-            let made = decode()
-            if let made { stored = made }
-            return made
-        }
-    }
-}
-
 /// A key that protects session tickets a server issues (80 random bytes: a 16-byte name,
 /// then key material). Give the same keys to every server that should accept each
 /// other's tickets; rotate by putting a new key first and keeping the old ones after it

@@ -1,5 +1,6 @@
-// read(2) and write(2) under names no type's `read`/`write` method can shadow, so the
-// callers need no module-qualified call (`Glibc.read`) and compile on Glibc or Musl.
+// read(2), write(2) and close(2) for TLSKit's own targets (the core, tlsctl), under
+// names no type's `read`/`write`/`close` method can shadow, so the callers need no
+// module-qualified call (`Glibc.read`) and compile on Glibc or Musl.
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -9,13 +10,17 @@ import Darwin
 #endif
 
 /// `read(2)`.
-@_spi(TLSBackendImplementation)
-public func systemRead(_ descriptor: Int32, _ buffer: UnsafeMutableRawPointer?, _ count: Int) -> Int {
+package func systemRead(_ descriptor: Int32, _ buffer: UnsafeMutableRawPointer?, _ count: Int) -> Int {
     read(descriptor, buffer, count)
 }
 
 /// `write(2)`.
-@_spi(TLSBackendImplementation)
-public func systemWrite(_ descriptor: Int32, _ bytes: UnsafeRawPointer?, _ count: Int) -> Int {
+package func systemWrite(_ descriptor: Int32, _ bytes: UnsafeRawPointer?, _ count: Int) -> Int {
     write(descriptor, bytes, count)
+}
+
+/// `close(2)` under whichever C library this platform has (Glibc, Musl or Darwin), so
+/// that code closing descriptors does not name one of them.
+package func systemClose(_ descriptor: Int32) {
+    _ = close(descriptor)
 }

@@ -1,6 +1,6 @@
 #if NIO
 internal import NIOCore
-internal import TLSKit
+internal import TLSCore
 
 /// The transport a handler gives its `TLSConnection`: ciphertext in and out as
 /// `ByteBuffer`s, with no copy beyond the one the C library makes into or out of its

@@ -1,6 +1,6 @@
 #if NIO
 public import NIOCore
-public import TLSKit
+public import TLSCore
 
 extension ChannelPipeline.SynchronousOperations {
     /// What the channel's TLSKit handler negotiated (version, cipher suite, ALPN, the

@@ -1,6 +1,6 @@
 #if NIO
 public import NIOCore
-public import TLSKit
+public import TLSCore
 
 /// A custom verification callback for ``TLSKitClientHandler`` / ``TLSKitServerHandler``:
 /// swift-nio-ssl's `NIOSSLCustomVerificationCallback`, with the verdict type of TLSKit.

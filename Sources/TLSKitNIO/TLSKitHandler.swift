@@ -1,8 +1,7 @@
 #if NIO
 public import NIOCore
 internal import NIOTLS
-public import TLSKit
-@_spi(TLSBackendImplementation) internal import TLSCore  // TLSHostName: the one server-name rule
+public import TLSCore
 
 /// A SwiftNIO channel handler that runs TLS over one `TLSConnection`: ciphertext
 /// `ByteBuffer`s towards the network, plaintext `ByteBuffer`s towards the application.
@@ -935,11 +934,7 @@ public final class TLSKitClientHandler: TLSKitHandler {
         if let serverHostname {
             // The same rule the connection applies when the handshake starts, checked
             // here so that a bad name fails at construction, as NIOSSLClientHandler's does.
-            guard TLSHostName.isValidServerName(serverHostname) else {
-                throw TLSError(.invalidConfiguration,
-                               "serverHostname \"\(serverHostname)\" is neither a DNS name nor an IP address",
-                               backend: context.backendID)
-            }
+            try TLSConfiguration.checkServerName(serverHostname)
             connection.serverName = serverHostname
         }
         try connection.setConnectState()

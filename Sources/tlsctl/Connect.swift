@@ -1,6 +1,6 @@
 import ArgumentParser
 import TLSKit
-@_spi(TLSBackendImplementation) import TLSCore
+import TLSCore
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -216,7 +216,7 @@ struct Relay {
                     let result = buffer.withUnsafeMutableBytes { connection.read(into: $0) }
                     if result > 0 {
                         if !writeAll(1, Array(buffer[0..<Int(result)])) {
-                            throw TLSError(.transportFailure, "cannot write to stdout", backend: "tlsctl", errno: errno)
+                            throw TLSError(.transportFailure, "cannot write to stdout", backend: .tlsctl, errno: errno)
                         }
                         quietDeadline = quietDeadline.map { _ in ContinuousClock.now + closeTimeout }
                         continue
@@ -276,7 +276,7 @@ struct Relay {
             let ready = poll(&entries, nfds_t(entries.count), milliseconds)
             if ready < 0 {
                 if errno == EINTR { continue }
-                throw TLSError(.transportFailure, "poll: \(String(cString: strerror(errno)))", backend: "tlsctl", errno: errno)
+                throw TLSError(.transportFailure, "poll: \(String(cString: strerror(errno)))", backend: .tlsctl, errno: errno)
             }
             if watchStdin && entries[0].revents != 0 {
                 let n = buffer.withUnsafeMutableBytes { systemRead(0, $0.baseAddress, $0.count) }

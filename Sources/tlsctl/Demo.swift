@@ -92,7 +92,7 @@ final class ServerThread: @unchecked Sendable {
     struct Report: Sendable { var serverName: String? }
     private let listener: TLSListener
     private let context: TLSContext
-    private var result: Result<Report, any Error> = .failure(TLSError(.internalError, "server did not run", backend: "TLSKit"))
+    private var result: Result<Report, any Error> = .failure(TLSError(.internalError, "server did not run", backend: .tlsKit))
     private var thread = pthread_t()
 
     init(listener: TLSListener, context: TLSContext) {

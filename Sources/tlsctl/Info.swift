@@ -7,7 +7,7 @@ struct Info: ParsableCommand {
     )
 
     func run() {
-        let backends = TLSBackends.available
+        let backends = TLSBuiltInBackends.available
         print("default backend: \(DefaultTLSBackend.id.name)")
         for backend in backends {
             print("")

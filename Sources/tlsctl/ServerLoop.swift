@@ -16,7 +16,7 @@ private func installStopSignals() throws -> Int32 {
     // call (Glibc's Swift module has no pipe2).
     let type = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue | SOCK_NONBLOCK.rawValue)
     guard socketpair(AF_UNIX, type, 0, &fds) == 0 else {
-        throw TLSError(.internalError, "socketpair: \(String(cString: strerror(errno)))", backend: "tlsctl", errno: errno)
+        throw TLSError(.internalError, "socketpair: \(String(cString: strerror(errno)))", backend: .tlsctl, errno: errno)
     }
     stopSignalPipe = fds[1]
     let handler: @convention(c) (Int32) -> Void = { signal in
@@ -149,7 +149,7 @@ final class ServerLoop {
                 + left.components.attoseconds / 1_000_000_000_000_000 + 1))
             let ready = poll(&entries, nfds_t(entries.count), milliseconds)
             if ready < 0 && errno != EINTR {
-                throw TLSError(.transportFailure, "poll: \(String(cString: strerror(errno)))", backend: "tlsctl", errno: errno)
+                throw TLSError(.transportFailure, "poll: \(String(cString: strerror(errno)))", backend: .tlsctl, errno: errno)
             }
             if entries[0].revents != 0 {
                 var signal: UInt8 = 0
@@ -173,7 +173,7 @@ final class ServerLoop {
             }
             let after = ContinuousClock.now
             for (fd, deadline) in draining where deadline <= after {
-                Glibc.close(fd)
+                systemClose(fd)
                 draining[fd] = nil
             }
             for client in clients.values where client.phase == .handshaking && client.handshakeDeadline <= after {
@@ -223,7 +223,7 @@ final class ServerLoop {
                 try connection.setAcceptState()
             } catch {
                 log("\(peerAddress(fd)): \(describe(error))")
-                Glibc.close(fd)
+                systemClose(fd)
                 continue
             }
             let client = Client(descriptor: fd, address: peerAddress(fd), connection: connection,
@@ -351,7 +351,7 @@ final class ServerLoop {
         if Glibc.shutdown(fd, Int32(SHUT_WR)) == 0 {
             draining[fd] = ContinuousClock.now + lingerTime
         } else {
-            Glibc.close(fd)
+            systemClose(fd)
         }
     }
 
@@ -369,7 +369,7 @@ final class ServerLoop {
                 var reset = linger(l_onoff: 1, l_linger: 0)
                 setsockopt(tunnel.plainDescriptor, SOL_SOCKET, SO_LINGER, &reset, socklen_t(MemoryLayout<linger>.size))
             }
-            Glibc.close(tunnel.plainDescriptor)
+            systemClose(tunnel.plainDescriptor)
         }
     }
 
@@ -378,7 +378,7 @@ final class ServerLoop {
             let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if n > 0 { continue }
             if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) { return }
-            Glibc.close(fd)  // end of stream or error: the client is gone
+            systemClose(fd)  // end of stream or error: the client is gone
             draining[fd] = nil
             return
         }
@@ -395,17 +395,17 @@ final class ServerLoop {
         var notified = 0
         for client in clients.values {
             if client.phase != .handshaking, client.connection.shutdown() >= 0 { notified += 1 }
-            Glibc.close(client.descriptor)
+            systemClose(client.descriptor)
         }
         for tunnel in tunnels.values {
             if tunnel.stage == .relaying, tunnel.connection.shutdown() >= 0 { notified += 1 }
-            if tunnel.tlsDescriptor >= 0 { Glibc.close(tunnel.tlsDescriptor) }
-            if tunnel.plainDescriptor >= 0 { Glibc.close(tunnel.plainDescriptor) }
+            if tunnel.tlsDescriptor >= 0 { systemClose(tunnel.tlsDescriptor) }
+            if tunnel.plainDescriptor >= 0 { systemClose(tunnel.plainDescriptor) }
         }
         let count = clients.count + tunnels.count
         clients.removeAll()
         tunnels.removeAll()
-        for fd in draining.keys { Glibc.close(fd) }
+        for fd in draining.keys { systemClose(fd) }
         draining.removeAll()
         let name = signal == SIGINT ? "SIGINT" : signal == SIGTERM ? "SIGTERM" : "signal \(signal)"
         log("stopped by \(name): \(count) connection(s) closed, \(notified) with close_notify")

@@ -1,6 +1,6 @@
 import ArgumentParser
 import TLSKit
-@_spi(TLSBackendImplementation) import TLSCore
+import TLSCore
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -69,7 +69,7 @@ struct BackendOption: ParsableArguments {
     var backend: String?
 
     func resolve() throws -> any TLSBackend.Type {
-        let available = TLSBackends.available
+        let available = TLSBuiltInBackends.available
         let wanted = (backend ?? DefaultTLSBackend.id.name).lowercased()
         var names: [String] = []
         for candidate in available {
@@ -229,4 +229,10 @@ struct Endpoint: ExpressibleByArgument, CustomStringConvertible {
     static func format(host: String, port: UInt16) -> String {
         host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
     }
+}
+
+extension TLSBackendID {
+    /// What `tlsctl` reports itself (its own sockets, polls and terminal), apart from
+    /// the TLS backend and from TLSKit's configuration checks.
+    static let tlsctl = TLSBackendID("tlsctl")
 }

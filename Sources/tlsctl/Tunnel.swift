@@ -8,30 +8,10 @@ import Glibc
 /// order for each connection.
 struct TunnelTarget {
     let endpoint: Endpoint
-    let addresses: [(storage: sockaddr_storage, length: socklen_t)]
+    let addresses: [TCP.Address]
 
     static func resolve(_ endpoint: Endpoint) throws -> TunnelTarget {
-        var hints = addrinfo()
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        hints.ai_family = AF_UNSPEC
-        var list: UnsafeMutablePointer<addrinfo>?
-        let status = getaddrinfo(endpoint.host, String(endpoint.port), &hints, &list)
-        guard status == 0, let list else {
-            throw TLSError(.transportFailure, "cannot resolve \(endpoint.host): \(String(cString: gai_strerror(status)))",
-                           backend: "tlsctl")
-        }
-        defer { freeaddrinfo(list) }
-        var addresses: [(sockaddr_storage, socklen_t)] = []
-        var cursor: UnsafeMutablePointer<addrinfo>? = list
-        while let info = cursor {
-            cursor = info.pointee.ai_next
-            var storage = sockaddr_storage()
-            let length = min(info.pointee.ai_addrlen, socklen_t(MemoryLayout<sockaddr_storage>.size))
-            withUnsafeMutableBytes(of: &storage) { UnsafeMutableRawBufferPointer($0).copyMemory(
-                from: UnsafeRawBufferPointer(start: info.pointee.ai_addr, count: Int(length))) }
-            addresses.append((storage, length))
-        }
-        return TunnelTarget(endpoint: endpoint, addresses: addresses)
+        TunnelTarget(endpoint: endpoint, addresses: try TCP.resolve(host: endpoint.host, port: endpoint.port, backend: .tlsctl))
     }
 }
 
@@ -209,28 +189,25 @@ final class Tunnel {
                 return  // still in progress (a spurious wake-up)
             }
             lastConnectError = error
-            Glibc.close(descriptor)
+            systemClose(descriptor)
             descriptor = -1
             candidate += 1
         }
         while candidate < target.addresses.count {
-            var storage = target.addresses[candidate].storage
-            let length = target.addresses[candidate].length
-            let fd = socket(Int32(storage.ss_family),
+            let address = target.addresses[candidate]
+            let fd = socket(address.family,
                             Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue | SOCK_NONBLOCK.rawValue), 0)
             if fd < 0 { lastConnectError = errno; candidate += 1; continue }
             var one: Int32 = 1
             setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-            let result = withUnsafePointer(to: &storage) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, length) }
-            }
+            let result = address.withSockaddr { connect(fd, $0, $1) }
             if result == 0 || errno == EINPROGRESS {
                 if role == .forward { plainDescriptor = fd } else { tlsDescriptor = fd }
                 if result == 0 { connected(fd) }
                 return
             }
             lastConnectError = errno
-            Glibc.close(fd)
+            systemClose(fd)
             candidate += 1
         }
         if role == .forward { plainDescriptor = -1 } else { tlsDescriptor = -1 }

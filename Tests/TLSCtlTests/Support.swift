@@ -15,7 +15,7 @@ struct Backend: CustomTestStringConvertible, Sendable {
 }
 
 /// Every backend compiled into this build: each test runs once per backend.
-let allBackends: [Backend] = TLSBackends.available.map { Backend(type: $0) }
+let allBackends: [Backend] = TLSBuiltInBackends.available.map { Backend(type: $0) }
 
 /// Every (client, server) pair of compiled backends: one pair per build with one
 /// backend, four with both.

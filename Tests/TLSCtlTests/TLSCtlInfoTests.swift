@@ -25,7 +25,7 @@ struct TLSCtlInfoTests {
     }
 
     @Test("tlsctl demo completes a TLS 1.3 handshake and exits 0, on every compiled backend",
-          arguments: TLSBackends.available.map { $0.id.name })
+          arguments: TLSBuiltInBackends.available.map { $0.id.name })
     func demo(backend: String) throws {
         let (status, output, errors) = try runTLSCtl(["demo", "--backend", backend], input: "")
         #expect(status == 0, "\(errors)")

@@ -14,7 +14,7 @@ struct Backend: CustomTestStringConvertible, Sendable {
     var testDescription: String { type.id.name }
 }
 
-let allBackends: [Backend] = TLSBackends.available.map { Backend(type: $0) }
+let allBackends: [Backend] = TLSBuiltInBackends.available.map { Backend(type: $0) }
 
 /// Every (client, server) backend pair of this build: one pair per backend, four with both.
 let backendPairs: [(Backend, Backend)] = allBackends.flatMap { client in allBackends.map { (client, $0) } }

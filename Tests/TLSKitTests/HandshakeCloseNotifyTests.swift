@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import TLSKit
-@_spi(TLSWire) import TLSCore
+@_spi(TLSBackendImplementation) import TLSCore
 
 /// A close_notify the peer sends protected, in the middle of the handshake: TLS 1.3
 /// after the ServerHello, the contract's "peer sends close_notify during the handshake"

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import TLSKit
-@_spi(TLSWire) @_spi(TLSBackendImplementation) import TLSCore
+@_spi(TLSBackendImplementation) import TLSCore
 
 /// The RFC 6125 host-name rule and the server-name rules, written once in TLSCore
 /// (`TLSHostName`): checked on the rule itself with hand-made certificates, and end to end

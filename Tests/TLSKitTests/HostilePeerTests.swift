@@ -1,6 +1,6 @@
 import Testing
 import TLSKit
-@_spi(TLSWire) import TLSCore
+@_spi(TLSBackendImplementation) import TLSCore
 
 /// A peer that sends hand-made bytes: the same result, error code and alert on every
 /// backend, for both roles and TLS 1.2 and 1.3 (Docs/backends.md, "Hostile peers").

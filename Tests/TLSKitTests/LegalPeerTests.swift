@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import TLSKit
-@_spi(TLSWire) import TLSCore
+@_spi(TLSBackendImplementation) import TLSCore
 
 /// Peers that are unusual but legal: handshake messages fragmented over many records,
 /// large ClientHellos, TLS 1.3-only clients that send no `renegotiation_info`. Each is

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import TLSKit
-@_spi(TLSWire) @_spi(TLSBackendImplementation) import TLSCore
+@_spi(TLSBackendImplementation) import TLSCore
 
 /// Rules that once lived in one backend only, now written once in TLSCore: the same
 /// answer on every backend.

@@ -16,7 +16,7 @@ struct Backend: CustomTestStringConvertible, Sendable {
 }
 
 /// Every backend compiled into this build: the suite runs once per backend.
-let allBackends: [Backend] = TLSBackends.available.map { Backend(type: $0) }
+let allBackends: [Backend] = TLSBuiltInBackends.available.map { Backend(type: $0) }
 
 /// A result and its `error(for:)` code: what every contract assertion compares.
 struct Step: Equatable, CustomStringConvertible {

@@ -1,6 +1,6 @@
 import Testing
 import TLSKit
-@_spi(TLSWire) import TLSCore
+@_spi(TLSBackendImplementation) import TLSCore
 
 /// TLSCore's wire reader over byte vectors: no backend involved.
 @Suite("Wire reader", .timeLimit(.minutes(5)), .sharesProcess)

@@ -1,6 +1,6 @@
 #if GnuTLS
 internal import CGnuTLS
-@_spi(TLSWire) @_spi(TLSBackendImplementation) internal import TLSCore
+@_spi(TLSBackendImplementation) internal import TLSCore
 
 /// GnuTLS error codes classified into TLSErrors, and the alerts we send.
 extension GnuTLSConnectionEngine {

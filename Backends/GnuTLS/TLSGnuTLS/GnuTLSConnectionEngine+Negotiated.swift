@@ -1,6 +1,6 @@
 #if GnuTLS
 internal import CGnuTLS
-@_spi(TLSWire) @_spi(TLSBackendImplementation) internal import TLSCore
+@_spi(TLSBackendImplementation) internal import TLSCore
 
 /// What the handshake negotiated, and the optional features (resumption, exporter,
 /// key log).

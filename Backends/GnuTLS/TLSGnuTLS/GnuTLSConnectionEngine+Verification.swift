@@ -1,6 +1,6 @@
 #if GnuTLS
 internal import CGnuTLS
-@_spi(TLSWire) @_spi(TLSBackendImplementation) internal import TLSCore
+@_spi(TLSBackendImplementation) internal import TLSCore
 
 /// Certificate verification inside the handshake (chain, TLSPeerPolicy, OCSP staple),
 /// SNI credential selection and the ClientHello check: the C callbacks land here.

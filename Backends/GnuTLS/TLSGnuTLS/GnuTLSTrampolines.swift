@@ -1,6 +1,6 @@
 #if GnuTLS
 internal import CGnuTLS
-@_spi(TLSWire) @_spi(TLSBackendImplementation) internal import TLSCore
+@_spi(TLSBackendImplementation) internal import TLSCore
 
 // The C function pointers GnuTLS calls: each recovers the engine from its opaque
 // pointer and forwards. `@convention(c)` functions cannot capture, hence free functions.

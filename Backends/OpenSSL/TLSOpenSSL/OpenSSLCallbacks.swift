@@ -1,6 +1,6 @@
 #if OpenSSL
 internal import COpenSSL
-@_spi(TLSWire) @_spi(TLSBackendImplementation) import TLSCore
+@_spi(TLSBackendImplementation) import TLSCore
 
 // The C callbacks libssl calls for every connection (verification, alerts) and the
 // BIO_METHOD carrying every transport. Each recovers its engine or transport from an

@@ -1,6 +1,6 @@
 #if OpenSSL
 internal import COpenSSL
-@_spi(TLSWire) @_spi(TLSBackendImplementation) import TLSCore
+@_spi(TLSBackendImplementation) import TLSCore
 
 /// One `SSL` object. Each method is one libssl call with the error queue cleared before
 /// it and the result classified after it; the contract's state rules are TLSConnection's.

@@ -1,6 +1,6 @@
 #if OpenSSL
 internal import COpenSSL
-@_spi(TLSWire) @_spi(TLSBackendImplementation) import TLSCore
+@_spi(TLSBackendImplementation) import TLSCore
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)

@@ -1,6 +1,6 @@
 #if OpenSSL
 internal import COpenSSL
-@_spi(TLSWire) import TLSCore
+@_spi(TLSBackendImplementation) import TLSCore
 
 /// The one record TLSKit protects itself: the fatal alert of a TLS 1.3 client whose
 /// verification failed before libssl 3.0 had its handshake write keys

@@ -10,7 +10,7 @@ public struct BackendChoice: ExpressibleByArgument, Sendable, CustomStringConver
 
     /// Parses `OpenSSL` or `GnuTLS` (any case); nil for a backend this build lacks.
     public init?(argument: String) {
-        guard let type = TLSBackends.available.first(where: { $0.name.lowercased() == argument.lowercased() }) else { return nil }
+        guard let type = TLSBuiltInBackends.available.first(where: { $0.name.lowercased() == argument.lowercased() }) else { return nil }
         self.type = type
     }
 
@@ -18,7 +18,7 @@ public struct BackendChoice: ExpressibleByArgument, Sendable, CustomStringConver
     public init(_ type: any TLSBackend.Type) { self.type = type }
 
     /// The accepted names.
-    public static var allValueStrings: [String] { TLSBackends.available.map { $0.name } }
+    public static var allValueStrings: [String] { TLSBuiltInBackends.available.map { $0.name } }
 
     /// The backend's name.
     public var description: String { type.name }

@@ -81,7 +81,7 @@ public func makeHelloApplication(
             let info = try await requestContext.tlsKitConnectionInfo()
             let alpn = info?.negotiatedApplicationProtocol ?? "none"
             let version = info?.negotiatedVersion.map { "\($0)" } ?? "?"
-            var text = "hello over \(alpn) from TLSKit \(context.backendName) (\(version))"
+            var text = "hello over \(alpn) from TLSKit \(context.backendID) (\(version))"
             if let subject = info?.peerCertificate?.subject { text += ", client \(subject)" }
             return text + "\n"
         }

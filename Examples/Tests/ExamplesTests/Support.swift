@@ -13,7 +13,7 @@ struct Backend: CustomTestStringConvertible, Sendable {
     var name: String { type.name }
 }
 
-let allBackends: [Backend] = TLSBackends.available.map { Backend(type: $0) }
+let allBackends: [Backend] = TLSBuiltInBackends.available.map { Backend(type: $0) }
 /// Every (client, server) pair: same backend and cross-backend.
 let backendPairs: [(Backend, Backend)] = allBackends.flatMap { client in allBackends.map { (client, $0) } }
 

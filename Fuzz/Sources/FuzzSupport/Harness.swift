@@ -1,5 +1,5 @@
 import TLSKit
-@_spi(TLSWire) import TLSCore
+@_spi(TLSBackendImplementation) import TLSCore
 import CFuzzerDriver
 
 #if canImport(Glibc)

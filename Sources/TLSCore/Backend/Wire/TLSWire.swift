@@ -4,7 +4,7 @@
 /// Pure Swift over bytes, no C library. The rules are those of RFC 8446 §5.1/§5.2 and
 /// RFC 5246 §6.2; where an RFC leaves a choice, the alert is the one OpenSSL 3.0 sends
 /// for the same input, so that a peer sees the same alert from either backend.
-@_spi(TLSWire) public enum TLSWire {
+@_spi(TLSBackendImplementation) public enum TLSWire {
     /// The record content types (RFC 8446 §5.1; 24 is heartbeat, RFC 6520).
     public enum ContentType: UInt8, Sendable {
         case changeCipherSpec = 20
@@ -264,7 +264,7 @@
 /// Bytes from the peer that can never form a valid record or message, found by the
 /// wire reader: the connection fails with ``TLSError/Code/protocolFailure`` and
 /// ``alert`` is sent.
-@_spi(TLSWire) public struct TLSWireViolation: Equatable, Sendable {
+@_spi(TLSBackendImplementation) public struct TLSWireViolation: Equatable, Sendable {
     /// The fatal alert to send (the one OpenSSL 3.0 sends for the same input).
     public let alert: TLSAlert
     /// What was wrong, for ``TLSError/message``.

@@ -10,7 +10,7 @@
 /// application_data (a TLS 1.3 peer's encrypted records), or, for a client, once the
 /// server's TLS 1.3 ServerHello (not a HelloRetryRequest) has been read. Before that
 /// a plaintext alert is the peer's word (it may have failed before having keys).
-@_spi(TLSWire) public struct TLSWireReader: Sendable {
+@_spi(TLSBackendImplementation) public struct TLSWireReader: Sendable {
     /// Our role; set before the first byte (the server reads ClientHellos, the client
     /// reads ServerHellos).
     public var role: TLSRole = .client

@@ -1,9 +1,8 @@
 #if canImport(Glibc)
-import Glibc
+package import Glibc
 #elseif canImport(Musl)
-import Musl
+package import Musl
 #endif
-@_spi(TLSBackendImplementation) public import TLSCore
 
 /// A TLS connection over a TCP socket, driven to completion for the caller: the
 /// blocking helpers, written once over the ``TLSConnection`` contract.
@@ -57,7 +56,7 @@ public final class TLSSocket {
         host: String, port: UInt16, context: TLSContext, serverName: String? = nil, timeout: Duration? = nil,
         noDelay: Bool = true, prepare: (TLSConnection) throws -> Void = { _ in }
     ) throws -> TLSSocket {
-        let fd = try TCP.connect(host: host, port: port, timeout: timeout, noDelay: noDelay, backend: context.backendID)
+        let fd = try TCP.dial(host: host, port: port, timeout: timeout, noDelay: noDelay, backend: context.backendID)
         let connection = context.makeConnection()
         connection.serverName = serverName ?? context.configuration.serverName ?? host
         let socket = TLSSocket(connection: connection, descriptor: fd, timeout: timeout)
@@ -110,7 +109,7 @@ public final class TLSSocket {
     public func close() {
         if closed { return }
         closed = true
-        Glibc.close(descriptor)
+        systemClose(descriptor)
     }
 
     /// Calls `operation` until it stops asking for I/O, polling in between.
@@ -161,12 +160,12 @@ public final class TLSListener: Sendable {
     /// - Parameter noDelay: set `TCP_NODELAY` on every accepted socket (the default), so
     ///   that each reply is sent at once; `false` keeps Nagle's algorithm on them.
     public init(host: String = "127.0.0.1", port: UInt16 = 0, backlog: Int32 = 512, noDelay: Bool = true) throws {
-        (descriptor, self.port) = try TCP.listen(host: host, port: port, backlog: backlog, backend: "TLSKit")
+        (descriptor, self.port) = try TCP.makeListener(host: host, port: port, backlog: backlog, backend: .tlsKit)
         self.host = host
         self.noDelay = noDelay
     }
 
-    deinit { Glibc.close(descriptor) }
+    deinit { systemClose(descriptor) }
 
     /// Accepts one TCP connection and completes the server handshake on it.
     public func accept(context: TLSContext, timeout: Duration? = nil) throws -> TLSSocket {
@@ -196,16 +195,16 @@ public final class TLSListener: Sendable {
             switch error {
             case EINTR, ECONNABORTED: continue
             case EAGAIN, EWOULDBLOCK:
-                try TCP.wait(descriptor, forWriting: false, until: deadline, what: "accept", backend: "TLSKit")
+                try TCP.wait(descriptor, forWriting: false, until: deadline, what: "accept", backend: .tlsKit)
             default:
-                throw TLSError(.transportFailure, "accept: \(String(cString: strerror(error)))", backend: "TLSKit", errno: error)
+                throw TLSError(.transportFailure, "accept: \(String(cString: strerror(error)))", backend: .tlsKit, errno: error)
             }
         }
     }
 }
 
-/// TCP plumbing for the helpers.
-enum TCP {
+/// TCP plumbing for the helpers, and for tlsctl's tunnels (package access).
+package enum TCP {
     /// `accept4(2)`, which Glibc's Swift module does not export (it is declared under
     /// `_GNU_SOURCE`); glibc has had it since 2.10, Musl since 0.9.
     static let accept4: @convention(c) (Int32, UnsafeMutablePointer<sockaddr>?, UnsafeMutablePointer<socklen_t>?, Int32) -> Int32 = {
@@ -248,30 +247,58 @@ enum TCP {
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
     }
 
-    /// Resolves and connects, non-blocking, honouring the timeout.
-    static func connect(host: String, port: UInt16, timeout: Duration?, noDelay: Bool, backend: TLSBackendID) throws -> Int32 {
+    /// One resolved address: what `connect(2)` and `bind(2)` take.
+    package struct Address {
+        package var storage: sockaddr_storage
+        package var length: socklen_t
+        package var family: Int32 { Int32(storage.ss_family) }
+
+        /// Calls `body` with the address as the C functions take it.
+        package func withSockaddr<Result>(_ body: (UnsafePointer<sockaddr>, socklen_t) -> Result) -> Result {
+            withUnsafeBytes(of: storage) { body($0.baseAddress!.assumingMemoryBound(to: sockaddr.self), length) }
+        }
+    }
+
+    /// Resolves `host` (a DNS name, or an IPv4 or IPv6 literal, brackets allowed) to its
+    /// TCP addresses in `getaddrinfo(3)`'s order; `passive` for an address to bind.
+    package static func resolve(host: String, port: UInt16, passive: Bool = false, backend: TLSBackendID) throws -> [Address] {
         var hints = addrinfo()
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         hints.ai_family = AF_UNSPEC
+        if passive { hints.ai_flags = AI_PASSIVE }
         var list: UnsafeMutablePointer<addrinfo>?
-        let name = TLSHostName.verificationName(host)
-        let status = getaddrinfo(name, String(port), &hints, &list)
+        let status = getaddrinfo(TLSHostName.verificationName(host), String(port), &hints, &list)
         guard status == 0, let list else {
             throw TLSError(.transportFailure, "cannot resolve \(host): \(String(cString: gai_strerror(status)))", backend: backend)
         }
         defer { freeaddrinfo(list) }
-        let deadline = timeout.map { ContinuousClock.now + $0 }
-        var lastError = TLSError(.transportFailure, "no address for \(host)", backend: backend)
+        var addresses: [Address] = []
         var cursor: UnsafeMutablePointer<addrinfo>? = list
         while let info = cursor {
             cursor = info.pointee.ai_next
-            let fd = socket(info.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue | SOCK_NONBLOCK.rawValue), 0)
+            var storage = sockaddr_storage()
+            let length = min(info.pointee.ai_addrlen, socklen_t(MemoryLayout<sockaddr_storage>.size))
+            withUnsafeMutableBytes(of: &storage) {
+                $0.copyMemory(from: UnsafeRawBufferPointer(start: info.pointee.ai_addr, count: Int(length)))
+            }
+            addresses.append(Address(storage: storage, length: length))
+        }
+        return addresses
+    }
+
+    /// Resolves and connects, non-blocking, honouring the timeout.
+    static func dial(host: String, port: UInt16, timeout: Duration?, noDelay: Bool, backend: TLSBackendID) throws -> Int32 {
+        let addresses = try resolve(host: host, port: port, backend: backend)
+        let deadline = timeout.map { ContinuousClock.now + $0 }
+        var lastError = TLSError(.transportFailure, "no address for \(host)", backend: backend)
+        for address in addresses {
+            let fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue | SOCK_NONBLOCK.rawValue), 0)
             if fd < 0 { lastError = failure("socket", errno, backend: backend); continue }
             if noDelay { setNoDelay(fd) }
-            if Glibc.connect(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 { return fd }
+            if address.withSockaddr({ connect(fd, $0, $1) }) == 0 { return fd }
             guard errno == EINPROGRESS else {
                 lastError = failure("connect to \(host):\(port)", errno, backend: backend)
-                Glibc.close(fd)
+                systemClose(fd)
                 continue
             }
             do {
@@ -284,35 +311,28 @@ enum TCP {
             } catch let error as TLSError {
                 lastError = error
             }
-            Glibc.close(fd)
+            systemClose(fd)
         }
         throw lastError
     }
 
     /// Binds a listening socket (IPv4 or IPv6 literal, or a name resolved to its first address).
-    static func listen(host: String, port: UInt16, backlog: Int32, backend: TLSBackendID) throws -> (Int32, UInt16) {
-        var hints = addrinfo()
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        hints.ai_flags = AI_PASSIVE
-        var list: UnsafeMutablePointer<addrinfo>?
-        let status = getaddrinfo(TLSHostName.verificationName(host), String(port), &hints, &list)
-        guard status == 0, let list else {
-            throw TLSError(.transportFailure, "cannot resolve \(host): \(String(cString: gai_strerror(status)))", backend: backend)
+    static func makeListener(host: String, port: UInt16, backlog: Int32, backend: TLSBackendID) throws -> (Int32, UInt16) {
+        guard let address = try resolve(host: host, port: port, passive: true, backend: backend).first else {
+            throw TLSError(.transportFailure, "no address for \(host)", backend: backend)
         }
-        defer { freeaddrinfo(list) }
-        let info = list.pointee
-        let fd = socket(info.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue | SOCK_NONBLOCK.rawValue), 0)
+        let fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue | SOCK_NONBLOCK.rawValue), 0)
         guard fd >= 0 else { throw failure("socket", errno, backend: backend) }
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        guard bind(fd, info.ai_addr, info.ai_addrlen) == 0 else {
+        guard address.withSockaddr({ bind(fd, $0, $1) }) == 0 else {
             let error = errno
-            Glibc.close(fd)
+            systemClose(fd)
             throw failure("bind \(host):\(port)", error, backend: backend)
         }
-        guard Glibc.listen(fd, backlog) == 0 else {
+        guard listen(fd, backlog) == 0 else {
             let error = errno
-            Glibc.close(fd)
+            systemClose(fd)
             throw failure("listen", error, backend: backend)
         }
         var storage = sockaddr_storage()
