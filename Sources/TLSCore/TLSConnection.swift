@@ -245,7 +245,7 @@ public final class TLSConnection {
             return nil
         }
         do {
-            let engine = try context.engine.makeSession(role: role, transport: transport, serverName: name)
+            let engine = try context.engine.makeConnectionEngine(role: role, transport: transport, serverName: name)
             state = .handshaking(engine)
             if let customVerification {
                 let verifier = TLSCustomVerifier(

@@ -179,7 +179,7 @@ final class GnuTLSContextEngine: TLSContextEngine, @unchecked Sendable {
 
     // MARK: - Sessions
 
-    func makeSession(role: TLSRole, transport: TLSTransportIO, serverName: String?) throws -> any TLSConnectionEngine {
+    func makeConnectionEngine(role: TLSRole, transport: TLSTransportIO, serverName: String?) throws -> any TLSConnectionEngine {
         try GnuTLSConnectionEngine(context: self, role: role, transport: transport, serverName: serverName)
     }
 }

@@ -60,7 +60,7 @@ final class OpenSSLContextEngine: TLSContextEngine, @unchecked Sendable {
         alpnWire.deallocate()
     }
 
-    func makeSession(role: TLSRole, transport: TLSTransportIO, serverName: String?) throws -> any TLSConnectionEngine {
+    func makeConnectionEngine(role: TLSRole, transport: TLSTransportIO, serverName: String?) throws -> any TLSConnectionEngine {
         try OpenSSLConnectionEngine(context: self, role: role, transport: transport, serverName: serverName)
     }
 

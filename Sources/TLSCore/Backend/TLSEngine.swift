@@ -8,7 +8,7 @@
 // - `makeContextEngine(_:)` sees a configuration already validated
 //   (`TLSConfiguration.validate()`) and already checked against the backend's static
 //   `capabilities`: an option needing a missing capability never reaches the backend.
-// - `makeSession` is called at most once per connection, at the first handshake step,
+// - `makeConnectionEngine` is called at most once per connection, at the first handshake step,
 //   when the role and transport are known; the server has an identity; a client that
 //   verifies host names has a valid `serverName`.
 // - Engine calls are made from one thread at a time, never after a fatal result, never
@@ -55,7 +55,7 @@ public protocol TLSContextEngine: AnyObject, Sendable {
     /// Creates the backend's connection engine once the role and transport are known.
     /// `serverName` is the effective name for SNI and host-name checks (client role),
     /// already checked by the core. Throwing fails the handshake with that error.
-    func makeSession(role: TLSRole, transport: TLSTransportIO, serverName: String?) throws -> any TLSConnectionEngine
+    func makeConnectionEngine(role: TLSRole, transport: TLSTransportIO, serverName: String?) throws -> any TLSConnectionEngine
     /// A digest computed by the backend's library (for `tls-server-end-point`).
     func digest(_ algorithm: TLSHashAlgorithm, _ bytes: [UInt8]) -> [UInt8]
 }

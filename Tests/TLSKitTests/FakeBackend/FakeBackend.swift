@@ -88,7 +88,7 @@ final class FakeContextEngine: TLSContextEngine {
     let script: FakeScript
     init(script: FakeScript) { self.script = script }
 
-    func makeSession(role: TLSRole, transport: TLSTransportIO, serverName: String?) throws -> any TLSConnectionEngine {
+    func makeConnectionEngine(role: TLSRole, transport: TLSTransportIO, serverName: String?) throws -> any TLSConnectionEngine {
         script.sessionsMade.append((role, serverName))
         return FakeConnectionEngine(script: script, transport: transport)
     }
