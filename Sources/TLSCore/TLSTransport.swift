@@ -1,10 +1,9 @@
-// Public import: the backend SPI hands TLSTransportIO the C library's `iovec`s.
 #if canImport(Glibc)
-public import Glibc
+import Glibc
 #elseif canImport(Musl)
-public import Musl
+import Musl
 #elseif canImport(Darwin)
-public import Darwin
+import Darwin
 #endif
 
 /// The outcome of one transport read or write.
