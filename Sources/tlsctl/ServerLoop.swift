@@ -1,3 +1,7 @@
+// Why one file of 400+ lines: the poll loop owns every descriptor of `serve` and
+// `connect --listen` (listener, signal pipe, clients, tunnels, draining sockets); its
+// one `run` and the per-kind steps it calls read as one state machine, and moving them
+// apart would expose that state to other files.
 import TLSKit
 #if canImport(Glibc)
 import Glibc

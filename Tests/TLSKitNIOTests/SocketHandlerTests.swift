@@ -1,3 +1,6 @@
+// Why one file of 400+ lines: one suite over real loopback sockets (NIOPosix), whose
+// cases share one server/client bootstrap helper set at the end of the file; the
+// in-memory cases live in EmbeddedHandlerTests.swift and CloseSemanticsTests.swift.
 #if NIO
 import Foundation
 import NIOCore

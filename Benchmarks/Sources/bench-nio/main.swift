@@ -1,3 +1,5 @@
+// (Why one file of 400+ lines: an executable's main.swift, one benchmark program whose
+// scenarios share its argument parsing and its in-memory and loopback drivers.)
 // bench-nio: the benchmark scenarios through SwiftNIO TLS handlers: swift-nio-ssl's
 // NIOSSLHandler (BoringSSL, the default), or with `--handler tlskit --backend B`
 // TLSKitNIO's handlers over TLSKit's OpenSSL or GnuTLS backend. Two handlers drive each

@@ -1,3 +1,7 @@
+// Why one file of 400+ lines: the harness is one pipeline every fuzz target shares —
+// the fixed identities, the two-connection driver, the byte mutators and the checks
+// each run makes (no crash, no hang, a TLSError naming the backend) — and splitting it
+// would scatter one fuzz run's steps over several files.
 import TLSKit
 @_spi(TLSBackendImplementation) import TLSCore
 import CFuzzerDriver
