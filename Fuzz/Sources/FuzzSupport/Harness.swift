@@ -1,7 +1,7 @@
-// Why one file of 400+ lines: the harness is one pipeline every fuzz target shares —
-// the fixed identities, the two-connection driver, the byte mutators and the checks
-// each run makes (no crash, no hang, a TLSError naming the backend) — and splitting it
-// would scatter one fuzz run's steps over several files.
+// Why one file of 400+ lines: the five fuzz targets are five short functions over what
+// they share here — the contexts made once per process (World), the handshake driver,
+// and the one check of every result against Docs/contract.md — so a target reads with
+// its driver and its check beside it.
 import TLSKit
 @_spi(TLSBackendImplementation) import TLSCore
 import CFuzzerDriver
