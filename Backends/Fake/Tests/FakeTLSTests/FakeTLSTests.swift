@@ -23,14 +23,20 @@ struct FakeTLSTests {
         #expect(hex(.sha256, "") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
     }
 
-    @Test("a handshake, ALPN, SNI and data both ways, pinned to each version", arguments: [TLSVersion.tls12, .tls13])
-    func exchange(version: TLSVersion) throws {
+    @Test("a handshake, ALPN, SNI and data both ways, the client or the server pinned to each version",
+          arguments: [TLSVersion.tls12, .tls13], [TLSRole.client, .server])
+    func exchange(version: TLSVersion, pinned: TLSRole) throws {
         let identity = try Identity.make()
         var client = identity.clientConfiguration()
-        client.minimumTLSVersion = version
-        client.maximumTLSVersion = version
-        client.applicationProtocols = ["h2", "http/1.1"]
         var server = identity.serverConfiguration()
+        if pinned == .client {
+            client.minimumTLSVersion = version
+            client.maximumTLSVersion = version
+        } else {
+            server.minimumTLSVersion = version
+            server.maximumTLSVersion = version
+        }
+        client.applicationProtocols = ["h2", "http/1.1"]
         server.applicationProtocols = ["http/1.1", "h2"]
         let link = try Link(client: client, server: server)
         let results = link.handshake()
