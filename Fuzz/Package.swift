@@ -31,7 +31,9 @@ let package = Package(
     ],
     targets: [
         .target(name: "CFuzzerDriver"),
-        .target(name: "FuzzSupport", dependencies: ["CFuzzerDriver", .product(name: "TLSKit", package: "TLSKit")],
+        // TLSKit for DefaultTLSBackend; TLSCore declared for the SPI the harness reads (the wire reader).
+        .target(name: "FuzzSupport", dependencies: ["CFuzzerDriver", .product(name: "TLSKit", package: "TLSKit"),
+                                                    .product(name: "TLSCore", package: "TLSKit")],
                 swiftSettings: settings),
         .executableTarget(name: "FuzzServerHandshake", dependencies: ["FuzzSupport"], swiftSettings: settings),
         .executableTarget(name: "FuzzClientHandshake", dependencies: ["FuzzSupport"], swiftSettings: settings),
