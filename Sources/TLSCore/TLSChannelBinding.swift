@@ -8,7 +8,3 @@ public enum TLSChannelBinding: Sendable, Hashable {
     case tlsServerEndPoint
 }
 
-/// A hash algorithm the backends compute for TLSKit.
-@_spi(TLSBackendImplementation) public enum TLSHashAlgorithm: Sendable {
-    case sha256, sha384, sha512
-}

@@ -287,11 +287,6 @@ public struct TLSServerNameCredentials: Sendable, Hashable {
         self.credentials = credentials
     }
 
-    /// True when `name` (as sent in SNI) selects this entry.
-    @_spi(TLSBackendImplementation) public func matches(_ name: String) -> Bool {
-        let host = TLSHostName.verificationName(name).lowercased()
-        return serverNames.contains { TLSHostName.pattern($0, matches: host) }
-    }
 }
 
 /// How ``TLSConfiguration/pinnedPublicKeys`` combine with chain verification.

@@ -1,7 +1,8 @@
 // The backend-implementation SPI: what a backend implements, and what the core
-// guarantees around each call. A backend in another package imports it with
-// `@_spi(TLSBackendImplementation) import TLSCore`. Docs/writing-a-backend.md walks
-// through it; Tests/TLSKitTests/FakeBackend.swift is a complete backend written only
+// guarantees around each call. A backend in another package depends on the TLSCore
+// product and imports it with `@_spi(TLSBackendImplementation) import TLSCore`; every
+// file of the SPI is in this folder. Docs/writing-a-backend.md walks through it;
+// Backends/Fake (FakeTLS) is a complete backend in a package of its own written only
 // against it.
 //
 // What the core guarantees (so that a backend never re-checks it):
