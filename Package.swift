@@ -30,6 +30,9 @@ let package = Package(
         .executable(name: "tlsctl", targets: ["tlsctl"]),
         // SwiftNIO channel handlers; empty unless the NIO trait is enabled.
         .library(name: "TLSKitNIO", targets: ["TLSKitNIO"]),
+        // The contract suite as a library: a backend's own test target runs every case
+        // against its backend in a few lines (depends on TLSCore and swift-testing only).
+        .library(name: "TLSKitConformance", targets: ["TLSKitConformance"]),
     ],
     traits: [
         .trait(name: "OpenSSL", description: "Use the system OpenSSL 3 (libssl, libcrypto)."),
@@ -113,6 +116,14 @@ let package = Package(
             swiftSettings: strictSwift
         ),
 
+        // The conformance suite: the contract's cases, written by rule (capabilities and
+        // the sets the TLS RFCs allow), never by backend name; TLSCore and Testing only.
+        .target(
+            name: "TLSKitConformance",
+            dependencies: ["TLSCore"],
+            swiftSettings: strictSwift
+        ),
+
         // What both test targets share: child processes with captured output, ports a
         // tool picked itself, and the gate that runs measuring suites alone.
         .target(
@@ -125,6 +136,13 @@ let package = Package(
         .testTarget(
             name: "TLSKitTests",
             dependencies: ["TLSKit", "TLSKitTestSupport"],
+            swiftSettings: strictSwift
+        ),
+
+        // The conformance suite run against every built-in backend.
+        .testTarget(
+            name: "TLSKitConformanceTests",
+            dependencies: ["TLSKit", "TLSKitConformance", "TLSKitTestSupport"],
             swiftSettings: strictSwift
         ),
 

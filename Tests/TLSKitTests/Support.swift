@@ -270,3 +270,15 @@ func identical(_ a: TLSError?, _ b: TLSError?) -> Bool {
     return a.code == b.code && a.message == b.message && a.backend == b.backend
         && a.alert == b.alert && a.verificationFailure == b.verificationFailure && a.errno == b.errno
 }
+
+/// Open descriptors of this process (/proc/self/fd).
+func openDescriptors() throws -> Int {
+    try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count
+}
+
+/// Resident memory of this process in bytes (/proc/self/statm, second field).
+func residentBytes() throws -> Int {
+    let text = try String(contentsOfFile: "/proc/self/statm", encoding: .utf8)
+    let pages = Int(text.split(separator: " ")[1]) ?? 0
+    return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+}

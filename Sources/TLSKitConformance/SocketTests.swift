@@ -1,15 +1,13 @@
 import Foundation
 import Testing
-import TLSKit
+import TLSCore
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// The contract over real descriptors: blocking, non-blocking with poll, loopback TCP.
-@Suite("Sockets", .timeLimit(.minutes(5)), .sharesProcess)
 struct SocketTests {
-    @Test("blocking socket pair: connect and accept each return 1 in one call", arguments: allBackends)
     func blockingSocketPair(backend: Backend) throws {
         let fixture = try Fixture(backend)
         let serverContext = try fixture.serverContext()
@@ -42,7 +40,6 @@ struct SocketTests {
         #expect(serverSteps == [Step(1, .none), Step(5, .none), Step(5, .none), Step(0, .none), Step(1, .none)])
     }
 
-    @Test("non-blocking sockets in one thread: -1 want-read/want-write, poll, call again, resume", arguments: allBackends)
     func nonBlockingPollLoop(backend: Backend) throws {
         let fixture = try Fixture(backend)
         let (clientFD, serverFD) = try socketPair(nonBlocking: true)
@@ -85,7 +82,6 @@ struct SocketTests {
         #expect(got == Array("data".utf8))
     }
 
-    @Test("loopback TCP with the blocking helpers, TLS 1.3 and 1.2", arguments: allBackends, [TLSVersion.tls13, .tls12])
     func loopbackTCP(backend: Backend, version: TLSVersion) throws {
         let fixture = try Fixture(backend)
         let serverContext = try fixture.serverContext { $0.maximumTLSVersion = version }
@@ -114,7 +110,6 @@ struct SocketTests {
         #expect(try server.join() == "localhost")
     }
 
-    @Test("IPv6 loopback and an IP-address server name (no SNI, IP SAN verified)", arguments: allBackends)
     func ipv6(backend: Backend) throws {
         let fixture = try Fixture(backend)
         let serverContext = try fixture.serverContext()
@@ -131,7 +126,6 @@ struct SocketTests {
         #expect(try server.join() == nil)  // IP literals are never sent as SNI
     }
 
-    @Test("the peer's socket is gone: write gives -1 .syscall with EPIPE", arguments: allBackends)
     func peerSocketGone(backend: Backend) throws {
         let fixture = try Fixture(backend)
         let serverContext = try fixture.serverContext()
@@ -155,7 +149,6 @@ struct SocketTests {
         #expect(client.lastError?.errno == EPIPE || client.lastError?.errno == ECONNRESET)
     }
 
-    @Test("a closed descriptor: -1 .syscall EBADF", arguments: allBackends)
     func closedDescriptor(backend: Backend) throws {
         let fixture = try Fixture(backend)
         let client = try fixture.clientContext().makeConnection()
@@ -164,7 +157,6 @@ struct SocketTests {
         #expect(client.lastError?.errno == EBADF)
     }
 
-    @Test("one context shared by many threads making connections at once", arguments: allBackends)
     func sharedContext(backend: Backend) throws {
         let fixture = try Fixture(backend)
         let serverContext = try fixture.serverContext()
@@ -183,4 +175,18 @@ struct SocketTests {
         let total = try workers.reduce(0) { $0 + (try $1.join()) }
         #expect(total == 80)
     }
+}
+
+extension SocketTests {
+    /// This file's rules, in order.
+    static let rules: [ConformanceRule] = [
+        ConformanceRule("socket.blockingSocketPair", "blocking socket pair: connect and accept each return 1 in one call") { try SocketTests().blockingSocketPair(backend: $0) },
+        ConformanceRule("socket.nonBlockingPollLoop", "non-blocking sockets in one thread: -1 want-read/want-write, poll, call again, resume") { try SocketTests().nonBlockingPollLoop(backend: $0) },
+        ConformanceRule("socket.loopbackTCP[TLS 1.3]", "loopback TCP with the blocking helpers, TLS 1.3 and 1.2", requires: [.tls13]) { try SocketTests().loopbackTCP(backend: $0, version: .tls13) },
+        ConformanceRule("socket.loopbackTCP[TLS 1.2]", "loopback TCP with the blocking helpers, TLS 1.3 and 1.2") { try SocketTests().loopbackTCP(backend: $0, version: .tls12) },
+        ConformanceRule("socket.ipv6", "IPv6 loopback and an IP-address server name (no SNI, IP SAN verified)") { try SocketTests().ipv6(backend: $0) },
+        ConformanceRule("socket.peerSocketGone", "the peer's socket is gone: write gives -1 .syscall with EPIPE") { try SocketTests().peerSocketGone(backend: $0) },
+        ConformanceRule("socket.closedDescriptor", "a closed descriptor: -1 .syscall EBADF") { try SocketTests().closedDescriptor(backend: $0) },
+        ConformanceRule("socket.sharedContext", "one context shared by many threads making connections at once") { try SocketTests().sharedContext(backend: $0) },
+    ]
 }

@@ -1,5 +1,5 @@
 import Testing
-import TLSKit
+import TLSCore
 
 #if canImport(Glibc)
 import Glibc
@@ -7,9 +7,7 @@ import Glibc
 
 /// The rows of Docs/contract.md, "What each result means" › "Handshake: `connect()`,
 /// `accept()`, `doHandshake()`", in memory, asserted exactly on every backend.
-@Suite("Handshake contract", .timeLimit(.minutes(5)), .sharesProcess)
 struct HandshakeContractTests {
-    @Test("connect/accept with no transport: -1 .ssl noTransport, on every retry, both roles", arguments: allBackends)
     func noTransport(backend: Backend) throws {
         let fixture = try Fixture(backend)
         let client = try fixture.clientContext().makeConnection()
@@ -35,7 +33,6 @@ struct HandshakeContractTests {
         #expect(done.client && done.server)
     }
 
-    @Test("doHandshake before a role is set: -1 .ssl roleNotSet", arguments: allBackends)
     func roleNotSet(backend: Backend) throws {
         let fixture = try Fixture(backend)
         let connection = try fixture.clientContext().makeConnection()
@@ -47,8 +44,6 @@ struct HandshakeContractTests {
         #expect(connection.step { $0.doHandshake() } == Step(-1, .wantRead))
     }
 
-    @Test("in-memory handshake: -1 .wantRead steps, then 1 .none on both sides, TLS 1.3 and 1.2",
-          arguments: allBackends, [TLSVersion.tls13, .tls12])
     func inMemoryHandshake(backend: Backend, version: TLSVersion) throws {
         let fixture = try Fixture(backend)
         let link = try MemoryLink(fixture, client: { $0.maximumTLSVersion = version }, server: { $0.maximumTLSVersion = version })
@@ -70,7 +65,6 @@ struct HandshakeContractTests {
         #expect(link.client.isHandshakeComplete && link.server.isHandshakeComplete)
     }
 
-    @Test("handshake again after success: 1 .none and nothing is sent", arguments: allBackends)
     func handshakeAgain(backend: Backend) throws {
         let link = try MemoryLink(Fixture(backend))
         link.handshake()
@@ -84,7 +78,6 @@ struct HandshakeContractTests {
         #expect(link.serverWire.pendingOutgoing == 0)
     }
 
-    @Test("a small transport buffer gives -1 .wantWrite; draining it resumes the handshake", arguments: allBackends)
     func wantWrite(backend: Backend) throws {
         let link = try MemoryLink(Fixture(backend), capacity: 64)
         var sawWantWrite = false
@@ -109,8 +102,6 @@ struct HandshakeContractTests {
         #expect(done.client && done.server)
     }
 
-    @Test("peer sends close_notify during the handshake: 0 .zeroReturn (the manual), sticky, both roles",
-          arguments: allBackends)
     func closeNotifyDuringHandshake(backend: Backend) throws {
         // A plaintext alert record: warning(1) close_notify(0).
         let closeNotify: [UInt8] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x01, 0x00]
@@ -139,7 +130,6 @@ struct HandshakeContractTests {
         #expect(link.server.step { $0.write([1]) } == Step(-1, .ssl))
     }
 
-    @Test("close_notify as the very first record, before any ClientHello: 0 .zeroReturn", arguments: allBackends)
     func closeNotifyBeforeClientHello(backend: Backend) throws {
         let server = try Fixture(backend).serverContext().makeConnection()
         let wire = TLSMemoryPair()
@@ -149,8 +139,6 @@ struct HandshakeContractTests {
         #expect(server.step { $0.accept() } == Step(0, .zeroReturn))
     }
 
-    @Test("transport EOF during the handshake: -1 .ssl unexpectedEOF, also inside a partial record",
-          arguments: allBackends)
     func eofDuringHandshake(backend: Backend) throws {
         let fixture = try Fixture(backend)
         // EOF on a record boundary: right after the ClientHello.
@@ -173,8 +161,6 @@ struct HandshakeContractTests {
         #expect(partial.server.lastError?.code == .unexpectedEOF)
     }
 
-    @Test("garbage from the peer: -1 .ssl, a fatal alert is sent back, and the peer reports it",
-          arguments: allBackends)
     func garbage(backend: Backend) throws {
         let link = try MemoryLink(Fixture(backend))
         #expect(link.client.step { $0.connect() } == Step(-1, .wantRead))
@@ -201,7 +187,6 @@ struct HandshakeContractTests {
         #expect(link.client.lastError?.alert == .unexpectedMessage, "\(String(describing: link.client.lastError))")
     }
 
-    @Test("transport error during the handshake: -1 .syscall with errno, sticky", arguments: allBackends)
     func transportError(backend: Backend) throws {
         final class Failing: TLSCustomTransport {
             func read(into buffer: UnsafeMutableRawBufferPointer) -> TLSIOResult { .failed(errno: ECONNRESET) }
@@ -222,7 +207,6 @@ struct HandshakeContractTests {
         #expect(server.lastError?.errno == ECONNRESET)
     }
 
-    @Test("a custom transport that says would-block gives want-read/want-write and resumes", arguments: allBackends)
     func customTransport(backend: Backend) throws {
         /// Blocks every other call, then forwards to an in-memory pair.
         final class Stuttering: TLSCustomTransport {
@@ -262,7 +246,6 @@ struct HandshakeContractTests {
         #expect(codes == [.wantRead, .wantWrite])
     }
 
-    @Test("misuse: transport twice, role change after start, shutdown during the handshake", arguments: allBackends)
     func misuse(backend: Backend) throws {
         let link = try MemoryLink(Fixture(backend))
         let second = try #require(throws: TLSError.self) { try link.client.setTransport(.memory(TLSMemoryPair())) }
@@ -283,4 +266,23 @@ struct HandshakeContractTests {
         #expect(clientSteps.last == Step(1, .none))
         #expect(serverSteps.last == Step(1, .none))
     }
+}
+
+extension HandshakeContractTests {
+    /// This file's rules, in order.
+    static let rules: [ConformanceRule] = [
+        ConformanceRule("handshake.noTransport", "connect/accept with no transport: -1 .ssl noTransport, on every retry, both roles") { try HandshakeContractTests().noTransport(backend: $0) },
+        ConformanceRule("handshake.roleNotSet", "doHandshake before a role is set: -1 .ssl roleNotSet") { try HandshakeContractTests().roleNotSet(backend: $0) },
+        ConformanceRule("handshake.inMemoryHandshake[TLS 1.3]", "in-memory handshake: -1 .wantRead steps, then 1 .none on both sides, TLS 1.3 and 1.2", requires: [.tls13]) { try HandshakeContractTests().inMemoryHandshake(backend: $0, version: .tls13) },
+        ConformanceRule("handshake.inMemoryHandshake[TLS 1.2]", "in-memory handshake: -1 .wantRead steps, then 1 .none on both sides, TLS 1.3 and 1.2") { try HandshakeContractTests().inMemoryHandshake(backend: $0, version: .tls12) },
+        ConformanceRule("handshake.handshakeAgain", "handshake again after success: 1 .none and nothing is sent") { try HandshakeContractTests().handshakeAgain(backend: $0) },
+        ConformanceRule("handshake.wantWrite", "a small transport buffer gives -1 .wantWrite; draining it resumes the handshake") { try HandshakeContractTests().wantWrite(backend: $0) },
+        ConformanceRule("handshake.closeNotifyDuringHandshake", "peer sends close_notify during the handshake: 0 .zeroReturn (the manual), sticky, both roles") { try HandshakeContractTests().closeNotifyDuringHandshake(backend: $0) },
+        ConformanceRule("handshake.closeNotifyBeforeClientHello", "close_notify as the very first record, before any ClientHello: 0 .zeroReturn") { try HandshakeContractTests().closeNotifyBeforeClientHello(backend: $0) },
+        ConformanceRule("handshake.eofDuringHandshake", "transport EOF during the handshake: -1 .ssl unexpectedEOF, also inside a partial record") { try HandshakeContractTests().eofDuringHandshake(backend: $0) },
+        ConformanceRule("handshake.garbage", "garbage from the peer: -1 .ssl, a fatal alert is sent back, and the peer reports it") { try HandshakeContractTests().garbage(backend: $0) },
+        ConformanceRule("handshake.transportError", "transport error during the handshake: -1 .syscall with errno, sticky") { try HandshakeContractTests().transportError(backend: $0) },
+        ConformanceRule("handshake.customTransport", "a custom transport that says would-block gives want-read/want-write and resumes") { try HandshakeContractTests().customTransport(backend: $0) },
+        ConformanceRule("handshake.misuse", "misuse: transport twice, role change after start, shutdown during the handshake") { try HandshakeContractTests().misuse(backend: $0) },
+    ]
 }

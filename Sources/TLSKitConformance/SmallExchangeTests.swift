@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import TLSKit
+import TLSCore
 
 #if canImport(Glibc)
 import Glibc
@@ -9,7 +9,6 @@ import Glibc
 /// What keeps a small request and its reply from waiting on a delayed ACK (issue 14):
 /// the server answers the client's Finished at once, and the helpers' sockets have
 /// `TCP_NODELAY`. Asserted from the bytes and the socket options, never from a clock.
-@Suite("small exchanges: no write left waiting on a delayed ACK", .timeLimit(.minutes(5)), .sharesProcess)
 struct SmallExchangeTests {
     /// The content types of the TLS records in `bytes`, in order (nil if a record is cut).
     static func recordTypes(_ bytes: [UInt8]) -> [UInt8]? {
@@ -25,8 +24,6 @@ struct SmallExchangeTests {
         return types
     }
 
-    @Test("TLS 1.3: the server answers the client's Finished with its two session tickets, not before",
-          arguments: allBackends)
     func ticketsAnswerTheClientFinished(backend: Backend) throws {
         let fixture = try Fixture(backend)
         // One pair of contexts for both connections: the server's ticket keys must be
@@ -70,7 +67,6 @@ struct SmallExchangeTests {
         #expect(again.server.isSessionReused == true)
     }
 
-    @Test("without tickets the server sends nothing after its flight", arguments: allBackends)
     func noTicketsNoAnswer(backend: Backend) throws {
         let fixture = try Fixture(backend)
         let link = try MemoryLink(fixture, server: { $0.sessionTicketsEnabled = false })
@@ -88,8 +84,6 @@ struct SmallExchangeTests {
         return value
     }
 
-    @Test("TLSSocket.connect and TLSListener set TCP_NODELAY by default; noDelay: false leaves Nagle on",
-          arguments: allBackends, [true, false])
     func noDelayOption(backend: Backend, noDelay: Bool) throws {
         let fixture = try Fixture(backend)
         let serverContext = try fixture.serverContext()
@@ -116,4 +110,14 @@ struct SmallExchangeTests {
         try socket.shutdown(waitForPeer: true)
         #expect(try server.join() == (noDelay ? 1 : 0))
     }
+}
+
+extension SmallExchangeTests {
+    /// This file's rules, in order.
+    static let rules: [ConformanceRule] = [
+        ConformanceRule("smallExchange.ticketsAnswerTheClientFinished", "TLS 1.3: the server answers the client's Finished with its two session tickets, not before", requires: [.tls13, .sessionResumption]) { try SmallExchangeTests().ticketsAnswerTheClientFinished(backend: $0) },
+        ConformanceRule("smallExchange.noTicketsNoAnswer", "without tickets the server sends nothing after its flight") { try SmallExchangeTests().noTicketsNoAnswer(backend: $0) },
+        ConformanceRule("smallExchange.noDelayOption[noDelay]", "TLSSocket.connect and TLSListener set TCP_NODELAY by default; noDelay: false leaves Nagle on") { try SmallExchangeTests().noDelayOption(backend: $0, noDelay: true) },
+        ConformanceRule("smallExchange.noDelayOption[Nagle]", "TLSSocket.connect and TLSListener set TCP_NODELAY by default; noDelay: false leaves Nagle on") { try SmallExchangeTests().noDelayOption(backend: $0, noDelay: false) },
+    ]
 }

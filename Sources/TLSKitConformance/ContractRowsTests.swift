@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import TLSKit
+import TLSCore
 
 #if canImport(Glibc)
 import Glibc
@@ -11,7 +11,6 @@ import Glibc
 /// misuse, alert names, `.wantWrite` from a real socket and from `read`, reads that must
 /// do no I/O, shutdown while waiting, writes to a gone peer, the peer's chain order, and
 /// descriptor ownership.
-@Suite("Contract rows", .timeLimit(.minutes(5)), .sharesProcess)
 struct ContractRowsTests {
     /// An in-memory pair end whose writes can be held back, counting every call.
     final class GatedTransport: TLSCustomTransport {
@@ -63,8 +62,6 @@ struct ContractRowsTests {
         return link
     }
 
-    @Test("connect() on a server and accept() on a client: -1 .ssl invalidState, nothing sent, still usable",
-          arguments: allBackends)
     func wrongRoleCall(backend: Backend) throws {
         let link = try MemoryLink(Fixture(backend))
         #expect(link.server.step { $0.connect() } == Step(-1, .ssl))
@@ -79,8 +76,6 @@ struct ContractRowsTests {
         #expect(server.last == Step(1, .none))
     }
 
-    @Test("setConnectState/setAcceptState: free before the handshake, the same role again is fine, another throws invalidState",
-          arguments: allBackends)
     func roleSetters(backend: Backend) throws {
         let fixture = try Fixture(backend)
         let connection = try fixture.clientContext().makeConnection()
@@ -102,8 +97,6 @@ struct ContractRowsTests {
         #expect(serverError.code == .invalidState)
     }
 
-    @Test("a well-formed record with a handshake message out of place: -1 .ssl protocolFailure, unexpected_message sent",
-          arguments: allBackends)
     func outOfPlaceHandshakeMessage(backend: Backend) throws {
         let server = try Fixture(backend).serverContext().makeConnection()
         let wire = TLSMemoryPair()
@@ -120,8 +113,6 @@ struct ContractRowsTests {
         #expect(answer.count >= 7 && answer[5] == 2 && answer[6] == 10, "fatal unexpected_message: \(answer)")
     }
 
-    @Test("write on a real non-blocking socket whose peer does not read: -1 .wantWrite, then it completes once the peer reads",
-          arguments: allBackends)
     func wantWriteOnSocket(backend: Backend) throws {
         let fixture = try Fixture(backend)
         let (a, b) = try socketPair(nonBlocking: true)
@@ -185,8 +176,6 @@ struct ContractRowsTests {
     /// refused, and post-handshake client authentication is never offered. So the row is
     /// asserted as the libraries give it: the read does no write and says `.wantRead`,
     /// and the write that carries the answer says `.wantWrite` while the transport is full.
-    @Test("a KeyUpdate that asks for an answer: read does no write (.wantRead); the next write carries it, .wantWrite while full",
-          arguments: allBackends)
     func keyUpdateAnsweredByWrite(backend: Backend) throws {
         let link = try GatedLink(Fixture(backend))
         #expect(link.client.step { $0.requestKeyUpdate(updatePeer: true) } == Step(1, .none))
@@ -207,7 +196,6 @@ struct ContractRowsTests {
         #expect(link.server.readStep().1 == Array("back".utf8))
     }
 
-    @Test("a zero-length read performs no I/O, even with a record waiting; the next read gets it", arguments: allBackends)
     func emptyReadNoIO(backend: Backend) throws {
         let link = try GatedLink(Fixture(backend))
         #expect(link.client.step { $0.write(Array("waiting".utf8)) } == Step(7, .none))
@@ -229,8 +217,6 @@ struct ContractRowsTests {
     /// Once the peer's close_notify is seen every read is 0 `.zeroReturn` whatever became
     /// of the data, so the data is sent alone first: the waiting shutdown consumes its
     /// record and still waits, and a read then finds nothing — the data is gone, not kept.
-    @Test("shutdown while waiting discards the peer's application data and returns 1 on its close_notify",
-          arguments: allBackends)
     func shutdownDiscardsData(backend: Backend) throws {
         let link = try settledLink(backend)
         #expect(link.client.step { $0.shutdown() } == Step(0, .none))
@@ -255,8 +241,6 @@ struct ContractRowsTests {
         #expect(link.client.step { $0.shutdown() } == Step(1, .none))
     }
 
-    @Test("shutdown before any handshake call: -1 .ssl shutdownDuringHandshake, nothing sent, not fatal",
-          arguments: allBackends)
     func shutdownBeforeHandshake(backend: Backend) throws {
         let link = try MemoryLink(Fixture(backend))
         #expect(link.client.step { $0.shutdown() } == Step(-1, .ssl))
@@ -268,8 +252,6 @@ struct ContractRowsTests {
         #expect(link.handshake().client.last == Step(1, .none))
     }
 
-    @Test("the peer vanishes while shutdown waits for its close_notify: -1 .ssl unexpectedEOF, sticky",
-          arguments: allBackends)
     func shutdownPeerVanishes(backend: Backend) throws {
         let link = try settledLink(backend)
         #expect(link.client.step { $0.shutdown() } == Step(0, .none))
@@ -281,7 +263,6 @@ struct ContractRowsTests {
         #expect(link.client.lastError?.code == .unexpectedEOF)
     }
 
-    @Test("a write to a peer whose socket is gone: -1 .syscall transportFailure EPIPE, sticky", arguments: allBackends)
     func writeToGonePeer(backend: Backend) throws {
         let fixture = try Fixture(backend)
         let (a, b) = try socketPair()
@@ -306,20 +287,21 @@ struct ContractRowsTests {
         #expect(client.lastError?.errno == EPIPE)
     }
 
-    @Test("peerCertificateChain is leaf first, in the order sent, for a three-certificate chain", arguments: allBackends)
     func chainOrder(backend: Backend) throws {
-        let f = try VerificationMatrixTests.factory.get()
-        let names = ["good", "inter", "root"]
-        let server = try backend.type.makeContext(.makeServerConfiguration(
-            certificateChain: .pem(try names.map { try f.read("\($0).pem") }.joined()), privateKey: .file(f.path("good.key"))))
-        let client = try CredentialTests.client(backend)
-        let link = CredentialTests.expectHandshake(try MemoryLink(client: client, server: server), "three certificates")
-        let expected = try names.map { firstDER(ofPEM: try f.read("\($0).pem")) }
-        #expect(expected.allSatisfy { !$0.isEmpty })
+        let chain = try backend.identities.chain()
+        let server = try backend.type.makeContext(.makeServerConfiguration(identity: chain))
+        let expected = pemCertificates(chain.certificateChainPEM).map(derBytes(ofPEM:))
+        #expect(expected.count == 3 && expected.allSatisfy { !$0.isEmpty })
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.trustRoots = .certificates([.pem(try #require(pemCertificates(chain.certificateChainPEM).last))])
+        configuration.serverName = "localhost"
+        let link = try MemoryLink(client: backend.type.makeContext(configuration), server: server)
+        let (client, serverSteps) = link.handshake()
+        #expect(client.last == Step(1, .none), "three certificates: client \(String(describing: link.client.lastError))")
+        #expect(serverSteps.last == Step(1, .none), "three certificates: server \(String(describing: link.server.lastError))")
         #expect(link.client.peerCertificateChain == expected)
     }
 
-    @Test(".socket(fd) is never closed by TLSKit: after success, failure, shutdown and release", arguments: allBackends)
     func socketStaysOpen(backend: Backend) throws {
         let fixture = try Fixture(backend)
         let (a, b) = try socketPair()
@@ -359,4 +341,22 @@ struct ContractRowsTests {
         #expect(recv(a, &buffer, 10, 0) == 10)
         #expect(buffer == Array("still here".utf8))
     }
+}
+
+extension ContractRowsTests {
+    /// This file's rules, in order.
+    static let rules: [ConformanceRule] = [
+        ConformanceRule("rows.wrongRoleCall", "connect() on a server and accept() on a client: -1 .ssl invalidState, nothing sent, still usable") { try ContractRowsTests().wrongRoleCall(backend: $0) },
+        ConformanceRule("rows.roleSetters", "setConnectState/setAcceptState: free before the handshake, the same role again is fine, another throws invalidState") { try ContractRowsTests().roleSetters(backend: $0) },
+        ConformanceRule("rows.outOfPlaceHandshakeMessage", "a well-formed record with a handshake message out of place: -1 .ssl protocolFailure, unexpected_message sent") { try ContractRowsTests().outOfPlaceHandshakeMessage(backend: $0) },
+        ConformanceRule("rows.wantWriteOnSocket", "write on a real non-blocking socket whose peer does not read: -1 .wantWrite, then it completes once the peer reads") { try ContractRowsTests().wantWriteOnSocket(backend: $0) },
+        ConformanceRule("rows.keyUpdateAnsweredByWrite", "a KeyUpdate that asks for an answer: read does no write (.wantRead); the next write carries it, .wantWrite while full", requires: [.tls13, .keyUpdate]) { try ContractRowsTests().keyUpdateAnsweredByWrite(backend: $0) },
+        ConformanceRule("rows.emptyReadNoIO", "a zero-length read performs no I/O, even with a record waiting; the next read gets it") { try ContractRowsTests().emptyReadNoIO(backend: $0) },
+        ConformanceRule("rows.shutdownDiscardsData", "shutdown while waiting discards the peer's application data and returns 1 on its close_notify") { try ContractRowsTests().shutdownDiscardsData(backend: $0) },
+        ConformanceRule("rows.shutdownBeforeHandshake", "shutdown before any handshake call: -1 .ssl shutdownDuringHandshake, nothing sent, not fatal") { try ContractRowsTests().shutdownBeforeHandshake(backend: $0) },
+        ConformanceRule("rows.shutdownPeerVanishes", "the peer vanishes while shutdown waits for its close_notify: -1 .ssl unexpectedEOF, sticky") { try ContractRowsTests().shutdownPeerVanishes(backend: $0) },
+        ConformanceRule("rows.writeToGonePeer", "a write to a peer whose socket is gone: -1 .syscall transportFailure EPIPE, sticky") { try ContractRowsTests().writeToGonePeer(backend: $0) },
+        ConformanceRule("rows.chainOrder", "peerCertificateChain is leaf first, in the order sent, for a three-certificate chain") { try ContractRowsTests().chainOrder(backend: $0) },
+        ConformanceRule("rows.socketStaysOpen", ".socket(fd) is never closed by TLSKit: after success, failure, shutdown and release") { try ContractRowsTests().socketStaysOpen(backend: $0) },
+    ]
 }

@@ -1,5 +1,5 @@
 import Testing
-import TLSKit
+import TLSCore
 
 #if canImport(Glibc)
 import Glibc
@@ -7,7 +7,6 @@ import Glibc
 
 /// The rows of Docs/contract.md, "What each result means" › "`read(into:)`", "`write(_:)`"
 /// and "`shutdown()`", in memory.
-@Suite("Data and shutdown contract", .timeLimit(.minutes(5)), .sharesProcess)
 struct DataContractTests {
     private func established(_ backend: Backend, capacity: Int = 1 << 20) throws -> MemoryLink {
         let link = try MemoryLink(Fixture(backend), capacity: capacity)
@@ -16,7 +15,6 @@ struct DataContractTests {
         return link
     }
 
-    @Test("read and write before the handshake: -1 .ssl handshakeNotComplete, nothing sent", arguments: allBackends)
     func beforeHandshake(backend: Backend) throws {
         let link = try MemoryLink(Fixture(backend))
         #expect(link.client.readStep().0 == Step(-1, .ssl))
@@ -28,7 +26,6 @@ struct DataContractTests {
         #expect(link.handshake().client.last == Step(1, .none))
     }
 
-    @Test("application data both ways; read with nothing pending: -1 .wantRead", arguments: allBackends)
     func readWrite(backend: Backend) throws {
         let link = try established(backend)
         // Drain anything post-handshake (TLS 1.3 tickets) first.
@@ -56,7 +53,6 @@ struct DataContractTests {
         #expect(received == pong)
     }
 
-    @Test("zero-length read and write: 0 .none, nothing sent", arguments: allBackends)
     func zeroLength(backend: Backend) throws {
         let link = try established(backend)
         link.exchange()
@@ -66,8 +62,6 @@ struct DataContractTests {
         #expect(link.clientWire.pendingOutgoing == 0)
     }
 
-    @Test("write is all-or-nothing: -1 .wantWrite, then a retry with the same bytes from another buffer completes",
-          arguments: allBackends)
     func writeResumes(backend: Backend) throws {
         let link = try established(backend, capacity: 4096)
         link.exchange()
@@ -92,7 +86,6 @@ struct DataContractTests {
         #expect(received == payload)
     }
 
-    @Test("a write retry with a different length is refused: -1 .ssl badWriteRetry", arguments: allBackends)
     func badWriteRetry(backend: Backend) throws {
         let link = try established(backend, capacity: 1024)
         link.exchange()
@@ -110,7 +103,6 @@ struct DataContractTests {
         #expect(longer.client.lastError?.message == "write retried with 100001 bytes; the interrupted write had 100000")
     }
 
-    @Test("after a failure on an established connection, what was negotiated stays readable", arguments: allBackends)
     func negotiatedAfterFailure(backend: Backend) throws {
         let link = try MemoryLink(Fixture(backend), client: { $0.applicationProtocols = ["h2"] },
                                   server: { $0.applicationProtocols = ["h2"] })
@@ -132,8 +124,6 @@ struct DataContractTests {
         #expect(link.client.peerVerification == .verified)
     }
 
-    @Test("shutdown: 0 then 1; close_notify exactly once; peer reads 0 .zeroReturn (sticky) and can still write",
-          arguments: allBackends)
     func shutdown(backend: Backend) throws {
         let link = try established(backend)
         link.exchange()
@@ -170,7 +160,6 @@ struct DataContractTests {
         #expect(link.exchange() == 0)
     }
 
-    @Test("the peer vanishes without close_notify: read gives 0 .ssl unexpectedEOF, then -1 .ssl", arguments: allBackends)
     func peerVanishes(backend: Backend) throws {
         let link = try established(backend)
         link.exchange()
@@ -183,7 +172,6 @@ struct DataContractTests {
         #expect(link.client.lastError?.code == .unexpectedEOF)
     }
 
-    @Test("a corrupted record: -1 .ssl and the peer is told with an alert", arguments: allBackends)
     func corruptedRecord(backend: Backend) throws {
         let link = try established(backend)
         link.exchange()
@@ -202,4 +190,19 @@ struct DataContractTests {
         #expect(link.client.lastError?.code == .alertReceived)
         #expect(link.client.lastError?.alert == .badRecordMAC)
     }
+}
+
+extension DataContractTests {
+    /// This file's rules, in order.
+    static let rules: [ConformanceRule] = [
+        ConformanceRule("data.beforeHandshake", "read and write before the handshake: -1 .ssl handshakeNotComplete, nothing sent") { try DataContractTests().beforeHandshake(backend: $0) },
+        ConformanceRule("data.readWrite", "application data both ways; read with nothing pending: -1 .wantRead") { try DataContractTests().readWrite(backend: $0) },
+        ConformanceRule("data.zeroLength", "zero-length read and write: 0 .none, nothing sent") { try DataContractTests().zeroLength(backend: $0) },
+        ConformanceRule("data.writeResumes", "write is all-or-nothing: -1 .wantWrite, then a retry with the same bytes from another buffer completes") { try DataContractTests().writeResumes(backend: $0) },
+        ConformanceRule("data.badWriteRetry", "a write retry with a different length is refused: -1 .ssl badWriteRetry") { try DataContractTests().badWriteRetry(backend: $0) },
+        ConformanceRule("data.negotiatedAfterFailure", "after a failure on an established connection, what was negotiated stays readable", requires: [.tls13, .alpn]) { try DataContractTests().negotiatedAfterFailure(backend: $0) },
+        ConformanceRule("data.shutdown", "shutdown: 0 then 1; close_notify exactly once; peer reads 0 .zeroReturn (sticky) and can still write") { try DataContractTests().shutdown(backend: $0) },
+        ConformanceRule("data.peerVanishes", "the peer vanishes without close_notify: read gives 0 .ssl unexpectedEOF, then -1 .ssl") { try DataContractTests().peerVanishes(backend: $0) },
+        ConformanceRule("data.corruptedRecord", "a corrupted record: -1 .ssl and the peer is told with an alert") { try DataContractTests().corruptedRecord(backend: $0) },
+    ]
 }

@@ -1,0 +1,15 @@
+import Testing
+import TLSKit
+import TLSKitConformance
+import TLSKitTestSupport
+
+/// The conformance suite against every backend built into this package: what a backend's
+/// own test target writes, plus `.sharesProcess` (this package's suites that measure the
+/// process run alone).
+@Suite("Conformance", .timeLimit(.minutes(5)), .sharesProcess)
+struct TLSKitConformanceTests {
+    @Test("contract rule", arguments: TLSBuiltInBackends.available.flatMap { TLSConformance.cases(for: $0) })
+    func conformance(_ rule: TLSConformanceCase) async throws {
+        try await rule.run()
+    }
+}
