@@ -69,7 +69,8 @@ public enum TLSConformance {
     /// Every rule, in a stable order.
     static var allRules: [ConformanceRule] {
         HandshakeContractTests.rules + DataContractTests.rules + ContractRowsTests.rules + MisuseTests.rules
-            + SmallExchangeTests.rules + SocketTests.rules
+            + HandshakeCloseNotifyTests.rules + SmallExchangeTests.rules + SocketTests.rules
+            + HostileInputTests.rules
     }
 }
 

@@ -2,8 +2,8 @@ import Testing
 import TLSKit
 @_spi(TLSBackendImplementation) import TLSCore
 
-/// A peer that sends hand-made bytes: the same result, error code and alert on every
-/// backend, for both roles and TLS 1.2 and 1.3 (Docs/backends.md, "Hostile peers").
+/// A peer that sends hand-made bytes: the helpers of the legal-peer suite (LegalPeerTests)
+/// and of HostNameRuleTests, for both roles and TLS 1.2 and 1.3 (Docs/backends.md, "Hostile peers").
 ///
 /// Each case puts a real handshake in the position the case names (the real peer's
 /// bytes are cut there), delivers the hostile bytes to the connection under test, and
@@ -155,163 +155,69 @@ struct HostilePeerTests {
         #expect(identical(victim.lastError, first), sourceLocation: sourceLocation)
     }
 
-    // MARK: - Malformed records and messages, as the first bytes the victim reads
+    // The hostile-input cases written by rule (malformed records, huge lengths, truncated
+    // records, split flights, plaintext alerts) are in TLSKitConformance
+    // (HostileInputTests); these helpers serve the legal-peer and host-name suites.
 
     /// A record of `type` and `version` around `body`.
     static func record(_ type: UInt8, _ version: UInt16, _ body: [UInt8], length: Int? = nil) -> [UInt8] {
         let n = length ?? body.count
         return [type, UInt8(version >> 8), UInt8(version & 0xFF), UInt8(n >> 8), UInt8(n & 0xFF)] + body
     }
+}
 
-    static let malformed: [(String, [UInt8], TLSAlert)] = [
-        ("invalid content type", record(0x30, 0x0303, [1, 0, 0, 0, 0, 0, 0, 0]), .unexpectedMessage),
-        ("random bytes, first byte 0x87", [0x87, 0x5A, 0x13, 0x81, 0x00] + (0..<64).map { UInt8(truncatingIfNeeded: $0 &* 37) },
-         .unexpectedMessage),
-        ("invalid record version", record(22, 0x0505, [1, 0, 0, 0]), .protocolVersion),
-        ("record length over the limit", record(22, 0x0301, Array(repeating: 0, count: 16), length: 0x4801), .recordOverflow),
-        ("junk handshake type", record(22, 0x0301, [0xEE, 0, 0, 28] + Array(repeating: 0, count: 28)), .unexpectedMessage),
-        ("junk handshake type with a huge length", record(22, 0x0301, [0xEE, 0xFF, 0xFF, 0xFF] + Array(repeating: 0, count: 28)),
-         .unexpectedMessage),
-    ]
-
-    @Test("malformed first record: -1 .ssl protocolFailure at once, and the fatal alert", arguments: cases)
-    func malformedRecord(c: Case) throws {
-        for (name, bytes, alert) in Self.malformed {
-            let link = try Self.prepare(c, at: .start)
-            let (victim, wire, _, _) = Self.sides(link, c.role)
-            let step = Self.deliver(bytes, to: victim, wire)
-            Self.expectFatal(step, link, c, code: .protocolFailure, alert: alert)
-            #expect(victim.lastError?.code == .protocolFailure, "\(name)")
+extension HostilePeerTests {
+    /// One AES-128-GCM record, sequence 0, of `type` around `plaintext`: TLS 1.3 under
+    /// the traffic secret `secret` (with `padding` zero bytes after the inner type);
+    /// TLS 1.2 under the key block of `secret` (the master secret) and the two randoms,
+    /// as the client (`client`) or the server writes it (Python's `cryptography`).
+    static func encryptRecord(tls13: Bool, secret: String, randoms: (client: [UInt8], server: [UInt8]) = ([], []),
+                              client: Bool, type: UInt8, plaintext: [UInt8], padding: Int = 0) throws -> [UInt8] {
+        let script = """
+            import sys, binascii, hmac, hashlib
+            from cryptography.hazmat.primitives import hashes
+            from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
+            from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+            tls13, secret, crandom, srandom, client, ctype, plain = sys.argv[1] == "1", binascii.unhexlify(sys.argv[2]), \\
+                binascii.unhexlify(sys.argv[3]), binascii.unhexlify(sys.argv[4]), sys.argv[5] == "1", int(sys.argv[6]), \\
+                binascii.unhexlify(sys.argv[7])
+            padding = int(sys.argv[8])
+            if tls13:
+                def label(l, n):
+                    full = b"tls13 " + l
+                    info = n.to_bytes(2, "big") + bytes([len(full)]) + full + b"\\x00"
+                    return HKDFExpand(hashes.SHA256(), n, info).derive(secret)
+                key, iv = label(b"key", 16), label(b"iv", 12)
+                inner = plain + bytes([ctype]) + bytes(padding)
+                header = bytes([23, 3, 3, (len(inner) + 16) >> 8, (len(inner) + 16) & 0xFF])
+                out = header + AESGCM(key).encrypt(iv, inner, header)
+            else:
+                def prf(label, seed, n):
+                    out, a = b"", label + seed
+                    while len(out) < n:
+                        a = hmac.new(secret, a, hashlib.sha256).digest()
+                        out += hmac.new(secret, a + label + seed, hashlib.sha256).digest()
+                    return out[:n]
+                block = prf(b"key expansion", srandom + crandom, 40)
+                key, salt = (block[0:16], block[32:36]) if client else (block[16:32], block[36:40])
+                explicit = bytes(8)
+                aad = bytes(8) + bytes([ctype, 3, 3, len(plain) >> 8, len(plain) & 0xFF])
+                body = explicit + AESGCM(key).encrypt(salt + explicit, plain, aad)
+                out = bytes([ctype, 3, 3, len(body) >> 8, len(body) & 0xFF]) + body
+            sys.stdout.write(binascii.hexlify(out).decode())
+            """
+        func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
+        let peer = try Peer(try tool("python3"), ["-c", script, tls13 ? "1" : "0", secret, hex(randoms.client),
+                                                  hex(randoms.server), client ? "1" : "0", "\(type)", hex(plaintext),
+                                                  "\(padding)"])
+        peer.closeInput()
+        guard peer.wait(timeout: 30) == 0 else {
+            throw TLSError(.internalError, "encryption failed: \(peer.errorOutput)", backend: "tests")
         }
+        let text = Array(peer.output.utf8)
+        return stride(from: 0, to: text.count - 1, by: 2).map { UInt8(String(decoding: text[$0..<($0 + 2)], as: UTF8.self), radix: 16)! }
     }
 
-    @Test("a handshake message declaring far more than any sane message: -1 .ssl, alert", arguments: cases)
-    func hugeHandshakeLength(c: Case) throws {
-        let link = try Self.prepare(c, at: .start)
-        let (victim, wire, _, _) = Self.sides(link, c.role)
-        // A ClientHello to a server, a ServerHello to a client, each declaring 16 MiB.
-        let type: UInt8 = c.role == .server ? 1 : 2
-        let step = Self.deliver(Self.record(22, 0x0303, [type, 0xFF, 0xFF, 0xFF] + Array(repeating: 3, count: 28)), to: victim, wire)
-        Self.expectFatal(step, link, c, code: .protocolFailure, alert: .illegalParameter)
-    }
-
-    @Test("a truncated record then EOF: -1 .ssl unexpectedEOF, nothing more sent", arguments: cases)
-    func truncatedThenEOF(c: Case) throws {
-        let link = try Self.prepare(c, at: .start)
-        let (victim, wire, _, _) = Self.sides(link, c.role)
-        wire.deliverIncoming(Self.record(22, 0x0301, [c.role == .server ? 1 : 2, 0, 0, 40] + Array(repeating: 0, count: 10), length: 44))
-        #expect(Self.handshake(victim) == Step(-1, .wantRead))
-        wire.closeIncoming()
-        let step = Self.handshake(victim)
-        #expect(step == Step(-1, .ssl))
-        #expect(victim.error(for: step.result) == .ssl)
-        #expect(victim.lastError?.code == .unexpectedEOF, "\(String(describing: victim.lastError))")
-        // The peer is gone: nothing is written to it, on either backend.
-        #expect(wire.takeOutgoing() == [])
-    }
-
-    @Test("every flight delivered one byte at a time (a split at every byte boundary): the handshake succeeds",
-          arguments: cases)
-    func splitFlights(c: Case) throws {
-        let link = try Self.link(c)
-        var done = (client: false, server: false)
-        for _ in 0..<20 where !(done.client && done.server) {
-            for (connection, from, to) in [(link.client, link.clientWire, link.serverWire),
-                                           (link.server, link.serverWire, link.clientWire)] {
-                let isClient = connection === link.client
-                if !(isClient ? done.client : done.server) {
-                    let step = Self.handshake(connection)
-                    if step == Step(1, .none) { if isClient { done.client = true } else { done.server = true } }
-                    #expect(step.result == 1 || step.code == .wantRead, "\(step) \(String(describing: connection.lastError))")
-                }
-                // Deliver this side's output to the other one byte at a time, calling
-                // the other side after every byte.
-                let bytes = from.takeOutgoing()
-                let other = isClient ? link.server : link.client
-                for byte in bytes {
-                    to.deliverIncoming([byte])
-                    if other.isHandshakeComplete { continue }
-                    let step = Self.handshake(other)
-                    #expect(step.result == 1 || step.code == .wantRead, "\(step) \(String(describing: other.lastError))")
-                    if step.result == 1 { if isClient { done.server = true } else { done.client = true } }
-                }
-            }
-        }
-        #expect(link.client.isHandshakeComplete && link.server.isHandshakeComplete)
-        #expect(link.client.negotiatedVersion == c.version)
-        #expect(link.client.write([1, 2, 3]) == 3)
-        link.exchange()
-        #expect(link.server.readStep().1 == [1, 2, 3])
-    }
-
-    // MARK: - Plaintext alerts
-
-    static let closeNotify = TLSWire.alertRecord(.closeNotify, fatal: false)
-    static let handshakeFailure = TLSWire.alertRecord(.handshakeFailure)
-
-    /// Where a plaintext alert is still the peer's word: close_notify is 0 .zeroReturn,
-    /// a fatal alert -1 .ssl alertReceived.
-    static func expectAccepted(_ c: Case, at point: Point, sourceLocation: SourceLocation = #_sourceLocation) throws {
-        let closing = try prepare(c, at: point)
-        let (victim, wire, _, _) = sides(closing, c.role)
-        #expect(deliver(closeNotify, to: victim, wire) == Step(0, .zeroReturn), "\(String(describing: victim.lastError))",
-                sourceLocation: sourceLocation)
-        #expect(handshake(victim) == Step(0, .zeroReturn), sourceLocation: sourceLocation)
-
-        let failing = try prepare(c, at: point)
-        let (other, otherWire, _, _) = sides(failing, c.role)
-        _ = otherWire.takeOutgoing()
-        otherWire.deliverIncoming(handshakeFailure)
-        let step = handshake(other)
-        // A received fatal alert is not answered (what the victim wrote, if anything,
-        // is its own flight, which it had not sent yet: no alert record). Except by
-        // libssl's server, when the alert is the very first record: it has already
-        // written unexpected_message (Docs/backends.md).
-        let libsslAnswers = c.backend.name == "OpenSSL" && c.role == .server && point == .start
-        #expect(recordTypes(otherWire.takeOutgoing()).contains(21) == libsslAnswers, sourceLocation: sourceLocation)
-        #expect(step == Step(-1, .ssl), sourceLocation: sourceLocation)
-        #expect(other.lastError?.code == .alertReceived, "\(String(describing: other.lastError))", sourceLocation: sourceLocation)
-        #expect(other.lastError?.alert == .handshakeFailure, sourceLocation: sourceLocation)
-    }
-
-    /// Where alerts must be protected: a plaintext one is unexpected_message (TLS 1.3),
-    /// or bad_record_mac (TLS 1.2: it cannot be decrypted).
-    static func expectRefused(_ c: Case, at point: Point, sourceLocation: SourceLocation = #_sourceLocation) throws {
-        // TLS 1.2: libssl refuses a record too short for its AEAD with internal_error.
-        let expected: TLSAlert = c.version == .tls13 ? .unexpectedMessage : .badRecordMAC
-        let libssl: TLSAlert? = c.version == .tls12 && c.backend.name == "OpenSSL" ? .internalError : nil
-        for alert in [closeNotify, handshakeFailure] {
-            let link = try prepare(c, at: point)
-            let (victim, wire, _, _) = sides(link, c.role)
-            let step = deliver(alert, to: victim, wire)
-            expectFatal(step, link, c, code: .protocolFailure, alert: libssl ?? expected, sourceLocation: sourceLocation)
-        }
-    }
-
-    @Test("plaintext alerts before the ClientHello and right after it: the peer's word", arguments: cases)
-    func alertsAroundClientHello(c: Case) throws {
-        try Self.expectAccepted(c, at: .start)
-        try Self.expectAccepted(c, at: .afterClientHello)
-    }
-
-    @Test("plaintext alerts after the ServerHello: refused by a TLS 1.3 client; the peer's word otherwise",
-          arguments: cases)
-    func alertsAfterServerHello(c: Case) throws {
-        if c.role == .client && c.version == .tls13 {
-            try Self.expectRefused(c, at: .afterServerHello)
-        } else {
-            try Self.expectAccepted(c, at: .afterServerHello)
-        }
-    }
-
-    @Test("plaintext alerts after the client's Finished: refused once the peer's records are protected",
-          arguments: cases)
-    func alertsAfterClientFinished(c: Case) throws {
-        if c.role == .client && c.version == .tls12 {
-            // The server has not sent its ChangeCipherSpec yet: still plaintext.
-            try Self.expectAccepted(c, at: .afterClientFinished)
-        } else {
-            try Self.expectRefused(c, at: .afterClientFinished)
-        }
-    }
+    /// The 32-byte random of the hello message at the start of `flight`.
+    static func helloRandom(_ flight: [UInt8]) -> [UInt8] { Array(flight[11..<43]) }
 }

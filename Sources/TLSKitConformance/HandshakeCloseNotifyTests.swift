@@ -1,15 +1,23 @@
 import Foundation
 import Testing
-import TLSKit
-@_spi(TLSBackendImplementation) import TLSCore
+import TLSCore
 
 /// A close_notify the peer sends protected, in the middle of the handshake: TLS 1.3
 /// after the ServerHello, the contract's "peer sends close_notify during the handshake"
 /// row, 0 `.zeroReturn` and sticky; TLS 1.2 right after ChangeCipherSpec, where only
 /// the Finished may come (RFC 5246 §7.1), -1 `.ssl` `protocolFailure` and
 /// unexpected_message. On every backend, from either side. The records are encrypted here, with the secrets the victim's
-/// own key log gives (Python's `cryptography`).
-extension HostilePeerTests {
+/// own key log gives (`python3` with its `cryptography` package): the cases need the
+/// `.keyLogging` and `.cipherSuiteSelection` capabilities (AES-128-GCM is chosen).
+enum HandshakeCloseNotifyTests {
+    /// This file's rules, in order.
+    static let rules: [ConformanceRule] = HostileInputTests.expand(
+        "encryptedCloseNotifyDuringHandshake",
+        "an encrypted close_notify in the middle of the handshake: 0 .zeroReturn, sticky, nothing sent back (TLS 1.3); unexpected_message (TLS 1.2)",
+        requires: [.keyLogging, .cipherSuiteSelection]) { try $0.encryptedCloseNotifyDuringHandshake(c: $1) }
+}
+
+extension HostileInputTests {
     /// One AES-128-GCM record, sequence 0, of `type` around `plaintext`: TLS 1.3 under
     /// the traffic secret `secret` (with `padding` zero bytes after the inner type);
     /// TLS 1.2 under the key block of `secret` (the master
@@ -50,22 +58,22 @@ extension HostilePeerTests {
             sys.stdout.write(binascii.hexlify(out).decode())
             """
         func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
-        let peer = try Peer(try tool("python3"), ["-c", script, tls13 ? "1" : "0", secret, hex(randoms.client),
-                                                  hex(randoms.server), client ? "1" : "0", "\(type)", hex(plaintext),
-                                                  "\(padding)"])
-        peer.closeInput()
-        guard peer.wait(timeout: 30) == 0 else {
-            throw TLSError(.internalError, "encryption failed: \(peer.errorOutput)", backend: "tests")
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let run = try runTool(try tool("python3"), ["-c", script, tls13 ? "1" : "0", secret, hex(randoms.client),
+                                                    hex(randoms.server), client ? "1" : "0", "\(type)", hex(plaintext),
+                                                    "\(padding)"], in: directory)
+        guard run.status == 0 else {
+            throw TLSError(.internalError, "encryption failed (python3 with the cryptography package): \(run.errorOutput)",
+                           backend: "conformance")
         }
-        let text = Array(peer.output.utf8)
+        let text = Array(run.output.utf8)
         return stride(from: 0, to: text.count - 1, by: 2).map { UInt8(String(decoding: text[$0..<($0 + 2)], as: UTF8.self), radix: 16)! }
     }
 
     /// The 32-byte random of the hello message at the start of `flight`.
     static func helloRandom(_ flight: [UInt8]) -> [UInt8] { Array(flight[11..<43]) }
 
-    @Test("an encrypted close_notify in the middle of the handshake: 0 .zeroReturn, sticky, nothing sent back",
-          arguments: cases)
     func encryptedCloseNotifyDuringHandshake(c: Case) throws {
         let lines = Locked<[String]>([])
         let logger = TLSKeyLogger { line in lines.withLock { $0.append(line) } }
@@ -91,10 +99,10 @@ extension HostilePeerTests {
             // The server's ServerHello (TLS 1.2: with the rest of its flight in clear) reaches the client …
             (victim, wire) = (link.client, link.clientWire)
             if c.version == .tls13 {
-                wire.deliverIncoming(Self.firstRecord(serverFlight))
+                wire.deliverIncoming(Wire.firstRecord(serverFlight))
                 #expect(Self.handshake(victim) == Step(-1, .wantRead))
                 // What it sends now is its own (GnuTLS: its compatibility ChangeCipherSpec).
-                #expect(Self.recordTypes(wire.takeOutgoing()).allSatisfy { $0 == 20 })
+                #expect(Wire.recordTypes(wire.takeOutgoing()).allSatisfy { $0 == 20 })
                 // … then, in place of its encrypted extensions, an encrypted close_notify.
                 wire.deliverIncoming(try Self.encryptRecord(tls13: true, secret: try secret("SERVER_HANDSHAKE_TRAFFIC_SECRET"),
                                                             client: false, type: 21, plaintext: closeNotify))
@@ -129,7 +137,7 @@ extension HostilePeerTests {
                     if clientFlight[index] == 20 { break }
                     index = end
                 }
-                #expect(Self.recordTypes(kept) == [22, 20])
+                #expect(Wire.recordTypes(kept) == [22, 20])
                 wire.deliverIncoming(kept + (try Self.encryptRecord(
                     tls13: false, secret: try secret("CLIENT_RANDOM"), randoms: randoms, client: true, type: 21,
                     plaintext: closeNotify)))
@@ -148,7 +156,7 @@ extension HostilePeerTests {
             // protected from the client (8-byte explicit nonce, 2 bytes, 16-byte tag).
             let answer = wire.takeOutgoing()
             if c.role == .server {
-                #expect(answer == TLSWire.alertRecord(.unexpectedMessage))
+                #expect(answer == Wire.alertRecord(.unexpectedMessage))
             } else {
                 #expect(Array(answer.prefix(5)) == [21, 3, 3, 0, 26] && answer.count == 31, "\(answer)")
             }
