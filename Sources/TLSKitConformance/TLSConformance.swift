@@ -70,7 +70,7 @@ public enum TLSConformance {
     static var allRules: [ConformanceRule] {
         HandshakeContractTests.rules + DataContractTests.rules + ContractRowsTests.rules + MisuseTests.rules
             + HandshakeCloseNotifyTests.rules + SmallExchangeTests.rules + SocketTests.rules
-            + HostileInputTests.rules
+            + HostileInputTests.rules + CapabilityRefusalTests.rules
     }
 }
 
