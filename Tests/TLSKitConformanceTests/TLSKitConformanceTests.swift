@@ -12,4 +12,14 @@ struct TLSKitConformanceTests {
     func conformance(_ rule: TLSConformanceCase) async throws {
         try await rule.run()
     }
+
+    /// The path a backend without `.selfSignedIdentity` takes: the leaf made by the
+    /// `openssl` tool, for the handshake rules.
+    @Test("contract rule, certificates from the openssl tool",
+          arguments: TLSBuiltInBackends.available.flatMap {
+              TLSConformance.cases(for: $0, identities: .openSSLTool).filter { $0.rule.hasPrefix("handshake.") }
+          })
+    func conformanceWithToolIdentities(_ rule: TLSConformanceCase) async throws {
+        try await rule.run()
+    }
 }
