@@ -37,6 +37,7 @@ let package = Package(
             dependencies: [
                 "FakeTLS",
                 .product(name: "TLSCore", package: "TLSKit"),
+                .product(name: "TLSKitConformance", package: "TLSKit"),
                 .product(name: "TLSKitNIO", package: "TLSKit"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -1,13 +1,13 @@
 // One FakeTLS connection: the handshake state machine, the record layer and alerts.
 //
-// The flights (every handshake message has TLS's 4-byte header; see FakeTLSBackend.swift
-// for what is fake):
-//   client → ClientHello                              (plaintext record, type 22)
-//   server → ServerHello                              (plaintext record, type 22)
-//            [TLS 1.2 shape: ChangeCipherSpec]
-//            {EncryptedExtensions (ALPN), [CertificateRequest], Certificate, Finished}
-//   client → [TLS 1.2 shape: ChangeCipherSpec]
-//            {[Certificate], Finished}
+// The flights follow TLS's (every handshake message has TLS's 4-byte header; see
+// FakeTLSBackend.swift for what is fake):
+//   TLS 1.3 shape                                   TLS 1.2 shape (a full handshake)
+//   C: ClientHello                                  C: ClientHello
+//   S: ServerHello                                  S: ServerHello (ALPN), Certificate,
+//      {EncryptedExtensions (ALPN),                    [CertificateRequest], ServerHelloDone
+//       [CertificateRequest], Certificate, Finished} C: [Certificate], ChangeCipherSpec, {Finished}
+//   C: {[Certificate], Finished}                    S: ChangeCipherSpec, {Finished}
 // where {…} is "protected": TLS 1.3 shape, an application_data record whose content ends
 // with the inner content type and a 16-byte all-zero tag; TLS 1.2 shape, a record of
 // the real type whose content ends with a 32-byte all-zero "MAC". A tag or MAC that is
@@ -19,6 +19,8 @@ final class FakeTLSConnectionEngine: TLSConnectionEngine {
         case start
         case waitServerHello
         case waitServerFlight
+        /// TLS 1.2 shape: the client's flight is sent; the server's Finished comes last.
+        case waitServerFinished
         case waitClientHello
         case waitClientFlight
         /// The last flight is queued; done once it is written.
@@ -32,7 +34,7 @@ final class FakeTLSConnectionEngine: TLSConnectionEngine {
 
     private enum Message: UInt8 {
         case clientHello = 1, serverHello = 2, encryptedExtensions = 8, certificate = 11
-        case certificateRequest = 13, finished = 20
+        case certificateRequest = 13, serverHelloDone = 14, finished = 20
     }
 
     static let cipherSuite = "FAKETLS_NULL_NO_PROTECTION"
@@ -95,7 +97,7 @@ final class FakeTLSConnectionEngine: TLSConnectionEngine {
                     stage = .established
                 case .established:
                     return .success(1)
-                case .waitServerHello, .waitServerFlight, .waitClientHello, .waitClientFlight:
+                case .waitServerHello, .waitServerFlight, .waitServerFinished, .waitClientHello, .waitClientFlight:
                     if let status = flush() { return status }
                     if let (type, body) = try nextHandshakeMessage() {
                         try handle(type, body)
@@ -169,37 +171,39 @@ final class FakeTLSConnectionEngine: TLSConnectionEngine {
         case (.waitServerFlight, .encryptedExtensions):
             var reader = Reader(body)
             let extensions = try reader.extensions()
-            if let alpn = extensions[16] {
-                var inner = Reader(alpn)
-                let names = try inner.protocolNames()
-                guard names.count == 1, let chosen = names.first, offeredProtocols?.contains(chosen) == true else {
-                    throw Failure(error: error(.protocolFailure, "the server chose an ALPN protocol the client did not offer"),
-                                  alert: .illegalParameter)
-                }
-                negotiatedApplicationProtocol = chosen
-            }
+            try readSelectedProtocol(extensions)
         case (.waitServerFlight, .certificateRequest):
             clientAskedForCertificate = true
         case (.waitServerFlight, .certificate), (.waitClientFlight, .certificate):
             var reader = Reader(body)
             peerCertificateChain = try reader.certificateList()
             try verifyPeer()
-        case (.waitServerFlight, .finished):
-            guard role == .client, !peerCertificateChain.isEmpty || configuration.certificateVerification == .insecureNoVerification else {
-                throw Failure(error: error(.protocolFailure, "the server sent Finished without a Certificate"), alert: .unexpectedMessage)
+        case (.waitServerFlight, .finished) where version == .tls13, (.waitServerFlight, .serverHelloDone) where version == .tls12:
+            guard !peerCertificateChain.isEmpty || configuration.certificateVerification == .insecureNoVerification else {
+                throw Failure(error: error(.protocolFailure, "the server ended its flight without a Certificate"),
+                              alert: .unexpectedMessage)
             }
+            if clientAskedForCertificate { queue(.handshake, message(.certificate, certificateList(context.chain))) }
             if version == .tls12 { queue(.changeCipherSpec, [1]) }
             sendProtected = true
-            if clientAskedForCertificate { queue(.handshake, message(.certificate, certificateList(context.chain))) }
             queue(.handshake, message(.finished, [UInt8](repeating: 0, count: 12)))
-            stage = .finishing
-        case (.waitClientFlight, .finished):
+            stage = version == .tls12 ? .waitServerFinished : .finishing
+        case (.waitServerFinished, .finished) where receiveProtected:
+            stage = .established
+        case (.waitClientFlight, .finished) where receiveProtected:
             if peerCertificateChain.isEmpty && configuration.clientAuthentication == .required {
                 throw Failure(error: TLSError(.certificateVerificationFailed, "the client sent no certificate", backend: FakeTLSBackend.id,
                                               verificationFailure: .noCertificate),
                               alert: .certificateRequired)
             }
-            stage = .established
+            if version == .tls12 {
+                queue(.changeCipherSpec, [1])
+                sendProtected = true
+                queue(.handshake, message(.finished, [UInt8](repeating: 0, count: 12)))
+                stage = .finishing
+            } else {
+                stage = .established
+            }
         default:
             throw Failure(error: error(.protocolFailure, "unexpected handshake message type \(type)"), alert: .unexpectedMessage)
         }
@@ -263,20 +267,18 @@ final class FakeTLSConnectionEngine: TLSConnectionEngine {
         }
         negotiatedApplicationProtocol = selected
 
+        let alpn = selected.map { Self.extensionBlock(16, Self.protocolList([$0])) } ?? []
         var hello: [UInt8] = [0x03, 0x03] + [UInt8](repeating: 0x22, count: 32) + [0, 0x13, 0x01, 0]
-        if chosen == .tls13 {
-            let supported = Self.extensionBlock(43, [0x03, 0x04])
-            hello += Self.u16(supported.count) + supported
-        }
+        let helloExtensions = chosen == .tls13 ? Self.extensionBlock(43, [0x03, 0x04]) : alpn
+        if !helloExtensions.isEmpty { hello += Self.u16(helloExtensions.count) + helloExtensions }
         queue(.handshake, message(.serverHello, hello))
-        if chosen == .tls12 { queue(.changeCipherSpec, [1]) }
-        sendProtected = true
-        var encrypted: [UInt8] = []
-        if let selected { encrypted = Self.extensionBlock(16, Self.protocolList([selected])) }
-        queue(.handshake, message(.encryptedExtensions, Self.u16(encrypted.count) + encrypted))
+        if chosen == .tls13 {
+            sendProtected = true
+            queue(.handshake, message(.encryptedExtensions, Self.u16(alpn.count) + alpn))
+        }
         if configuration.clientAuthentication != .none { queue(.handshake, message(.certificateRequest, [0, 0])) }
         queue(.handshake, message(.certificate, certificateList(context.chain)))
-        queue(.handshake, message(.finished, [UInt8](repeating: 0, count: 12)))
+        queue(.handshake, chosen == .tls13 ? message(.finished, [UInt8](repeating: 0, count: 12)) : message(.serverHelloDone, []))
         stage = .waitClientFlight
     }
 
@@ -286,7 +288,8 @@ final class FakeTLSConnectionEngine: TLSConnectionEngine {
         _ = try reader.bytes(Int(try reader.u8()))
         _ = try reader.bytes(3)
         var chosen = TLSVersion.tls12
-        if !reader.isAtEnd, let data = try reader.extensions()[43] {
+        let extensions = reader.isAtEnd ? [:] : try reader.extensions()
+        if let data = extensions[43] {
             var inner = Reader(data)
             guard let v = TLSVersion(rawValue: Int(try inner.u16())) else {
                 throw Failure(error: error(.protocolFailure, "the server chose an unknown version"), alert: .illegalParameter)
@@ -298,8 +301,20 @@ final class FakeTLSConnectionEngine: TLSConnectionEngine {
                           alert: .protocolVersion)
         }
         version = chosen
-        if chosen == .tls13 { receiveProtected = true }
+        if chosen == .tls13 { receiveProtected = true } else { try readSelectedProtocol(extensions) }
         stage = .waitServerFlight
+    }
+
+    /// The server's ALPN choice (ServerHello in TLS 1.2, EncryptedExtensions in 1.3).
+    private func readSelectedProtocol(_ extensions: [UInt16: [UInt8]]) throws {
+        guard let alpn = extensions[16] else { return }
+        var inner = Reader(alpn)
+        let names = try inner.protocolNames()
+        guard names.count == 1, let chosen = names.first, offeredProtocols?.contains(chosen) == true else {
+            throw Failure(error: error(.protocolFailure, "the server chose an ALPN protocol the client did not offer"),
+                          alert: .illegalParameter)
+        }
+        negotiatedApplicationProtocol = chosen
     }
 
     /// The peer's chain: trusted exactly, then the core's host-name and pin rules.
@@ -317,8 +332,8 @@ final class FakeTLSConnectionEngine: TLSConnectionEngine {
             throw reject(.noCertificate, "the server sent no certificate")
         }
         let policy = TLSPeerPolicy(configuration: configuration, role: role, serverName: serverName)
-        if !policy.pinsOnly && !context.roots.contains(leaf) {
-            throw reject(.unknownIssuer, "the certificate is not one of the trusted certificates (FakeTLS trusts exact certificates)")
+        if !policy.pinsOnly && !peerCertificateChain.contains(where: context.roots.contains) {
+            throw reject(.unknownIssuer, "no certificate of the chain is one of the trusted certificates (FakeTLS trusts exact certificates)")
         }
         let verdict = leaf.withUnsafeBytes { policy.check(leafDER: $0, sha256: { SHA2.sha256(Array($0)) }) }
         if let verdict { throw reject(verdict.failure, verdict.reason) }
@@ -329,7 +344,17 @@ final class FakeTLSConnectionEngine: TLSConnectionEngine {
     /// Reads one record into the handshake buffer or the plaintext. Nil when a record
     /// was taken; a status when the transport has nothing or the record ends the call.
     private func readRecord() throws -> TLSEngineStatus? {
-        while inbound.count < 5 || inbound.count < 5 + Int(inbound[3]) << 8 | Int(inbound[4]) {
+        /// The record's length, once its header is in.
+        func bodyLength() -> Int? { inbound.count >= 5 ? (Int(inbound[3]) << 8) | Int(inbound[4]) : nil }
+        while true {
+            if let length = bodyLength() {
+                // A header no record has: the core's wire reader has seen it too and names
+                // the alert (one rule for every backend), so none is sent from here.
+                guard inbound[1] == 3, length <= Self.maxPlaintext + 256 + Self.mac12 else {
+                    throw Failure(error: error(.protocolFailure, "a malformed record header"), alert: nil)
+                }
+                if inbound.count >= 5 + length { break }
+            }
             var chunk = [UInt8](repeating: 0, count: 16_384 + 2048)
             let result = chunk.withUnsafeMutableBytes { transport.read(into: $0) }
             switch result {
@@ -341,14 +366,8 @@ final class FakeTLSConnectionEngine: TLSConnectionEngine {
                 throw Failure(error: TLSError(.transportFailure, "transport read failed", backend: FakeTLSBackend.id, errno: errno),
                               alert: nil)
             }
-            if inbound.count >= 5 {
-                let length = Int(inbound[3]) << 8 | Int(inbound[4])
-                guard inbound[1] == 3, length <= Self.maxPlaintext + 256 + Self.mac12 else {
-                    throw Failure(error: error(.protocolFailure, "a malformed record header"), alert: .recordOverflow)
-                }
-            }
         }
-        let length = Int(inbound[3]) << 8 | Int(inbound[4])
+        let length = (Int(inbound[3]) << 8) | Int(inbound[4])
         var type = inbound[0]
         var content = Array(inbound[5..<(5 + length)])
         inbound.removeFirst(5 + length)
@@ -400,8 +419,11 @@ final class FakeTLSConnectionEngine: TLSConnectionEngine {
 
     private func nextHandshakeMessage() throws -> (UInt8, [UInt8])? {
         guard handshakeBytes.count >= 4 else { return nil }
-        let length = Int(handshakeBytes[1]) << 16 | Int(handshakeBytes[2]) << 8 | Int(handshakeBytes[3])
-        guard length <= 65_536 else { throw Failure(error: error(.protocolFailure, "a handshake message too long"), alert: .decodeError) }
+        let length = (Int(handshakeBytes[1]) << 16) | (Int(handshakeBytes[2]) << 8) | Int(handshakeBytes[3])
+        // The core's header rule, also for the protected messages its wire reader cannot see.
+        if let violation = TLSWire.validateHandshakeHeader(type: handshakeBytes[0], length: length) {
+            throw Failure(error: error(.protocolFailure, violation.reason), alert: violation.alert)
+        }
         guard handshakeBytes.count >= 4 + length else { return nil }
         let message = (handshakeBytes[0], Array(handshakeBytes[4..<(4 + length)]))
         handshakeBytes.removeFirst(4 + length)
@@ -439,7 +461,9 @@ final class FakeTLSConnectionEngine: TLSConnectionEngine {
     }
 
     private func fail(_ failure: Failure) -> TLSEngineStatus {
-        if let alert = failure.alert { _ = sendFatalAlert(alert) }
+        // Bytes the core's wire reader has already judged get its alert (the core sends it
+        // through sendFatalAlert after this call), not one of FakeTLS's choosing.
+        if let alert = failure.alert, transport.wire.violation == nil { _ = sendFatalAlert(alert) }
         var error = failure.error
         if error.alert == nil, let alert = failure.alert { error.alert = alert }
         return .failure(error)
