@@ -23,8 +23,10 @@ public protocol TLSBackend: Sendable {
 
     /// Generates a fresh key (ECDSA P-256) and a self-signed certificate for the given
     /// DNS names and IP addresses, valid from one hour ago for `validityDays` days.
-    /// For demos and tests; production servers load a CA-issued certificate.
-    static func makeSelfSignedIdentity(
+    /// Called only by ``makeSelfSignedIdentity(commonName:subjectAlternativeNames:validityDays:)``,
+    /// after the core checked ``TLSCapabilities/selfSignedIdentity`` and the arguments.
+    @_spi(TLSBackendImplementation)
+    static func generateSelfSignedIdentity(
         commonName: String,
         subjectAlternativeNames: [String],
         validityDays: Int
@@ -46,6 +48,23 @@ extension TLSBackend {
         try configuration.checkSupported(by: capabilities, backend: id)
         let engine = try makeContextEngine(configuration)
         return TLSContext(configuration: configuration, backend: Self.self, engine: engine)
+    }
+
+    /// Generates a fresh key (ECDSA P-256) and a self-signed certificate for the given
+    /// DNS names and IP addresses, valid from one hour ago for `validityDays` days.
+    /// For demos and tests; production servers load a CA-issued certificate.
+    /// - Throws: ``TLSError/Code/unsupported`` without ``TLSCapabilities/selfSignedIdentity``;
+    ///   ``TLSError`` when the backend's library fails.
+    public static func makeSelfSignedIdentity(
+        commonName: String,
+        subjectAlternativeNames: [String],
+        validityDays: Int
+    ) throws -> TLSIdentity {
+        guard capabilities.contains(.selfSignedIdentity) else {
+            throw TLSError(.unsupported, "makeSelfSignedIdentity is not supported by the \(id) backend", backend: id)
+        }
+        return try generateSelfSignedIdentity(
+            commonName: commonName, subjectAlternativeNames: subjectAlternativeNames, validityDays: validityDays)
     }
 }
 

@@ -1,20 +1,31 @@
 /// Abilities a backend may or may not have. An option that needs a missing capability
-/// is refused at context creation with ``TLSError/Code/unsupported``.
+/// is refused with ``TLSError/Code/unsupported``, naming the option and the backend: at
+/// context creation (``TLSBackend/makeContext(_:)``) for configuration options, at the
+/// first handshake step for per-connection settings, and on the call itself for
+/// connection features and ``TLSBackend/makeSelfSignedIdentity(commonName:subjectAlternativeNames:validityDays:)``.
 public struct TLSCapabilities: OptionSet, Sendable, Hashable, CustomStringConvertible {
     public let rawValue: UInt64
     public init(rawValue: UInt64) { self.rawValue = rawValue }
 
-    /// TLS 1.3 (RFC 8446).
+    /// TLS 1.3 (RFC 8446). Needed by ``TLSConfiguration/minimumTLSVersion`` `.tls13`; a
+    /// range that also allows TLS 1.2 (the default) is honoured without it, in TLS 1.2.
     public static let tls13 = TLSCapabilities(rawValue: 1 << 0)
-    /// ALPN (RFC 7301).
+    /// ALPN (RFC 7301): ``TLSConfiguration/applicationProtocols``.
     public static let alpn = TLSCapabilities(rawValue: 1 << 1)
-    /// Server Name Indication, sent and received (RFC 6066).
+    /// Server Name Indication, sent and received (RFC 6066): a client's DNS
+    /// ``TLSConfiguration/serverName`` (or ``TLSConnection/serverName``) and a server's
+    /// ``TLSConfiguration/serverNameCredentials``.
     public static let serverNameIndication = TLSCapabilities(rawValue: 1 << 2)
-    /// Client certificates (mutual TLS).
+    /// Client certificates (mutual TLS): a server's ``TLSConfiguration/clientAuthentication``
+    /// other than `.none`, and a client presenting a certificate.
     public static let mutualTLS = TLSCapabilities(rawValue: 1 << 3)
-    /// Host-name verification of DNS and IP SANs.
+    /// Host-name verification of DNS and IP SANs. Not a capability: the host-name rules
+    /// are TLSKit's own (`TLSPeerPolicy`), applied by every backend, so nothing checks
+    /// this bit and ``all`` no longer lists it.
+    @available(*, deprecated, message: "host-name verification is TLSKit's own rule on every backend; nothing checks this capability")
     public static let hostnameVerification = TLSCapabilities(rawValue: 1 << 4)
-    /// Generating a self-signed identity.
+    /// Generating a self-signed identity
+    /// (``TLSBackend/makeSelfSignedIdentity(commonName:subjectAlternativeNames:validityDays:)``).
     public static let selfSignedIdentity = TLSCapabilities(rawValue: 1 << 5)
     /// ``TLSConfiguration/applicationProtocolSelector``.
     public static let alpnSelectionCallback = TLSCapabilities(rawValue: 1 << 6)
@@ -44,7 +55,6 @@ public struct TLSCapabilities: OptionSet, Sendable, Hashable, CustomStringConver
         (.alpn, "ALPN"),
         (.serverNameIndication, "SNI"),
         (.mutualTLS, "mutual TLS"),
-        (.hostnameVerification, "host-name verification"),
         (.selfSignedIdentity, "self-signed identity"),
         (.alpnSelectionCallback, "ALPN selection callback"),
         (.cipherSuiteSelection, "cipher suites by IANA name"),
@@ -58,6 +68,7 @@ public struct TLSCapabilities: OptionSet, Sendable, Hashable, CustomStringConver
         (.customVerification, "custom verification callback"),
     ]
 
+    /// The display names of the capabilities in the set, comma-separated.
     public var description: String {
         Self.all.filter { contains($0.0) }.map(\.1).joined(separator: ", ")
     }

@@ -41,8 +41,15 @@ extension TLSConnection {
     /// True when the completed handshake resumed an earlier session.
     public var isSessionReused: Bool { establishedSession?.isSessionReused ?? false }
 
-    /// The negotiated key-exchange group (`x25519`, `secp256r1`…), when known.
-    public var negotiatedGroup: TLSGroup? { establishedSession?.negotiatedGroup }
+    /// The negotiated key-exchange group (`x25519`, `secp256r1`…); nil before the
+    /// handshake completed or when the library does not say.
+    /// - Throws: ``TLSError/Code/unsupported`` without ``TLSCapabilities/groupSelection``.
+    public var negotiatedGroup: TLSGroup? {
+        get throws {
+            try requireCapability(.groupSelection, "negotiatedGroup")
+            return establishedSession?.negotiatedGroup
+        }
+    }
 
     /// Keying material from the exporter (RFC 5705; RFC 8446 §7.5), the same on both ends.
     /// - Throws: ``TLSError/Code/handshakeNotComplete`` before the handshake;

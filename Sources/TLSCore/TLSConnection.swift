@@ -240,8 +240,21 @@ public final class TLSConnection {
                 + "TLSConnection.serverName, or choose .noHostnameVerification explicitly")
             return nil
         }
-        if customVerification != nil && !context.backend.capabilities.contains(.customVerification) {
-            _ = misuse(.unsupported, "customVerification is not supported by the \(backendID) backend")
+        // Per-connection settings need their capability as configuration options do at
+        // makeContext: refused before the backend is involved, nothing sent.
+        let capabilities = context.backend.capabilities
+        let unsupported: String? =
+            if customVerification != nil && !capabilities.contains(.customVerification) {
+                "customVerification"
+            } else if let name, TLSConfiguration.isSentAsSNI(name), !capabilities.contains(.serverNameIndication) {
+                "serverName \"\(name)\" (sent as SNI)"
+            } else if role == .client && !configuration.primaryCredentials.isEmpty && !capabilities.contains(.mutualTLS) {
+                "a client certificate (mutual TLS)"
+            } else {
+                nil
+            }
+        if let unsupported {
+            _ = misuse(.unsupported, "\(unsupported) is not supported by the \(backendID) backend")
             return nil
         }
         do {

@@ -22,7 +22,7 @@ public enum GnuTLSBackend: TLSBackend {
         return "GnuTLS " + String(cString: version)
     }
 
-    /// TLS 1.3, ALPN (with a selection callback), SNI, mutual TLS, host-name verification,
+    /// TLS 1.3, ALPN (with a selection callback), SNI, mutual TLS,
     /// self-signed identities, cipher suites and groups by name, key logging, session
     /// resumption, the keying-material exporter, KeyUpdate and OCSP stapling.
     ///
@@ -30,7 +30,7 @@ public enum GnuTLSBackend: TLSBackend {
     /// master key (rotated in time by GnuTLS itself) and cannot accept a ticket made under
     /// an older, configured key.
     public static let capabilities: TLSCapabilities = [
-        .tls13, .alpn, .serverNameIndication, .mutualTLS, .hostnameVerification, .selfSignedIdentity,
+        .tls13, .alpn, .serverNameIndication, .mutualTLS, .selfSignedIdentity,
         .alpnSelectionCallback, .cipherSuiteSelection, .groupSelection, .keyLogging, .sessionResumption,
         .keyingMaterialExporter, .keyUpdate, .ocspStapling, .customVerification,
     ]
@@ -52,7 +52,8 @@ public enum GnuTLSBackend: TLSBackend {
     /// valid from one hour ago for `validityDays` days, usable for TLS servers and clients.
     /// - Returns: the certificate as PEM and the key as PKCS#8 PEM.
     /// - Throws: ``TLSError`` when GnuTLS fails or an argument is out of range.
-    public static func makeSelfSignedIdentity(
+    @_spi(TLSBackendImplementation)
+    public static func generateSelfSignedIdentity(
         commonName: String,
         subjectAlternativeNames: [String],
         validityDays: Int

@@ -18,7 +18,7 @@ public enum OpenSSLBackend: TLSBackend {
 
     /// Everything TLSKit's configuration can ask for.
     public static let capabilities: TLSCapabilities = [
-        .tls13, .alpn, .serverNameIndication, .mutualTLS, .hostnameVerification, .selfSignedIdentity,
+        .tls13, .alpn, .serverNameIndication, .mutualTLS, .selfSignedIdentity,
         .alpnSelectionCallback, .cipherSuiteSelection, .groupSelection, .keyLogging, .sessionResumption,
         .multipleTicketKeys, .keyingMaterialExporter, .keyUpdate, .ocspStapling, .customVerification,
     ]
@@ -35,8 +35,10 @@ public enum OpenSSLBackend: TLSBackend {
         try OpenSSLCertificateParser.info(der: der)
     }
 
-    /// Generates an ECDSA P-256 key and a self-signed certificate with OpenSSL.
-    public static func makeSelfSignedIdentity(
+    /// Generates an ECDSA P-256 key and a self-signed certificate with OpenSSL (called by
+    /// ``TLSBackend/makeSelfSignedIdentity(commonName:subjectAlternativeNames:validityDays:)``).
+    @_spi(TLSBackendImplementation)
+    public static func generateSelfSignedIdentity(
         commonName: String,
         subjectAlternativeNames: [String],
         validityDays: Int

@@ -163,7 +163,7 @@ func resumptions() {
     let elapsed = benchNow() - start
     var fields: [(String, String)] = []
     if let last {
-        fields = negotiated(last.client, group: last.client.negotiatedGroup.map { "\($0)" })
+        fields = negotiated(last.client, group: (try? last.client.negotiatedGroup).map { "\($0)" })
     }
     if let perOperation = allocationsPerOperation(allocations, allocationCount(), operations: count) {
         fields.append(perOperation)

@@ -128,6 +128,12 @@ extension TLSConfiguration {
                 throw TLSError(.unsupported, "\(option) is not supported by the \(backend) backend", backend: backend)
             }
         }
+        try require(.tls13, "minimumTLSVersion \(TLSVersion.tls13)", when: minimumTLSVersion >= .tls13)
+        try require(.alpn, "applicationProtocols", when: !applicationProtocols.isEmpty)
+        try require(.serverNameIndication, "serverNameCredentials", when: !serverNameCredentials.isEmpty)
+        try require(.serverNameIndication, "serverName \"\(serverName ?? "")\" (sent as SNI)",
+                    when: serverName.map(Self.isSentAsSNI) ?? false)
+        try require(.mutualTLS, "clientAuthentication", when: clientAuthentication != .none)
         try require(.keyLogging, "keyLogger", when: keyLogger != nil)
         try require(.alpnSelectionCallback, "applicationProtocolSelector", when: applicationProtocolSelector != nil)
         try require(.cipherSuiteSelection, "cipherSuites", when: cipherSuites != nil)
@@ -138,6 +144,10 @@ extension TLSConfiguration {
         try require(.ocspStapling, "ocspStapling", when: ocspStapling != .none)
         try require(.customVerification, "customVerification", when: customVerification != nil)
     }
+
+    /// True when a client sends `name` in the SNI extension: a DNS name (RFC 6066 §3
+    /// carries no IP addresses).
+    package static func isSentAsSNI(_ name: String) -> Bool { !TLSHostName.isIPAddress(name) }
 
     /// The ALPN list in wire format (length-prefixed names), as both libraries take it.
     @_spi(TLSBackendImplementation) public var alpnWireFormat: [UInt8] {

@@ -19,8 +19,8 @@ enum FakeBackend: TLSBackend {
         throw TLSError(.badCertificate, "the fake backend parses no certificates", backend: id)
     }
 
-    static func makeSelfSignedIdentity(commonName: String, subjectAlternativeNames: [String], validityDays: Int) throws -> TLSIdentity {
-        throw TLSError(.unsupported, "the fake backend makes no identities", backend: id)
+    static func generateSelfSignedIdentity(commonName: String, subjectAlternativeNames: [String], validityDays: Int) throws -> TLSIdentity {
+        throw TLSError(.internalError, "never called: the fake backend lacks the selfSignedIdentity capability", backend: id)
     }
 
     static func makeContextEngine(_ configuration: TLSConfiguration) throws -> any TLSContextEngine {
