@@ -337,6 +337,8 @@ struct FeatureTests {
             #expect(revoked.handshake().client.last == Step(-1, .ssl))
             #expect(revoked.client.lastError?.verificationFailure == .revoked, "\(String(describing: revoked.client.lastError))")
             #expect(revoked.client.lastError?.alert == .badCertificateStatusResponse)
+            // The core's rule (TLSOCSPRefusal.judge) words the reason, the same on both backends.
+            #expect(revoked.client.lastError?.message.hasSuffix(": the stapled OCSP response says the certificate is revoked") == true)
             #expect(revoked.server.lastError?.alert == .badCertificateStatusResponse)
 
             let missing = try MemoryLink(client: client, server: server("good", staple: false))
@@ -344,6 +346,7 @@ struct FeatureTests {
             #expect(missing.client.lastError?.code == .certificateVerificationFailed, "\(String(describing: missing.client.lastError))")
             // No category fits a missing staple: `.other`, the same on both backends.
             #expect(missing.client.lastError?.verificationFailure == .other)
+            #expect(missing.client.lastError?.message.hasSuffix(": the server sent no OCSP staple, and one is required") == true)
             #expect(missing.client.lastError?.alert == .badCertificateStatusResponse)
             #expect(missing.server.lastError?.alert == .badCertificateStatusResponse)
 

@@ -7,6 +7,23 @@ import TLSKit
 /// answer on every backend.
 @Suite("Shared rules", .timeLimit(.minutes(5)), .sharesProcess)
 struct SharedRuleTests {
+    @Test("the OCSP staple rule: one verdict table, one wording, one alert, for every backend")
+    func ocspStapleRule() {
+        func judge(_ staple: TLSOCSPVerdict?, _ stapling: TLSOCSPStapling) -> String? {
+            TLSOCSPRefusal.judge(staple, stapling: stapling).map { "\($0.failure) \($0.alert): \($0.reason)" }
+        }
+        let alert = TLSAlert.badCertificateStatusResponse
+        #expect(judge(.good, .request) == nil)
+        #expect(judge(.good, .require) == nil)
+        #expect(judge(nil, .request) == nil)
+        #expect(judge(.revoked, .none) == nil)
+        #expect(judge(nil, .require) == "\(TLSError.VerificationFailure.other) \(alert): the server sent no OCSP staple, and one is required")
+        #expect(judge(.revoked, .request) == "\(TLSError.VerificationFailure.revoked) \(alert): the stapled OCSP response says the certificate is revoked")
+        #expect(judge(.revoked, .require) == "\(TLSError.VerificationFailure.revoked) \(alert): the stapled OCSP response says the certificate is revoked")
+        #expect(judge(.invalid("the response is out of date"), .request)
+                == "\(TLSError.VerificationFailure.other) \(alert): the stapled OCSP response is not acceptable: the response is out of date")
+    }
+
     @Test("empty trust roots .certificates([]): refused at context creation, by TLSKit", arguments: allBackends)
     func emptyTrustRoots(backend: Backend) throws {
         var configuration = TLSConfiguration.makeClientConfiguration()

@@ -105,26 +105,19 @@ extension GnuTLSConnectionEngine {
         return (failure, text.hasPrefix(prefix) ? String(text.dropFirst(prefix.count)) : text)
     }
 
-    /// Client: the server's OCSP staple, judged as the OpenSSL backend's status callback
-    /// does; nil when acceptable (or absent and not required).
+    /// Client: the server's OCSP staple (or its absence), judged by the core's rule;
+    /// nil when acceptable.
     ///
     /// Checked before the chain: GnuTLS's own check inside
     /// `gnutls_certificate_verify_peers` would report a revoked staple as
-    /// GNUTLS_CERT_REVOKED and silently ignore one it cannot verify, where OpenSSL fails
-    /// with bad_certificate_status_response in both cases.
-    func checkStaple(chain: [[UInt8]]) -> (TLSError.VerificationFailure, String)? {
+    /// GNUTLS_CERT_REVOKED and silently ignore one it cannot verify, where the core's
+    /// rule refuses both with bad_certificate_status_response.
+    func checkStaple(chain: [[UInt8]]) -> TLSOCSPRefusal? {
         var datum = gnutls_datum_t(data: nil, size: 0)
-        guard gnutls_ocsp_status_request_get(session, &datum) >= 0, datum.size > 0 else {
-            if configuration.ocspStapling == .require {
-                return (.other, "the server sent no OCSP staple, and one is required")
-            }
-            return nil
-        }
-        switch GnuTLSFeatures.checkOCSP(response: GnuTLS.copy(datum), chain: chain, trust: context.credentials) {
-        case .good: return nil
-        case .revoked: return (.revoked, "the stapled OCSP response says the certificate is revoked")
-        case .invalid(let reason): return (.other, "the stapled OCSP response is not acceptable: \(reason)")
-        }
+        let staple = gnutls_ocsp_status_request_get(session, &datum) >= 0 && datum.size > 0
+            ? GnuTLSFeatures.checkOCSP(response: GnuTLS.copy(datum), chain: chain, trust: context.credentials)
+            : nil
+        return TLSOCSPRefusal.judge(staple, stapling: configuration.ocspStapling)
     }
 
     /// Server: called once the ClientHello is parsed. Selects the credentials of the
@@ -186,9 +179,8 @@ extension GnuTLSConnectionEngine {
 
     /// The category of a rejected certificate, the message, and the alert to send.
     func classifyVerification(_ code: Int32) -> (TLSError.VerificationFailure, String, TLSAlert) {
-        if let (failure, explanation) = ocspFailure {
-            // What OpenSSL's client sends when its status callback refuses the staple.
-            return (failure, "certificate verification failed: \(explanation)", .badCertificateStatusResponse)
+        if let refusal = ocspFailure {
+            return (refusal.failure, "certificate verification failed: \(refusal.reason)", refusal.alert)
         }
         if let (failure, explanation, alert) = policyFailure {
             return (failure, "certificate verification failed: \(explanation)", alert ?? failure.alert)

@@ -60,7 +60,7 @@ final class GnuTLSConnectionEngine: TLSConnectionEngine {
     /// OCSP staple.
     let verifyChain: Bool
     /// A stapled OCSP response that failed (or is missing while required), with why.
-    var ocspFailure: (TLSError.VerificationFailure, String)?
+    var ocspFailure: TLSOCSPRefusal?
 
     /// The fatal alert sent on this session, if any.
     var sentAlert: TLSAlert?

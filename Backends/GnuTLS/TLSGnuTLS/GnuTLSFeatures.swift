@@ -182,14 +182,12 @@ enum GnuTLSFeatures {
 
     // MARK: - OCSP
 
-    enum OCSPVerdict { case good, revoked, invalid(String) }
-
     /// Judges a stapled OCSP response for `leaf` as OpenSSL's `OCSP_basic_verify` +
     /// `OCSP_resp_find_status` + `OCSP_check_validity(…, 300, -1)` do in the OpenSSL
     /// backend: signed by the issuer (or a responder it delegated to, or one the trust
     /// roots vouch for), about the leaf, current within five minutes.
     static func checkOCSP(response der: [UInt8], chain: [[UInt8]],
-                          trust: gnutls_certificate_credentials_t) -> OCSPVerdict {
+                          trust: gnutls_certificate_credentials_t) -> TLSOCSPVerdict {
         var responseOrNil: gnutls_ocsp_resp_t?
         guard gnutls_ocsp_resp_init(&responseOrNil) >= 0, let response = responseOrNil else {
             return .invalid("gnutls_ocsp_resp_init failed")

@@ -438,22 +438,12 @@ final class OpenSSLConnectionEngine: TLSConnectionEngine {
         }
         var bytes: UnsafePointer<UInt8>?
         let length = tlskit_SSL_get_tlsext_status_ocsp_resp(ssl, &bytes)
-        guard let bytes, length > 0 else {
-            if configuration.ocspStapling == .require {
-                policyFailure = (.other, "the server sent no OCSP staple, and one is required", .badCertificateStatusResponse)
-                return deferVerificationFailure() ? 1 : 0
-            }
-            return 1
+        let staple = bytes.flatMap { bytes in
+            length > 0 ? OpenSSLOCSP.check(response: Array(UnsafeBufferPointer(start: bytes, count: length)), ssl: ssl) : nil
         }
-        switch OpenSSLOCSP.check(response: Array(UnsafeBufferPointer(start: bytes, count: length)), ssl: ssl) {
-        case .good: return 1
-        case .revoked:
-            policyFailure = (.revoked, "the stapled OCSP response says the certificate is revoked", .badCertificateStatusResponse)
-            return deferVerificationFailure() ? 1 : 0
-        case .invalid(let reason):
-            policyFailure = (.other, "the stapled OCSP response is not acceptable: \(reason)", .badCertificateStatusResponse)
-            return deferVerificationFailure() ? 1 : 0
-        }
+        guard let refusal = TLSOCSPRefusal.judge(staple, stapling: configuration.ocspStapling) else { return 1 }
+        policyFailure = (refusal.failure, refusal.reason, refusal.alert)
+        return deferVerificationFailure() ? 1 : 0
     }
 
     var requestedServerName: String? {

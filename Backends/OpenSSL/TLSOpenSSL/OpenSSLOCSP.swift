@@ -2,11 +2,10 @@
 internal import COpenSSL
 @_spi(TLSBackendImplementation) import TLSCore
 
-/// Checks a stapled OCSP response against the peer's chain and trust store.
+/// Checks a stapled OCSP response against the peer's chain and trust store; what the
+/// client does with the verdict is the core's (`TLSOCSPRefusal.judge`).
 enum OpenSSLOCSP {
-    enum Verdict { case good, revoked, invalid(String) }
-
-    static func check(response der: [UInt8], ssl: OpaquePointer) -> Verdict {
+    static func check(response der: [UInt8], ssl: OpaquePointer) -> TLSOCSPVerdict {
         defer { ERR_clear_error() }
         let parsed: OpaquePointer? = der.withUnsafeBufferPointer { buffer in
             var cursor: UnsafePointer<UInt8>? = buffer.baseAddress
