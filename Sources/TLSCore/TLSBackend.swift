@@ -54,6 +54,9 @@ extension TLSBackend {
     /// DNS names and IP addresses, valid from one hour ago for `validityDays` days.
     /// For demos and tests; production servers load a CA-issued certificate.
     /// - Throws: ``TLSError/Code/unsupported`` without ``TLSCapabilities/selfSignedIdentity``;
+    ///   ``TLSError/Code/invalidConfiguration`` (from ``TLSBackendID/tlsKit``, the same on
+    ///   every backend) when `validityDays` is not 1…36600, `commonName` is not 1 to 64
+    ///   bytes, or a subject alternative name is neither a DNS name nor an IP address;
     ///   ``TLSError`` when the backend's library fails.
     public static func makeSelfSignedIdentity(
         commonName: String,
@@ -63,8 +66,32 @@ extension TLSBackend {
         guard capabilities.contains(.selfSignedIdentity) else {
             throw TLSError(.unsupported, "makeSelfSignedIdentity is not supported by the \(id) backend", backend: id)
         }
+        try TLSSelfSignedRequest.check(commonName: commonName, subjectAlternativeNames: subjectAlternativeNames,
+                                       validityDays: validityDays)
         return try generateSelfSignedIdentity(
             commonName: commonName, subjectAlternativeNames: subjectAlternativeNames, validityDays: validityDays)
+    }
+}
+
+/// The arguments of ``TLSBackend/makeSelfSignedIdentity(commonName:subjectAlternativeNames:validityDays:)``,
+/// checked once for every backend before the backend's generator sees them.
+enum TLSSelfSignedRequest {
+    /// The longest validity accepted, in days (100 years of 366 days).
+    static let maximumValidityDays = 100 * 366
+    /// The longest common name, in UTF-8 bytes (X.520 `ub-common-name`).
+    static let maximumCommonNameBytes = 64
+
+    static func check(commonName: String, subjectAlternativeNames: [String], validityDays: Int) throws {
+        func invalid(_ message: String) -> TLSError { TLSError(.invalidConfiguration, message, backend: .tlsKit) }
+        guard (1...maximumValidityDays).contains(validityDays) else {
+            throw invalid("validityDays must be between 1 and \(maximumValidityDays), got \(validityDays)")
+        }
+        guard (1...maximumCommonNameBytes).contains(commonName.utf8.count) else {
+            throw invalid("the common name must be 1 to \(maximumCommonNameBytes) bytes long, got \(commonName.utf8.count)")
+        }
+        for name in subjectAlternativeNames where !TLSHostName.isValidServerName(name) {
+            throw invalid("the subject alternative name \"\(TLSUntrustedText.escape(name))\" is neither a DNS name nor an IP address")
+        }
     }
 }
 

@@ -24,6 +24,31 @@ struct SharedRuleTests {
                 == "\(TLSError.VerificationFailure.other) \(alert): the stapled OCSP response is not acceptable: the response is out of date")
     }
 
+    @Test("self-signed identity arguments: checked once, by TLSKit, the same refusal on every backend", arguments: allBackends)
+    func selfSignedIdentityArguments(backend: Backend) throws {
+        func refusal(_ commonName: String, _ names: [String], _ days: Int) -> String? {
+            do {
+                _ = try backend.type.makeSelfSignedIdentity(commonName: commonName, subjectAlternativeNames: names, validityDays: days)
+                return nil
+            } catch let error as TLSError {
+                #expect(error.code == .invalidConfiguration)
+                #expect(error.backend == .tlsKit)
+                return error.message
+            } catch {
+                return "\(error)"
+            }
+        }
+        #expect(refusal("a", ["a.test"], 0) == "validityDays must be between 1 and 36600, got 0")
+        #expect(refusal("a", ["a.test"], 36_601) == "validityDays must be between 1 and 36600, got 36601")
+        #expect(refusal("", ["a.test"], 1) == "the common name must be 1 to 64 bytes long, got 0")
+        #expect(refusal(String(repeating: "c", count: 65), ["a.test"], 1) == "the common name must be 1 to 64 bytes long, got 65")
+        #expect(refusal("a", ["a.test", ""], 1) == "the subject alternative name \"\" is neither a DNS name nor an IP address")
+        #expect(refusal("a", ["a.test,IP:1.2.3.4"], 1)
+                == "the subject alternative name \"a.test,IP:1.2.3.4\" is neither a DNS name nor an IP address")
+        // The bounds themselves are accepted.
+        #expect(refusal(String(repeating: "c", count: 64), ["*.a.test", "dot.example.", "::1"], 36_600) == nil)
+    }
+
     @Test("empty trust roots .certificates([]): refused at context creation, by TLSKit", arguments: allBackends)
     func emptyTrustRoots(backend: Backend) throws {
         var configuration = TLSConfiguration.makeClientConfiguration()

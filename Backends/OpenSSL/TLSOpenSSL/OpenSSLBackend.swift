@@ -54,9 +54,6 @@ enum OpenSSLIdentityFactory {
         func failure(_ what: String) -> TLSError {
             TLSError(.internalError, "\(what): \(OpenSSLErrorQueue.drainText())", backend: OpenSSLBackend.id)
         }
-        guard validityDays > 0 else {
-            throw TLSError(.invalidConfiguration, "validityDays must be positive", backend: OpenSSLBackend.id)
-        }
         ERR_clear_error()
         guard let key = tlskit_EVP_EC_gen("P-256") else { throw failure("EC key generation failed") }
         defer { EVP_PKEY_free(key) }
