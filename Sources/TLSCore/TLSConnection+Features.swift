@@ -103,7 +103,7 @@ extension TLSConnection {
     /// - Returns: 1 once sent; -1 with ``TLSResultCode/ssl`` before the handshake, on TLS 1.2,
     ///   after shutdown, or without ``TLSCapabilities/keyUpdate``.
     public func requestKeyUpdate(updatePeer: Bool = true) -> Int32 {
-        if case .failed(let code, _) = state { return repeatFatal(code) }
+        if case .failed(let code, _, _) = state { return repeatFatal(code) }
         guard context.backend.capabilities.contains(.keyUpdate) else {
             return misuse(.unsupported, "KeyUpdate is not supported by the \(backendID) backend")
         }

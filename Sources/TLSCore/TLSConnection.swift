@@ -37,8 +37,16 @@ public final class TLSConnection {
     public private(set) var role: TLSRole?
 
     /// The error behind the last `.ssl` or `.syscall` result. After a fatal failure it
-    /// keeps the first failure's error for the life of the connection.
-    public private(set) var lastError: TLSError?
+    /// is the first failure's error for the life of the connection: the failed state
+    /// carries it, and no later call replaces it.
+    public var lastError: TLSError? {
+        if case .failed(_, let error, _) = state { return error }
+        return usageError
+    }
+
+    /// The error of the last refused call (misuse, a refused configuration), while the
+    /// connection has not failed fatally.
+    private var usageError: TLSError?
 
     /// Client role: the host name for SNI and verification, overriding
     /// ``TLSConfiguration/serverName`` for this connection. Set it before the handshake.
@@ -143,7 +151,7 @@ public final class TLSConnection {
         var resuming: TLSSession?
         var running: (any TLSConnectionEngine)?
         switch state {
-        case .failed(let code, _): return repeatFatal(code)
+        case .failed(let code, _, _): return repeatFatal(code)
         case .established: return succeed(1)
         case .closedDuringHandshake: return closedCleanly()
         case .idle(let session): resuming = session
@@ -225,7 +233,7 @@ public final class TLSConnection {
         if let name {
             do { try TLSConfiguration.checkServerName(name) } catch {
                 lastCode = .ssl
-                lastError = error
+                usageError = error
                 return nil
             }
         }
@@ -292,7 +300,7 @@ public final class TLSConnection {
     public func read(into buffer: UnsafeMutableRawBufferPointer) -> Int32 {
         var established: TLSConnectionState.Established
         switch state {
-        case .failed(let code, _): return repeatFatal(code)
+        case .failed(let code, _, _): return repeatFatal(code)
         case .closedDuringHandshake: return closedCleanly()
         case .idle, .handshaking:
             return misuse(.handshakeNotComplete, "read before the handshake completed")
@@ -339,7 +347,7 @@ public final class TLSConnection {
     public func write(_ bytes: UnsafeRawBufferPointer) -> Int32 {
         var established: TLSConnectionState.Established
         switch state {
-        case .failed(let code, _): return repeatFatal(code)
+        case .failed(let code, _, _): return repeatFatal(code)
         case .closedDuringHandshake, .idle, .handshaking:
             return misuse(.handshakeNotComplete, "write before the handshake completed")
         case .established(let current): established = current
@@ -403,7 +411,7 @@ public final class TLSConnection {
     public func shutdown() -> Int32 {
         var established: TLSConnectionState.Established
         switch state {
-        case .failed(let code, _): return repeatFatal(code)
+        case .failed(let code, _, _): return repeatFatal(code)
         case .established(let current): established = current
         case .idle, .handshaking, .closedDuringHandshake:
             return misuse(.shutdownDuringHandshake,
@@ -471,10 +479,12 @@ public final class TLSConnection {
         return 0
     }
 
-    /// A call that does not fit the state: -1 `.ssl`, the connection stays usable.
+    /// A call that does not fit the state: -1 `.ssl`, the connection stays usable. After
+    /// a fatal result the fatal result is repeated instead: the first error stays.
     func misuse(_ code: TLSError.Code, _ message: String) -> Int32 {
+        if case .failed(let fatal, _, _) = state { return repeatFatal(fatal) }
         lastCode = .ssl
-        lastError = TLSError(code, message, backend: backendID)
+        usageError = TLSError(code, message, backend: backendID)
         return -1
     }
 
@@ -486,6 +496,7 @@ public final class TLSConnection {
     /// A fatal failure: the transport's record wins over the backend's description,
     /// so `.syscall` and unexpected EOF are reported identically on every backend.
     func fail(_ error: TLSError, transport: TLSTransportIO, result: Int32, eofResult: Int32 = -1) -> Int32 {
+        if case .failed(let fatal, _, _) = state { return repeatFatal(fatal) }
         var code = TLSResultCode.ssl
         var final = error
         var value = result
@@ -501,9 +512,8 @@ public final class TLSConnection {
         }
         var established = state.established
         established?.pendingWrite = nil
-        state = .failed(code, established: established)
+        state = .failed(code, final, established: established)
         lastCode = code
-        lastError = final
         return value
     }
 }

@@ -14,9 +14,10 @@ enum TLSConnectionState {
     case closedDuringHandshake
     /// The handshake completed.
     case established(Established)
-    /// A fatal result: every call repeats `code`. `established` keeps the negotiated
-    /// parameters readable when the failure came after the handshake.
-    case failed(TLSResultCode, established: Established?)
+    /// A fatal result: every call repeats `code`, and `error` is the connection's
+    /// ``TLSConnection/lastError`` for good (the first failure stays). `established`
+    /// keeps the negotiated parameters readable when the failure came after the handshake.
+    case failed(TLSResultCode, TLSError, established: Established?)
 
     /// An established connection: the live engine and the closing and writing state.
     struct Established {
@@ -48,7 +49,7 @@ enum TLSConnectionState {
     var established: Established? {
         switch self {
         case .established(let established): return established
-        case .failed(_, let established): return established
+        case .failed(_, _, let established): return established
         case .idle, .handshaking, .closedDuringHandshake: return nil
         }
     }

@@ -1,0 +1,46 @@
+// The connection's one state value is the truth: after a fatal result the failed state
+// carries the first error, and no later call, however misused, replaces it or reaches
+// the engine.
+import Foundation
+import Testing
+@_spi(TLSBackendImplementation) import TLSCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// A transport whose every call fails with one errno.
+private final class FailingTransport: TLSCustomTransport {
+    let errno: Int32
+    init(errno: Int32) { self.errno = errno }
+    func read(into buffer: UnsafeMutableRawBufferPointer) -> TLSIOResult { .failed(errno: errno) }
+    func write(_ bytes: UnsafeRawBufferPointer) -> TLSIOResult { .failed(errno: errno) }
+}
+
+@Suite("State: the failed state carries the first error", .timeLimit(.minutes(2)))
+struct StateRuleTests {
+    @Test func aSecondFailingCallAfterAFatalErrorDoesNotReplaceTheError() throws {
+        let script = FakeScript()
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.serverName = "fake.test"
+        let context = try FakeBackend.$script.withValue(script) { try FakeBackend.makeContext(configuration) }
+        let connection = context.makeConnection()
+        try connection.setTransport(.custom(FailingTransport(errno: EPIPE)))
+        script.handshake = [.writeTransport([22, 3, 1], then: .failure(TLSError(.internalError, "push failed", backend: FakeBackend.id)))]
+        #expect(connection.step { $0.connect() } == Step(-1, .syscall))
+        let first = try #require(connection.lastError)
+        #expect(first.code == .transportFailure)
+        #expect(first.errno == EPIPE)
+        // Each of these would be a usage error (-1 .ssl) on a live connection: after the
+        // fatal result each repeats it, and the first error stays.
+        #expect(connection.step { $0.accept() } == Step(-1, .syscall))       // accept() on a client
+        #expect(identical(connection.lastError, first))
+        #expect(connection.step { $0.write([]) } == Step(-1, .syscall))
+        #expect(connection.step { $0.shutdown() } == Step(-1, .syscall))
+        #expect(connection.step { $0.requestKeyUpdate() } == Step(-1, .syscall))
+        #expect(identical(connection.lastError, first))
+        #expect(script.calls == ["handshake"])
+    }
+}
