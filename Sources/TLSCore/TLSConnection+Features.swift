@@ -53,9 +53,12 @@ extension TLSConnection {
 
     /// Keying material from the exporter (RFC 5705; RFC 8446 §7.5), the same on both ends.
     /// - Throws: ``TLSError/Code/handshakeNotComplete`` before the handshake;
-    ///   ``TLSError/Code/unsupported`` without ``TLSCapabilities/keyingMaterialExporter``.
+    ///   ``TLSError/Code/unsupported`` without ``TLSCapabilities/keyingMaterialExporter``;
+    ///   after a fatal result, that result's error (``lastError``).
     public func exportKeyingMaterial(label: String, context exporterContext: [UInt8]? = nil, length: Int) throws -> [UInt8] {
         try requireCapability(.keyingMaterialExporter, "the keying-material exporter")
+        // Never an engine call after a fatal result: the first failure, again.
+        if case .failed(_, let error, _) = state { throw error }
         guard let engine = establishedSession else {
             throw TLSError(.handshakeNotComplete, "keying material is exported after the handshake", backend: backendID)
         }

@@ -203,6 +203,8 @@ public final class TLSConnection {
             // Every protocol failure we detect sends a fatal alert, so the peer never
             // waits: the library's own, else unexpected_message (OpenSSL sends none for
             // bytes that are not TLS at all; GnuTLS none for errors without an alert).
+            // During the handshake only: afterwards the library has keys and sends its
+            // own alert protected, where an alert written for it could only be plaintext.
             var error = error
             if error.code == .protocolFailure, error.alert == nil, transport.failureErrno == nil,
                !transport.reachedEndOfStream, let sent = engine.sendFatalAlert(.unexpectedMessage) {

@@ -43,4 +43,20 @@ struct StateRuleTests {
         #expect(identical(connection.lastError, first))
         #expect(script.calls == ["handshake"])
     }
+
+    @Test("the exporter after a fatal result: refused by the core with the first error", arguments: allBackends)
+    func exporterAfterAFatalResult(backend: Backend) throws {
+        let link = try MemoryLink(try Fixture(backend))
+        #expect(link.handshake().client.last == Step(1, .none))
+        #expect(try link.client.exportKeyingMaterial(label: "EXPORTER-test", length: 16).count == 16)
+        // An application-data record too short to carry an AEAD tag: fatal on every backend.
+        link.clientWire.deliverIncoming([23, 3, 3, 0, 5, 1, 2, 3, 4, 5])
+        #expect(link.client.readStep().0 == Step(-1, .ssl))
+        let first = try #require(link.client.lastError)
+        let error = #expect(throws: TLSError.self) { try link.client.exportKeyingMaterial(label: "EXPORTER-test", length: 16) }
+        #expect(identical(error, first))
+        #expect(identical(link.client.lastError, first))
+        // What the handshake negotiated stays readable.
+        #expect(link.client.negotiatedVersion != nil)
+    }
 }
