@@ -124,7 +124,8 @@ extension TLSConnection {
         case .wantRetryVerify:
             return fail(TLSError(.internalError, "a KeyUpdate reported a pending verification", backend: backendID),
                         transport: transport, result: -1)
-        case .failure(let error): return fail(error, transport: transport, result: -1)
+        case .failure(let error):
+            return wireFailure(engine: engine, transport: transport) ?? fail(error, transport: transport, result: -1)
         }
     }
 

@@ -219,7 +219,9 @@ public final class TLSConnection {
     /// library noticed (and which alert it picked) or is still waiting for more bytes.
     /// -1 `.ssl` ``TLSError/Code/protocolFailure`` and the wire reader's fatal alert
     /// (the library's own if it already sent one); nil when the wire is clean.
-    private func wireFailure(engine: any TLSConnectionEngine, transport: TLSTransportIO) -> Int32? {
+    /// Checked after every engine call that did not succeed (and the handshake's wants),
+    /// so no backend has to send the wire reader's alert itself.
+    func wireFailure(engine: any TLSConnectionEngine, transport: TLSTransportIO) -> Int32? {
         guard let violation = transport.wire.violation, transport.failureErrno == nil else { return nil }
         let sent = engine.sendFatalAlert(violation.alert)
         return fail(TLSError(.protocolFailure, "the peer sent \(violation.reason)" + (sent.map { " (alert \($0) sent)" } ?? ""),
@@ -387,6 +389,7 @@ public final class TLSConnection {
                 return fail(TLSError(.internalError, "close_notify or a pending verification reported by a write", backend: backendID),
                             transport: transport, result: -1)
             case .failure(let error):
+                if let result = wireFailure(engine: established.engine, transport: transport) { return result }
                 return fail(error, transport: transport, result: -1)
             }
         }
@@ -435,7 +438,8 @@ public final class TLSConnection {
             case .wantRetryVerify:
                 return fail(TLSError(.internalError, "close_notify reported a pending verification", backend: backendID),
                             transport: transport, result: -1)
-            case .failure(let error): return fail(error, transport: transport, result: -1)
+            case .failure(let error):
+                return wireFailure(engine: engine, transport: transport) ?? fail(error, transport: transport, result: -1)
             }
         }
         if established.peerClosed { return succeed(1) }
@@ -453,7 +457,8 @@ public final class TLSConnection {
             case .wantRetryVerify:
                 return fail(TLSError(.internalError, "a read reported a pending verification", backend: backendID),
                             transport: transport, result: -1)
-            case .failure(let error): return fail(error, transport: transport, result: -1)
+            case .failure(let error):
+                return wireFailure(engine: engine, transport: transport) ?? fail(error, transport: transport, result: -1)
             }
         }
     }

@@ -59,4 +59,27 @@ struct StateRuleTests {
         // What the handshake negotiated stays readable.
         #expect(link.client.negotiatedVersion != nil)
     }
+
+    @Test func garbageWhileWaitingForThePeersCloseNotifyIsTheWireReadersVerdict() throws {
+        let script = FakeScript()
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.serverName = "fake.test"
+        let context = try FakeBackend.$script.withValue(script) { try FakeBackend.makeContext(configuration) }
+        let connection = context.makeConnection()
+        let pair = TLSMemoryPair()
+        try connection.setTransport(.memory(pair))
+        script.handshake = [.status(.success(1))]
+        #expect(connection.step { $0.connect() } == Step(1, .none))
+        script.closeNotify = [.status(.success(1))]
+        #expect(connection.step { $0.shutdown() } == Step(0, .none))
+        pair.deliverIncoming(Array("GET / HTTP/1.1\r\n\r\n".utf8))
+        // A library that fails on it without an alert of its own: the core sends the wire
+        // reader's alert and words the error, as in the handshake and in read.
+        script.read = [.readTransport(then: .failure(TLSError(.protocolFailure, "bad record", backend: FakeBackend.id)))]
+        #expect(connection.step { $0.shutdown() } == Step(-1, .ssl))
+        #expect(connection.lastError?.code == .protocolFailure)
+        #expect(script.alertsAsked == [.unexpectedMessage])
+        #expect(connection.lastError?.alert == .unexpectedMessage)
+        #expect(connection.lastError?.message == "the peer sent a record of unknown content type 71 (alert unexpected_message sent)")
+    }
 }

@@ -71,9 +71,10 @@ extension GnuTLSConnectionEngine {
         var level: Int32 = 0
         let alertCode = gnutls_error_to_alert(code, &level)
         var alert: TLSAlert?
-        if let violation = transport.wire.violation {
-            // TLSCore's wire reader saw what GnuTLS failed on: its alert, as on OpenSSL.
-            alert = sendFatalAlert(violation.alert)
+        if transport.wire.violation != nil {
+            // TLSCore's wire reader saw what GnuTLS failed on: the core sends the wire
+            // reader's alert and words the error (TLSConnection.wireFailure), as on every
+            // backend. GnuTLS's own pick would differ: send nothing here.
         } else if alertCode >= 0 {
             alert = sendFatalAlert(TLSAlert(UInt8(truncatingIfNeeded: alertCode)))
         }
