@@ -217,11 +217,11 @@ extension GnuTLSConnectionEngine {
                 }
                 return .success(1)
             }
-            if code < 0, gnutls_error_is_fatal(code) != 0, let alert = peerPlaintextAlert(after: code) {
-                if alert == .closeNotify { return .closeNotify }
-                return .failure(TLSError(.alertReceived,
-                    "the peer sent a fatal alert during the handshake: \(alert) (unprotected; GnuTLS said: \(GnuTLS.describe(code)))",
-                    backend: GnuTLSBackend.id, alert: alert))
+            if code < 0, gnutls_error_is_fatal(code) != 0, peerPlaintextAlert(after: code) != nil {
+                // GnuTLS failed on the peer's unprotected close_notify or fatal alert: send
+                // nothing back, and let the core's rule say what it means (TLSConnection:
+                // 0 .zeroReturn for close_notify, alertReceived for a fatal alert).
+                return .failure(GnuTLS.error(.protocolFailure, "the handshake failed on the peer's unprotected alert", code))
             }
             switch code {
             case GNUTLS_E_WARNING_ALERT_RECEIVED:
