@@ -82,4 +82,26 @@ struct StateRuleTests {
         #expect(connection.lastError?.alert == .unexpectedMessage)
         #expect(connection.lastError?.message == "the peer sent a record of unknown content type 71 (alert unexpected_message sent)")
     }
+
+    @Test("TLS 1.3 server: tickets that meet a full transport go out once, then the handshake completes", arguments: allBackends)
+    func ticketsThroughAFullTransport(backend: Backend) throws {
+        let link = try MemoryLink(try Fixture(backend), capacity: 64, client: { $0.minimumTLSVersion = .tls13 })
+        let steps = link.handshake(maxRounds: 1_000)
+        #expect(steps.client.last == Step(1, .none))
+        #expect(steps.server.last == Step(1, .none))
+        #expect(link.server.step { $0.doHandshake() } == Step(1, .none))
+        link.exchange()
+        var session: TLSSession?
+        for _ in 0..<100 where session == nil {
+            #expect(link.client.readStep().0 == Step(-1, .wantRead))
+            link.exchange()
+            session = link.client.session
+        }
+        #expect(session != nil)
+        #expect(link.server.step { $0.write(Array("ok".utf8)) } == Step(2, .none))
+        link.exchange()
+        let (step, bytes) = link.client.readStep()
+        #expect(step == Step(2, .none))
+        #expect(bytes == Array("ok".utf8))
+    }
 }

@@ -156,8 +156,8 @@ extension GnuTLSConnectionEngine {
     /// take is sent first by the next call (want-write until then).
     func handshake() -> TLSEngineStatus {
         if let status = flushHeldOutput() { return status }
-        if let finished = statusAfterFlush {
-            statusAfterFlush = nil
+        if case .finished(let finished) = handshakePhase {
+            handshakePhase = .running
             return finished
         }
         guard transport.writesVectors else { return handshakeStep() }
@@ -171,7 +171,7 @@ extension GnuTLSConnectionEngine {
         if let blocked = flushHeldOutput() {
             switch status {
             case .wantRead, .wantWrite, .wantRetryVerify: break  // GnuTLS resumes where it stopped
-            default: statusAfterFlush = status  // done: report it once the bytes are out
+            default: handshakePhase = .finished(status)  // done: report it once the bytes are out
             }
             return blocked
         }
@@ -200,19 +200,19 @@ extension GnuTLSConnectionEngine {
     func sendTickets() -> TLSEngineStatus {
         run("sending the session tickets", { Int(gnutls_session_ticket_send(session, Self.ticketsPerHandshake, 0)) }) { result in
             let code = Int32(clamping: result)
-            pendingTickets = false
+            handshakePhase = .running
             return code == GNUTLS_E_SUCCESS ? .success(1) : .failure(fatal(code, during: "sending the session tickets"))
         }
     }
 
     func handshakeStep() -> TLSEngineStatus {
-        if pendingTickets { return sendTickets() }
+        if case .sendingTickets = handshakePhase { return sendTickets() }
         return run("the handshake", { Int(gnutls_handshake(session)) }) { result in
             let code = Int32(clamping: result)
             if code == GNUTLS_E_SUCCESS {
                 if role == .server && context.ticketMasterKey != nil
                     && gnutls_protocol_get_version(session) == GNUTLS_TLS1_3 {
-                    pendingTickets = true
+                    handshakePhase = .sendingTickets
                     return sendTickets()
                 }
                 return .success(1)

@@ -42,8 +42,9 @@ final class GnuTLSConnectionEngine: TLSConnectionEngine {
     var blockedDirection: TLSEngineStatus?
     /// A no_renegotiation warning whose sending was interrupted by the transport.
     var pendingNoRenegotiation = false
-    /// TLS 1.3 server: the handshake is done and its NewSessionTickets are still to send.
-    var pendingTickets = false
+    /// Where the handshake call stands (one value instead of two flags that could not be
+    /// set together).
+    var handshakePhase = HandshakePhase.running
     /// Socket transports, during a handshake call: what GnuTLS pushes is held here and
     /// sent in one write before a read that would wait, or when the call returns (see
     /// ``handshake()``).
@@ -54,8 +55,6 @@ final class GnuTLSConnectionEngine: TLSConnectionEngine {
     var bytesPulled = 0
     /// Bytes the socket had ready at the last look (`FIONREAD`), less those read since.
     var readableBytes = 0
-    /// The result of a handshake call that finished while held bytes were still unsent.
-    var statusAfterFlush: TLSEngineStatus?
     /// False for `.insecureNoVerification`: the verify function then only judges an
     /// OCSP staple.
     let verifyChain: Bool
@@ -70,6 +69,18 @@ final class GnuTLSConnectionEngine: TLSConnectionEngine {
 
     /// The context's configuration (for the C callbacks: key log, OCSP).
     var configuration: TLSConfiguration { context.configuration }
+
+    /// The phases of ``handshake()`` beyond `gnutls_handshake` itself.
+    enum HandshakePhase {
+        /// `gnutls_handshake` runs (or has not been called yet).
+        case running
+        /// TLS 1.3 server: `gnutls_handshake` is done and the NewSessionTickets are still
+        /// to send (``sendTickets()``).
+        case sendingTickets
+        /// The handshake call finished with this status while held bytes were still
+        /// unsent: reported once they are out.
+        case finished(TLSEngineStatus)
+    }
 
     init(context: GnuTLSContextEngine, role: TLSRole, transport: TLSTransportIO, serverName: String?) throws {
         self.context = context
