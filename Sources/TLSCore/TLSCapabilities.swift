@@ -19,11 +19,6 @@ public struct TLSCapabilities: OptionSet, Sendable, Hashable, CustomStringConver
     /// Client certificates (mutual TLS): a server's ``TLSConfiguration/clientAuthentication``
     /// other than `.none`, and a client presenting a certificate.
     public static let mutualTLS = TLSCapabilities(rawValue: 1 << 3)
-    /// Host-name verification of DNS and IP SANs. Not a capability: the host-name rules
-    /// are TLSKit's own (`TLSPeerPolicy`), applied by every backend, so nothing checks
-    /// this bit and ``all`` no longer lists it.
-    @available(*, deprecated, message: "host-name verification is TLSKit's own rule on every backend; nothing checks this capability")
-    public static let hostnameVerification = TLSCapabilities(rawValue: 1 << 4)
     /// Generating a self-signed identity
     /// (``TLSBackend/makeSelfSignedIdentity(commonName:subjectAlternativeNames:validityDays:)``).
     public static let selfSignedIdentity = TLSCapabilities(rawValue: 1 << 5)

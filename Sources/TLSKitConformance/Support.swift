@@ -224,8 +224,8 @@ func runTool(_ executable: String, _ arguments: [String], in directory: URL) thr
     -> (status: Int32, output: String, errorOutput: String) {
     let name = UUID().uuidString
     let out = directory.appendingPathComponent("\(name).out"), err = directory.appendingPathComponent("\(name).err")
-    FileManager.default.createFile(atPath: out.path, contents: nil)
-    FileManager.default.createFile(atPath: err.path, contents: nil)
+    _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+    _ = FileManager.default.createFile(atPath: err.path, contents: nil)
     let outHandle = try FileHandle(forWritingTo: out), errHandle = try FileHandle(forWritingTo: err)
     defer {
         try? outHandle.close()

@@ -21,18 +21,21 @@ public enum FakeTLSBackend: TLSBackend {
     public static let id = TLSBackendID("FakeTLS")
     /// The protocol this package implements; there is no C library.
     public static let libraryVersion = "FakeTLS 1.0 (no protection; tests only)"
-    /// TLS 1.3 (its shape), ALPN, SNI, mutual TLS and host-name verification; nothing
+    /// TLS 1.3 (its shape), ALPN, SNI and mutual TLS (host-name checks are the core's, on
+    /// every backend); nothing
     /// that needs cryptography or a library (no resumption, exporters, key log, OCSP,
     /// cipher or group selection, custom verification, self-signed identities).
-    public static let capabilities: TLSCapabilities = [.tls13, .alpn, .serverNameIndication, .mutualTLS, .hostnameVerification]
+    public static let capabilities: TLSCapabilities = [.tls13, .alpn, .serverNameIndication, .mutualTLS]
 
     /// FakeTLS parses no certificate fields beyond what the core reads itself.
     public static func certificateInfo(der: [UInt8]) throws -> TLSCertificateInfo {
         throw TLSError(.unsupported, "FakeTLS does not parse certificates (no X.509 library)", backend: id)
     }
 
-    /// FakeTLS cannot sign, so it cannot make a certificate.
-    public static func makeSelfSignedIdentity(commonName: String, subjectAlternativeNames: [String], validityDays: Int) throws -> TLSIdentity {
+    /// FakeTLS cannot sign, so it cannot make a certificate (it lacks the capability, so
+    /// the core refuses the call before it gets here).
+    @_spi(TLSBackendImplementation)
+    public static func generateSelfSignedIdentity(commonName: String, subjectAlternativeNames: [String], validityDays: Int) throws -> TLSIdentity {
         throw TLSError(.unsupported, "FakeTLS cannot make a self-signed identity (no cryptography; capability selfSignedIdentity)",
                        backend: id)
     }
