@@ -1,12 +1,12 @@
 // Every capability is enforced by the core: an option, a per-connection setting or a
 // call that needs a capability the backend lacks fails loudly with `unsupported`, naming
 // the option and the backend, before the backend is involved. The backends here are the
-// fake one ([.alpn, .serverNameIndication]) and a bare one with no capability at all.
+// scripted one ([.alpn, .serverNameIndication]) and a bare one with no capability at all.
 import Foundation
 import Testing
 @_spi(TLSBackendImplementation) import TLSCore
 
-/// A backend with no capability: the scripted fake engine, and nothing optional.
+/// A backend with no capability: the scripted engine, and nothing optional.
 enum BareBackend: TLSBackend {
     static let id = TLSBackendID("Bare")
     static let libraryVersion = "Bare 1.0 (scripted)"
@@ -21,9 +21,9 @@ enum BareBackend: TLSBackend {
     }
 
     static func makeContextEngine(_ configuration: TLSConfiguration) throws -> any TLSContextEngine {
-        let script = FakeBackend.script ?? FakeScript()
+        let script = ScriptedBackend.script ?? EngineScript()
         script.contextsMade += 1
-        return FakeContextEngine(script: script)
+        return ScriptedContextEngine(script: script)
     }
 }
 
@@ -41,9 +41,9 @@ struct CapabilityTests {
 
     /// makeContext's verdict: the exact message, or nil when the backend was reached.
     func refusal<B: TLSBackend>(_ backend: B.Type, _ configuration: TLSConfiguration) -> String? {
-        let script = FakeScript()
+        let script = EngineScript()
         do {
-            _ = try FakeBackend.$script.withValue(script) { try backend.makeContext(configuration) }
+            _ = try ScriptedBackend.$script.withValue(script) { try backend.makeContext(configuration) }
             #expect(script.contextsMade == 1)
             return nil
         } catch let error as TLSError {
@@ -70,13 +70,13 @@ struct CapabilityTests {
         for (configuration, message) in cases {
             #expect(refusal(BareBackend.self, configuration) == message)
         }
-        // What the fake has (ALPN, SNI) passes; what it lacks is refused.
-        #expect(refusal(FakeBackend.self, Self.client { $0.applicationProtocols = ["h2"]; $0.serverName = "a.test" }) == nil)
-        #expect(refusal(FakeBackend.self, Self.client { $0.serverNameCredentials = [sni] }) == nil)
-        #expect(refusal(FakeBackend.self, Self.client { $0.minimumTLSVersion = .tls13 })
-                == "minimumTLSVersion TLSv1.3 is not supported by the Fake backend")
-        #expect(refusal(FakeBackend.self, Self.client { $0.clientAuthentication = .required })
-                == "clientAuthentication is not supported by the Fake backend")
+        // What the scripted backend has (ALPN, SNI) passes; what it lacks is refused.
+        #expect(refusal(ScriptedBackend.self, Self.client { $0.applicationProtocols = ["h2"]; $0.serverName = "a.test" }) == nil)
+        #expect(refusal(ScriptedBackend.self, Self.client { $0.serverNameCredentials = [sni] }) == nil)
+        #expect(refusal(ScriptedBackend.self, Self.client { $0.minimumTLSVersion = .tls13 })
+                == "minimumTLSVersion TLSv1.3 is not supported by the Scripted backend")
+        #expect(refusal(ScriptedBackend.self, Self.client { $0.clientAuthentication = .required })
+                == "clientAuthentication is not supported by the Scripted backend")
         // A range that allows TLS 1.2, and an IP address (never sent as SNI), need nothing.
         #expect(refusal(BareBackend.self, Self.client { _ in }) == nil)
     }
@@ -84,9 +84,9 @@ struct CapabilityTests {
     /// Starts a client handshake on the bare backend: the result, the error, what the
     /// backend saw.
     func firstStep(_ configuration: TLSConfiguration, _ setUp: (TLSConnection) -> Void = { _ in })
-        throws -> (Step, TLSError?, FakeScript) {
-        let script = FakeScript()
-        let context = try FakeBackend.$script.withValue(script) { try BareBackend.makeContext(configuration) }
+        throws -> (Step, TLSError?, EngineScript) {
+        let script = EngineScript()
+        let context = try ScriptedBackend.$script.withValue(script) { try BareBackend.makeContext(configuration) }
         let connection = context.makeConnection()
         let pair = TLSMemoryPair()
         try connection.setTransport(.memory(pair))
@@ -124,26 +124,26 @@ struct CapabilityTests {
 
     @Test func selfSignedIdentityNeedsItsCapability() {
         let error = #expect(throws: TLSError.self) {
-            try FakeBackend.makeSelfSignedIdentity(commonName: "a.test", subjectAlternativeNames: ["a.test"], validityDays: 1)
+            try ScriptedBackend.makeSelfSignedIdentity(commonName: "a.test", subjectAlternativeNames: ["a.test"], validityDays: 1)
         }
         #expect(error?.code == .unsupported)
-        #expect(error?.backend == FakeBackend.id)
-        #expect(error?.message == "makeSelfSignedIdentity is not supported by the Fake backend")
+        #expect(error?.backend == ScriptedBackend.id)
+        #expect(error?.message == "makeSelfSignedIdentity is not supported by the Scripted backend")
     }
 
     @Test func negotiatedGroupNeedsItsCapability() throws {
-        let script = FakeScript()
+        let script = EngineScript()
         var configuration = Self.client { _ in }
         configuration.serverName = "fake.test"
-        let context = try FakeBackend.$script.withValue(script) { try FakeBackend.makeContext(configuration) }
+        let context = try ScriptedBackend.$script.withValue(script) { try ScriptedBackend.makeContext(configuration) }
         let connection = context.makeConnection()
         try connection.setTransport(.memory(TLSMemoryPair()))
         script.handshake = [.status(.success(1))]
         #expect(connection.step { $0.connect() } == Step(1, .none))
         let error = #expect(throws: TLSError.self) { try connection.negotiatedGroup }
         #expect(error?.code == .unsupported)
-        #expect(error?.backend == FakeBackend.id)
-        #expect(error?.message == "negotiatedGroup is not supported by the Fake backend")
+        #expect(error?.backend == ScriptedBackend.id)
+        #expect(error?.message == "negotiatedGroup is not supported by the Scripted backend")
     }
 
     @Test("the backends' negotiatedGroup, with the capability", arguments: allBackends)

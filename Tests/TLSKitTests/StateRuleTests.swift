@@ -22,13 +22,13 @@ private final class FailingTransport: TLSCustomTransport {
 @Suite("State: the failed state carries the first error", .timeLimit(.minutes(2)))
 struct StateRuleTests {
     @Test func aSecondFailingCallAfterAFatalErrorDoesNotReplaceTheError() throws {
-        let script = FakeScript()
+        let script = EngineScript()
         var configuration = TLSConfiguration.makeClientConfiguration()
         configuration.serverName = "fake.test"
-        let context = try FakeBackend.$script.withValue(script) { try FakeBackend.makeContext(configuration) }
+        let context = try ScriptedBackend.$script.withValue(script) { try ScriptedBackend.makeContext(configuration) }
         let connection = context.makeConnection()
         try connection.setTransport(.custom(FailingTransport(errno: EPIPE)))
-        script.handshake = [.writeTransport([22, 3, 1], then: .failure(TLSError(.internalError, "push failed", backend: FakeBackend.id)))]
+        script.handshake = [.writeTransport([22, 3, 1], then: .failure(TLSError(.internalError, "push failed", backend: ScriptedBackend.id)))]
         #expect(connection.step { $0.connect() } == Step(-1, .syscall))
         let first = try #require(connection.lastError)
         #expect(first.code == .transportFailure)
@@ -61,10 +61,10 @@ struct StateRuleTests {
     }
 
     @Test func garbageWhileWaitingForThePeersCloseNotifyIsTheWireReadersVerdict() throws {
-        let script = FakeScript()
+        let script = EngineScript()
         var configuration = TLSConfiguration.makeClientConfiguration()
         configuration.serverName = "fake.test"
-        let context = try FakeBackend.$script.withValue(script) { try FakeBackend.makeContext(configuration) }
+        let context = try ScriptedBackend.$script.withValue(script) { try ScriptedBackend.makeContext(configuration) }
         let connection = context.makeConnection()
         let pair = TLSMemoryPair()
         try connection.setTransport(.memory(pair))
@@ -75,7 +75,7 @@ struct StateRuleTests {
         pair.deliverIncoming(Array("GET / HTTP/1.1\r\n\r\n".utf8))
         // A library that fails on it without an alert of its own: the core sends the wire
         // reader's alert and words the error, as in the handshake and in read.
-        script.read = [.readTransport(then: .failure(TLSError(.protocolFailure, "bad record", backend: FakeBackend.id)))]
+        script.read = [.readTransport(then: .failure(TLSError(.protocolFailure, "bad record", backend: ScriptedBackend.id)))]
         #expect(connection.step { $0.shutdown() } == Step(-1, .ssl))
         #expect(connection.lastError?.code == .protocolFailure)
         #expect(script.alertsAsked == [.unexpectedMessage])

@@ -1,37 +1,38 @@
-// A complete TLSKit backend written only against the backend-implementation SPI, as a
-// backend in another package would be: no C library, no `package` symbols, just
-// `@_spi(TLSBackendImplementation) import TLSCore`. Each engine call answers from a
-// script the test writes, so the tests in FakeBackendContractTests.swift drive
-// TLSConnection through every row of Docs/contract.md and see exactly the core's rules.
+// A test double, not a backend: an engine written only against the backend SPI whose
+// every call answers from a script the test writes, so that ScriptedContractTests.swift
+// (and the state and capability rule tests) drive TLSConnection through every row of
+// Docs/contract.md and see exactly the core's rules, with no library in the way. The
+// backend that proves the SPI open — a real protocol in a package of its own, passing
+// the conformance suite — is FakeTLS in Backends/Fake.
 import Foundation
 @_spi(TLSBackendImplementation) import TLSCore
 
-/// The fake provider: ALPN only, so that options needing other capabilities are refused.
-enum FakeBackend: TLSBackend {
-    static let id = TLSBackendID("Fake")
+/// The scripted provider: ALPN and SNI only, so that options needing other capabilities are refused.
+enum ScriptedBackend: TLSBackend {
+    static let id = TLSBackendID("Scripted")
     static let libraryVersion = "Fake 1.0 (scripted)"
     static let capabilities: TLSCapabilities = [.alpn, .serverNameIndication]
 
     /// The script the next `makeContext` binds to its engine (one per test task).
-    @TaskLocal static var script: FakeScript?
+    @TaskLocal static var script: EngineScript?
 
     static func certificateInfo(der: [UInt8]) throws -> TLSCertificateInfo {
-        throw TLSError(.badCertificate, "the fake backend parses no certificates", backend: id)
+        throw TLSError(.badCertificate, "the scripted backend parses no certificates", backend: id)
     }
 
     static func generateSelfSignedIdentity(commonName: String, subjectAlternativeNames: [String], validityDays: Int) throws -> TLSIdentity {
-        throw TLSError(.internalError, "never called: the fake backend lacks the selfSignedIdentity capability", backend: id)
+        throw TLSError(.internalError, "never called: the scripted backend lacks the selfSignedIdentity capability", backend: id)
     }
 
     static func makeContextEngine(_ configuration: TLSConfiguration) throws -> any TLSContextEngine {
-        let script = script ?? FakeScript()
+        let script = script ?? EngineScript()
         script.contextsMade += 1
-        return FakeContextEngine(script: script)
+        return ScriptedContextEngine(script: script)
     }
 }
 
 /// What one scripted engine call does before it answers.
-enum FakeReply {
+enum ScriptedReply {
     /// Answers with this status; a read's `.success(n)` fills the buffer with `n` bytes 0x61.
     case status(TLSEngineStatus)
     /// Reads the transport once (as a library would), then answers.
@@ -43,12 +44,12 @@ enum FakeReply {
 /// The answers, in order, and a record of what the core asked.
 ///
 /// `@unchecked Sendable`: a script belongs to one test and is used from its thread only
-/// (the context engine must be `Sendable` to be shared; the fake never shares it).
-final class FakeScript: @unchecked Sendable {
-    var handshake: [FakeReply] = []
-    var read: [FakeReply] = []
-    var write: [FakeReply] = []
-    var closeNotify: [FakeReply] = []
+/// (the context engine must be `Sendable` to be shared; the scripted engine never shares it).
+final class EngineScript: @unchecked Sendable {
+    var handshake: [ScriptedReply] = []
+    var read: [ScriptedReply] = []
+    var write: [ScriptedReply] = []
+    var closeNotify: [ScriptedReply] = []
     /// What `sendFatalAlert` answers: nil sends the alert asked for; `.some(nil)` none.
     var alertAnswer: TLSAlert?? = nil
 
@@ -62,10 +63,10 @@ final class FakeScript: @unchecked Sendable {
     var cipherSuite: String? = "TLS_AES_128_GCM_SHA256"
     var alpn: String? = "h2"
 
-    func next(_ kind: String, _ queue: inout [FakeReply], transport: TLSTransportIO) -> TLSEngineStatus {
+    func next(_ kind: String, _ queue: inout [ScriptedReply], transport: TLSTransportIO) -> TLSEngineStatus {
         calls.append(kind)
         guard !queue.isEmpty else {
-            return .failure(TLSError(.internalError, "unscripted \(kind) call", backend: FakeBackend.id))
+            return .failure(TLSError(.internalError, "unscripted \(kind) call", backend: ScriptedBackend.id))
         }
         switch queue.removeFirst() {
         case .status(let status):
@@ -84,22 +85,22 @@ final class FakeScript: @unchecked Sendable {
     func record(alert: TLSAlert) { alertsAsked.append(alert) }
 }
 
-final class FakeContextEngine: TLSContextEngine {
-    let script: FakeScript
-    init(script: FakeScript) { self.script = script }
+final class ScriptedContextEngine: TLSContextEngine {
+    let script: EngineScript
+    init(script: EngineScript) { self.script = script }
 
     func makeConnectionEngine(role: TLSRole, transport: TLSTransportIO, serverName: String?) throws -> any TLSConnectionEngine {
         script.sessionsMade.append((role, serverName))
-        return FakeConnectionEngine(script: script, transport: transport)
+        return ScriptedConnectionEngine(script: script, transport: transport)
     }
 
     func digest(_ algorithm: TLSHashAlgorithm, _ bytes: [UInt8]) -> [UInt8] { [] }
 }
 
-final class FakeConnectionEngine: TLSConnectionEngine {
-    let script: FakeScript
+final class ScriptedConnectionEngine: TLSConnectionEngine {
+    let script: EngineScript
     let transport: TLSTransportIO
-    init(script: FakeScript, transport: TLSTransportIO) {
+    init(script: EngineScript, transport: TLSTransportIO) {
         self.script = script
         self.transport = transport
     }

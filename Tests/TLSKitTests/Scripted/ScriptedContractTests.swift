@@ -1,6 +1,6 @@
 // Over 400 lines on purpose: one test per contract row (Docs/contract.md), in the
 // order of that page, so that the page and the suite can be read side by side.
-// Docs/contract.md, row by row, against the core alone: the fake backend answers each
+// Docs/contract.md, row by row, against the core alone: the scripted backend answers each
 // engine call from a script, so every result below is the core's doing (TLSConnection,
 // TLSBackend.makeContext, the wire reader), with no C library involved.
 import Foundation
@@ -23,7 +23,7 @@ private final class BrokenTransport: TLSCustomTransport {
 
 /// One fake connection and its script.
 private struct Fake {
-    let script = FakeScript()
+    let script = EngineScript()
     let connection: TLSConnection
     let pair = TLSMemoryPair()
 
@@ -38,7 +38,7 @@ private struct Fake {
             configuration = .makeServerConfiguration(identity: TLSIdentity(certificateChainPEM: "unused", privateKeyPEM: "unused"))
         }
         configure(&configuration)
-        let context = try FakeBackend.$script.withValue(script) { try FakeBackend.makeContext(configuration) }
+        let context = try ScriptedBackend.$script.withValue(script) { try ScriptedBackend.makeContext(configuration) }
         connection = context.makeConnection()
         if attach { try connection.setTransport(transport ?? .memory(pair)) }
         if role == .client { try connection.setConnectState() } else { try connection.setAcceptState() }
@@ -54,30 +54,30 @@ private struct Fake {
     var code: TLSError.Code? { connection.lastError?.code }
 }
 
-@Suite("Fake backend: the contract, enforced by the core", .timeLimit(.minutes(5)))
-struct FakeBackendContractTests {
+@Suite("Scripted backend: the contract, enforced by the core", .timeLimit(.minutes(5)))
+struct ScriptedContractTests {
     // MARK: makeContext: validation and capabilities, once, in the core
 
     @Test func anOptionNeedingAMissingCapabilityIsRefusedBeforeTheBackendSeesIt() throws {
-        let script = FakeScript()
+        let script = EngineScript()
         var configuration = TLSConfiguration.makeClientConfiguration()
         configuration.keyLogger = TLSKeyLogger { _ in }
         let error = #expect(throws: TLSError.self) {
-            try FakeBackend.$script.withValue(script) { try FakeBackend.makeContext(configuration) }
+            try ScriptedBackend.$script.withValue(script) { try ScriptedBackend.makeContext(configuration) }
         }
         #expect(error?.code == .unsupported)
-        #expect(error?.backend == FakeBackend.id)
-        #expect(error?.message == "keyLogger is not supported by the Fake backend")
+        #expect(error?.backend == ScriptedBackend.id)
+        #expect(error?.message == "keyLogger is not supported by the Scripted backend")
         #expect(script.contextsMade == 0)
     }
 
     @Test func anInvalidConfigurationIsRefusedBeforeTheBackendSeesIt() throws {
-        let script = FakeScript()
+        let script = EngineScript()
         var configuration = TLSConfiguration.makeClientConfiguration()
         configuration.minimumTLSVersion = .tls13
         configuration.maximumTLSVersion = .tls12
         let error = #expect(throws: TLSError.self) {
-            try FakeBackend.$script.withValue(script) { try FakeBackend.makeContext(configuration) }
+            try ScriptedBackend.$script.withValue(script) { try ScriptedBackend.makeContext(configuration) }
         }
         #expect(error?.code == .invalidConfiguration)
         #expect(error?.backend == .tlsKit)
@@ -87,17 +87,17 @@ struct FakeBackendContractTests {
     @Test func aSupportedConfigurationReachesTheBackendOnce() throws {
         let fake = try Fake()
         #expect(fake.script.contextsMade == 1)
-        #expect(fake.connection.context.backendID == FakeBackend.id)
-        #expect(ObjectIdentifier(fake.connection.context.backend) == ObjectIdentifier(FakeBackend.self))
+        #expect(fake.connection.context.backendID == ScriptedBackend.id)
+        #expect(ObjectIdentifier(fake.connection.context.backend) == ObjectIdentifier(ScriptedBackend.self))
     }
 
     @Test func connectionFeaturesNeedingAMissingCapabilityAreRefused() throws {
         let fake = try Fake().established()
         let error = #expect(throws: TLSError.self) {
-            try fake.connection.setSession(TLSSession(bytes: [1], backend: FakeBackend.id))
+            try fake.connection.setSession(TLSSession(bytes: [1], backend: ScriptedBackend.id))
         }
         #expect(error?.code == .unsupported)
-        #expect(error?.message == "session resumption is not supported by the Fake backend")
+        #expect(error?.message == "session resumption is not supported by the Scripted backend")
         #expect(fake.connection.step { $0.requestKeyUpdate() } == Step(-1, .ssl))
         #expect(fake.code == .unsupported)
         #expect(throws: TLSError.self) { try fake.connection.exportKeyingMaterial(label: "x", length: 8) }
@@ -143,8 +143,8 @@ struct FakeBackendContractTests {
     }
 
     @Test func handshakeBeforeARoleIsSet() throws {
-        let script = FakeScript()
-        let context = try FakeBackend.$script.withValue(script) { try FakeBackend.makeContext(.makeClientConfiguration()) }
+        let script = EngineScript()
+        let context = try ScriptedBackend.$script.withValue(script) { try ScriptedBackend.makeContext(.makeClientConfiguration()) }
         let connection = context.makeConnection()
         try connection.setTransport(.memory(TLSMemoryPair()))
         #expect(connection.step { $0.doHandshake() } == Step(-1, .ssl))
@@ -185,7 +185,7 @@ struct FakeBackendContractTests {
     @Test func transportEOFWithoutCloseNotifyDuringTheHandshake() throws {
         let fake = try Fake()
         fake.pair.closeIncoming()
-        fake.script.handshake = [.readTransport(then: .failure(TLSError(.protocolFailure, "the library's words", backend: FakeBackend.id)))]
+        fake.script.handshake = [.readTransport(then: .failure(TLSError(.protocolFailure, "the library's words", backend: ScriptedBackend.id)))]
         #expect(fake.connection.step { $0.connect() } == Step(-1, .ssl))
         #expect(fake.code == .unexpectedEOF)
         #expect(fake.script.alertsAsked.isEmpty)  // nobody to send it to
@@ -193,7 +193,7 @@ struct FakeBackendContractTests {
 
     @Test func fatalAlertReceivedIsNamedAndNotAnswered() throws {
         let fake = try Fake()
-        fake.script.handshake = [.status(.failure(TLSError(.alertReceived, "handshake_failure", backend: FakeBackend.id, alert: .handshakeFailure)))]
+        fake.script.handshake = [.status(.failure(TLSError(.alertReceived, "handshake_failure", backend: ScriptedBackend.id, alert: .handshakeFailure)))]
         #expect(fake.connection.step { $0.connect() } == Step(-1, .ssl))
         #expect(fake.code == .alertReceived)
         #expect(fake.connection.lastError?.alert == .handshakeFailure)
@@ -202,7 +202,7 @@ struct FakeBackendContractTests {
 
     @Test func protocolFailureWeDetectSendsTheFatalAlert() throws {
         let fake = try Fake()
-        fake.script.handshake = [.status(.failure(TLSError(.protocolFailure, "no shared cipher", backend: FakeBackend.id)))]
+        fake.script.handshake = [.status(.failure(TLSError(.protocolFailure, "no shared cipher", backend: ScriptedBackend.id)))]
         #expect(fake.connection.step { $0.connect() } == Step(-1, .ssl))
         #expect(fake.code == .protocolFailure)
         #expect(fake.script.alertsAsked == [.unexpectedMessage])
@@ -219,7 +219,7 @@ struct FakeBackendContractTests {
         // The library's own alert record: alert, TLS 1.2 record version, 2 bytes, fatal, handshake_failure (40).
         let ownAlert: [UInt8] = [21, 3, 3, 0, 2, 2, 40]
         fake.script.handshake = [.writeTransport(ownAlert,
-                                                 then: .failure(TLSError(.protocolFailure, "no shared cipher", backend: FakeBackend.id)))]
+                                                 then: .failure(TLSError(.protocolFailure, "no shared cipher", backend: ScriptedBackend.id)))]
         #expect(fake.connection.step { $0.connect() } == Step(-1, .ssl))
         #expect(fake.code == .protocolFailure)
         #expect(fake.script.alertsAsked == [.unexpectedMessage])
@@ -232,7 +232,7 @@ struct FakeBackendContractTests {
     @Test func protocolFailureWhenNoAlertCouldBeSentClaimsNone() throws {
         let fake = try Fake()
         fake.script.alertAnswer = .some(nil)
-        fake.script.handshake = [.status(.failure(TLSError(.protocolFailure, "no shared cipher", backend: FakeBackend.id)))]
+        fake.script.handshake = [.status(.failure(TLSError(.protocolFailure, "no shared cipher", backend: ScriptedBackend.id)))]
         #expect(fake.connection.step { $0.connect() } == Step(-1, .ssl))
         #expect(fake.code == .protocolFailure)
         #expect(fake.script.alertsAsked == [.unexpectedMessage])
@@ -287,7 +287,7 @@ struct FakeBackendContractTests {
 
     @Test func certificateVerificationFailureKeepsItsCategoryAndAlert() throws {
         let fake = try Fake()
-        let failure = TLSError(.certificateVerificationFailed, "expired", backend: FakeBackend.id,
+        let failure = TLSError(.certificateVerificationFailed, "expired", backend: ScriptedBackend.id,
                                verificationFailure: .expired, alert: .certificateExpired)
         fake.script.handshake = [.status(.failure(failure))]
         #expect(fake.connection.step { $0.connect() } == Step(-1, .ssl))
@@ -297,7 +297,7 @@ struct FakeBackendContractTests {
 
     @Test func transportErrorIsSyscallWithErrnoWhateverTheLibrarySays() throws {
         let fake = try Fake(transport: .custom(BrokenTransport(errno: ECONNRESET)))
-        fake.script.handshake = [.readTransport(then: .failure(TLSError(.protocolFailure, "pull failed", backend: FakeBackend.id)))]
+        fake.script.handshake = [.readTransport(then: .failure(TLSError(.protocolFailure, "pull failed", backend: ScriptedBackend.id)))]
         #expect(fake.connection.step { $0.connect() } == Step(-1, .syscall))
         #expect(fake.code == .transportFailure)
         #expect(fake.connection.lastError?.errno == ECONNRESET)
@@ -306,7 +306,7 @@ struct FakeBackendContractTests {
 
     @Test func everyCallAfterAFatalResultRepeatsItAndTheFirstErrorStays() throws {
         let fake = try Fake(transport: .custom(BrokenTransport(errno: EPIPE)))
-        fake.script.handshake = [.writeTransport([22, 3, 1], then: .failure(TLSError(.internalError, "push failed", backend: FakeBackend.id)))]
+        fake.script.handshake = [.writeTransport([22, 3, 1], then: .failure(TLSError(.internalError, "push failed", backend: ScriptedBackend.id)))]
         #expect(fake.connection.step { $0.connect() } == Step(-1, .syscall))
         let first = fake.connection.lastError
         #expect(first?.errno == EPIPE)
@@ -356,7 +356,7 @@ struct FakeBackendContractTests {
     @Test func readWhenThePeerVanishedIsZeroThenMinusOne() throws {
         let fake = try Fake().established()
         fake.pair.closeIncoming()
-        fake.script.read = [.readTransport(then: .failure(TLSError(.protocolFailure, "premature end", backend: FakeBackend.id)))]
+        fake.script.read = [.readTransport(then: .failure(TLSError(.protocolFailure, "premature end", backend: ScriptedBackend.id)))]
         #expect(fake.connection.readStep().0 == Step(0, .ssl))
         #expect(fake.code == .unexpectedEOF)
         #expect(fake.connection.readStep().0 == Step(-1, .ssl))
@@ -371,14 +371,14 @@ struct FakeBackendContractTests {
 
     @Test func readACorruptedRecordOrAlert() throws {
         let fake = try Fake().established()
-        fake.script.read = [.status(.failure(TLSError(.protocolFailure, "bad record mac", backend: FakeBackend.id, alert: .badRecordMAC)))]
+        fake.script.read = [.status(.failure(TLSError(.protocolFailure, "bad record mac", backend: ScriptedBackend.id, alert: .badRecordMAC)))]
         #expect(fake.connection.readStep().0 == Step(-1, .ssl))
         #expect(fake.code == .protocolFailure)
     }
 
     @Test func readTransportError() throws {
         let fake = try Fake(transport: .custom(BrokenTransport(errno: ECONNRESET))).established()
-        fake.script.read = [.readTransport(then: .failure(TLSError(.internalError, "pull", backend: FakeBackend.id)))]
+        fake.script.read = [.readTransport(then: .failure(TLSError(.internalError, "pull", backend: ScriptedBackend.id)))]
         #expect(fake.connection.readStep().0 == Step(-1, .syscall))
         #expect(fake.connection.lastError?.errno == ECONNRESET)
     }
@@ -425,7 +425,7 @@ struct FakeBackendContractTests {
 
     @Test func writeWhenThePeersSocketIsGone() throws {
         let fake = try Fake(transport: .custom(BrokenTransport(errno: EPIPE))).established()
-        fake.script.write = [.writeTransport([23, 3, 3], then: .failure(TLSError(.internalError, "push", backend: FakeBackend.id)))]
+        fake.script.write = [.writeTransport([23, 3, 3], then: .failure(TLSError(.internalError, "push", backend: ScriptedBackend.id)))]
         #expect(fake.connection.step { $0.write([1]) } == Step(-1, .syscall))
         #expect(fake.connection.lastError?.errno == EPIPE)
     }
@@ -477,7 +477,7 @@ struct FakeBackendContractTests {
         let fake = try Fake().established()
         fake.pair.closeIncoming()
         fake.script.closeNotify = [.status(.success(1))]
-        fake.script.read = [.readTransport(then: .failure(TLSError(.protocolFailure, "eof", backend: FakeBackend.id)))]
+        fake.script.read = [.readTransport(then: .failure(TLSError(.protocolFailure, "eof", backend: ScriptedBackend.id)))]
         #expect(fake.connection.step { $0.shutdown() } == Step(0, .none))
         #expect(fake.connection.step { $0.shutdown() } == Step(-1, .ssl))
         #expect(fake.code == .unexpectedEOF)
