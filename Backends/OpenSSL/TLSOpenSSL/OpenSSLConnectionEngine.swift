@@ -1,3 +1,7 @@
+// Why one file of 400+ lines: the engine's stored state (the SSL, the deferred TLS 1.3
+// verification verdict, the handshake secret for a protected alert, the sent alert) is
+// private to the class and read by nearly every method, from the libssl calls to the
+// negotiated values; split into extensions it would have to become module-visible.
 #if OpenSSL
 internal import COpenSSL
 @_spi(TLSBackendImplementation) import TLSCore

@@ -1,4 +1,6 @@
 // One FakeTLS connection: the handshake state machine, the record layer and alerts.
+// (One file of 400+ lines on purpose: the protocol, like a TLS library's, is one state
+// machine over private buffers; its byte reader is the small type at the end.)
 //
 // The flights follow TLS's (every handshake message has TLS's 4-byte header; see
 // FakeTLSBackend.swift for what is fake):
