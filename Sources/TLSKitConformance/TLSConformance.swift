@@ -11,6 +11,7 @@ public import Testing
 /// ```swift
 /// import Testing
 /// import TLSKitConformance
+/// import MyTLS
 ///
 /// @Test(arguments: TLSConformance.cases(for: MyBackend.self))
 /// func conformance(_ rule: TLSConformanceCase) async throws { try await rule.run() }

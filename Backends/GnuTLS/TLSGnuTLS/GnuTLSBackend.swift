@@ -24,7 +24,8 @@ public enum GnuTLSBackend: TLSBackend {
 
     /// TLS 1.3, ALPN (with a selection callback), SNI, mutual TLS,
     /// self-signed identities, cipher suites and groups by name, key logging, session
-    /// resumption, the keying-material exporter, KeyUpdate and OCSP stapling.
+    /// resumption, the keying-material exporter, KeyUpdate, OCSP stapling and custom
+    /// verification.
     ///
     /// Not ``TLSCapabilities/multipleTicketKeys``: GnuTLS 3.7 protects tickets under one
     /// master key (rotated in time by GnuTLS itself) and cannot accept a ticket made under

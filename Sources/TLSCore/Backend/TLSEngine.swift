@@ -1,7 +1,8 @@
 // The backend-implementation SPI: what a backend implements, and what the core
 // guarantees around each call. A backend in another package depends on the TLSCore
-// product and imports it with `@_spi(TLSBackendImplementation) import TLSCore`; every
-// file of the SPI is in this folder. Docs/writing-a-backend.md walks through it;
+// product and imports it with `@_spi(TLSBackendImplementation) import TLSCore`; the SPI's
+// types and helpers are in this folder (five members stay on their types: see
+// TLSPublicTypes+Backend.swift). Docs/writing-a-backend.md walks through it;
 // Backends/Fake (FakeTLS) is a complete backend in a package of its own written only
 // against it.
 //
@@ -75,7 +76,8 @@ public protocol TLSConnectionEngine: AnyObject {
     func write(_ bytes: UnsafeRawBufferPointer) -> TLSEngineStatus
     /// Sends close_notify, or flushes a pending one. Never called twice once it succeeded.
     func sendCloseNotify() -> TLSEngineStatus
-    /// After a failed handshake step: sends the fatal `alert` unless the library has
+    /// After a failed call (during the handshake, or a wire-reader violation at any time):
+    /// sends the fatal `alert` unless the library has
     /// already sent a fatal alert of its own. Returns the alert the peer gets (the
     /// library's own when it sent one), nil when none could be sent.
     func sendFatalAlert(_ alert: TLSAlert) -> TLSAlert?

@@ -1,7 +1,7 @@
 // The SPI members of public types, which a backend calls from its library's callbacks.
-// (Four SPI members stay in their types' declarations because they are stored or a
-// protocol requirement: TLSContext.engine, TLSSession.decoded, TLSTransport.io and
-// TLSBackend.makeContextEngine.)
+// (Five SPI members stay in their types' declarations because they are stored or
+// protocol requirements: TLSContext.engine, TLSSession.decoded, TLSTransport.io,
+// TLSBackend.makeContextEngine and TLSBackend.generateSelfSignedIdentity.)
 
 /// A hash algorithm the backends compute for TLSKit (``TLSContextEngine/digest(_:_:)``).
 @_spi(TLSBackendImplementation) public enum TLSHashAlgorithm: Sendable {
