@@ -5,7 +5,7 @@ import TLSCore
 /// `TLSUntrustedText`, the one place peer bytes become text: every byte that is not
 /// well-formed UTF-8 and every control character is written `\xNN`, never decoded or
 /// shown raw.
-@Suite("Untrusted text", .timeLimit(.minutes(1)))
+@Suite("Untrusted text", .timeLimit(.minutes(5)))
 struct UntrustedTextTests {
     @Test("overlong UTF-8 forms and surrogates are escaped byte by byte, never decoded (E0 80 AE is not '.')",
           arguments: [
