@@ -41,17 +41,13 @@ extension GnuTLSConnectionEngine {
     }
 
     /// Sends a fatal alert (GnuTLS sends none of its own) unless one was sent already or
-    /// the transport is broken. TLS 1.2 has no certificate_required alert:
-    /// handshake_failure is sent instead, as OpenSSL does. - Returns: the alert the peer
-    /// gets, or nil.
+    /// the transport is broken, as the version has it (``TLSAlert/inVersion(_:)``: no
+    /// certificate_required in TLS 1.2). - Returns: the alert the peer gets, or nil.
     @discardableResult
     func sendFatalAlert(_ alert: TLSAlert) -> TLSAlert? {
         if let sentAlert { return sentAlert }
         if transport.failureErrno != nil || transport.reachedEndOfStream { return nil }
-        var alert = alert
-        if alert == .certificateRequired && gnutls_protocol_get_version(session) != GNUTLS_TLS1_3 {
-            alert = .handshakeFailure
-        }
+        let alert = alert.inVersion(gnutls_protocol_get_version(session) == GNUTLS_TLS1_3 ? .tls13 : .tls12)
         let description = gnutls_alert_description_t(rawValue: UInt32(alert.rawValue))
         guard gnutls_alert_send(session, GNUTLS_AL_FATAL, description) == GNUTLS_E_SUCCESS else { return nil }
         sentAlert = alert

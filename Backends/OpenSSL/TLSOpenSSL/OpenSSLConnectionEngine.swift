@@ -269,9 +269,8 @@ final class OpenSSLConnectionEngine: TLSConnectionEngine {
             return .failure(TLSError(
                 .certificateVerificationFailed, "the client sent no certificate: \(OpenSSLErrorQueue.drainText())",
                 backend: backend, verificationFailure: .noCertificate,
-                // What libssl sent: certificate_required exists in TLS 1.3 only (RFC 8446
-                // §6.2); a TLS 1.2 server sends handshake_failure.
-                alert: sentAlert ?? (SSL_version(ssl) == TLS1_3_VERSION ? .certificateRequired : .handshakeFailure)))
+                // What libssl sent, by the core's rule for the version.
+                alert: sentAlert ?? TLSAlert.certificateRequired.inVersion(SSL_version(ssl) == TLS1_3_VERSION ? .tls13 : .tls12)))
         }
         if reason > SSL_AD_REASON_OFFSET, reason < SSL_AD_REASON_OFFSET + 256 {
             let alert = TLSAlert(UInt8(reason - SSL_AD_REASON_OFFSET))

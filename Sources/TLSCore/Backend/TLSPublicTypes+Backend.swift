@@ -8,6 +8,16 @@
     case sha256, sha384, sha512
 }
 
+extension TLSAlert {
+    /// This alert as `version` has it: certificate_required exists in TLS 1.3 only
+    /// (RFC 8446 §6.2); a TLS 1.2 server without the client certificate it requires sends
+    /// handshake_failure (RFC 5246 §7.4.6), as libssl does. The one rule every backend
+    /// applies to the alert it sends or reports.
+    @_spi(TLSBackendImplementation) public func inVersion(_ version: TLSVersion) -> TLSAlert {
+        self == .certificateRequired && version < .tls13 ? .handshakeFailure : self
+    }
+}
+
 extension TLSApplicationProtocolSelector {
     /// Runs the selection; a result that was not offered counts as nil.
     @_spi(TLSBackendImplementation) public func select(_ offered: [String]) -> String? {

@@ -196,7 +196,7 @@ final class FakeTLSConnectionEngine: TLSConnectionEngine {
             if peerCertificateChain.isEmpty && configuration.clientAuthentication == .required {
                 throw Failure(error: TLSError(.certificateVerificationFailed, "the client sent no certificate", backend: FakeTLSBackend.id,
                                               verificationFailure: .noCertificate),
-                              alert: .certificateRequired)
+                              alert: TLSAlert.certificateRequired.inVersion(version ?? .tls13))
             }
             if version == .tls12 {
                 queue(.changeCipherSpec, [1])

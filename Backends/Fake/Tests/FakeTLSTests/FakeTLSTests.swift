@@ -77,13 +77,15 @@ struct FakeTLSTests {
         #expect(link.server.lastError?.alert == .badCertificate)
     }
 
-    @Test("mutual TLS: the client's certificate is required and checked", arguments: [false, true])
-    func mutual(clientHasCertificate: Bool) throws {
+    @Test("mutual TLS: the client's certificate is required and checked; without one, the version's alert",
+          arguments: [false, true], [TLSVersion.tls12, .tls13])
+    func mutual(clientHasCertificate: Bool, version: TLSVersion) throws {
         let serverIdentity = try Identity.make(), clientIdentity = try Identity.make(commonName: "client", names: "DNS:client")
         var server = serverIdentity.serverConfiguration()
         server.clientAuthentication = .required
         server.trustRoots = .certificates([.pem(clientIdentity.certificatePEM)])
         var client = serverIdentity.clientConfiguration()
+        client.maximumTLSVersion = version
         if clientHasCertificate {
             client.certificateChain = .pem(clientIdentity.certificatePEM)
             client.privateKey = .pem(clientIdentity.keyPEM)
@@ -94,10 +96,15 @@ struct FakeTLSTests {
             #expect(results.server == 1 && link.server.peerCertificateChain.count == 1)
         } else {
             #expect(results.server == -1 && link.server.lastError?.verificationFailure == .noCertificate)
-            // As in TLS 1.3, the client finished first: it reads the server's alert next.
+            // TLS 1.2 has no certificate_required (RFC 5246 §7.4.6): handshake_failure.
+            let expected: TLSAlert = version == .tls13 ? .certificateRequired : .handshakeFailure
+            #expect(link.server.lastError?.alert == expected)
+            // In TLS 1.3 the client finished first and reads the server's alert next; in
+            // TLS 1.2 it was still waiting for the server's Finished.
             var buffer = [UInt8](repeating: 0, count: 16)
-            #expect(link.client.read(into: &buffer) == -1)
-            #expect(link.client.lastError?.code == .alertReceived && link.client.lastError?.alert == .certificateRequired)
+            let step = version == .tls13 ? link.client.read(into: &buffer) : results.client
+            #expect(step == -1)
+            #expect(link.client.lastError?.code == .alertReceived && link.client.lastError?.alert == expected)
         }
     }
 
