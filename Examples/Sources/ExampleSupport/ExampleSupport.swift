@@ -10,7 +10,7 @@ public struct BackendChoice: ExpressibleByArgument, Sendable, CustomStringConver
 
     /// Parses `OpenSSL` or `GnuTLS` (any case); nil for a backend this build lacks.
     public init?(argument: String) {
-        guard let type = TLSBuiltInBackends.available.first(where: { $0.name.lowercased() == argument.lowercased() }) else { return nil }
+        guard let type = TLSBuiltInBackends.available.first(where: { $0.id.name.lowercased() == argument.lowercased() }) else { return nil }
         self.type = type
     }
 
@@ -18,12 +18,12 @@ public struct BackendChoice: ExpressibleByArgument, Sendable, CustomStringConver
     public init(_ type: any TLSBackend.Type) { self.type = type }
 
     /// The accepted names.
-    public static var allValueStrings: [String] { TLSBuiltInBackends.available.map { $0.name } }
+    public static var allValueStrings: [String] { TLSBuiltInBackends.available.map { $0.id.name } }
 
     /// The backend's name.
-    public var description: String { type.name }
+    public var description: String { type.id.name }
     /// The backend's name, for `--help`.
-    public var defaultValueDescription: String { type.name }
+    public var defaultValueDescription: String { type.id.name }
 }
 
 /// Reads a text file (a PEM certificate or key), with an error that names it.

@@ -36,9 +36,9 @@ struct Serve: AsyncParsableCommand {
         let peers = TLSKitPeers()
         let transport = HTTP2ServerTransport.Custom(
             listenerFactory: TLSKitListenerFactory(host: host, port: port, context: context, peers: peers))
-        try await withGRPCServer(transport: transport, services: [GreeterService(backendName: backend.type.name, peers: peers)]) { _ in
+        try await withGRPCServer(transport: transport, services: [GreeterService(backendName: backend.type.id.name, peers: peers)]) { _ in
             if let address = await transport.listeningAddress {
-                print("listening on \(address) (\(backend.type.name))")
+                print("listening on \(address) (\(backend.type.id.name))")
                 fflush(nil)  // a script waits for this line (nil: every stream)
             }
             try await Task.sleep(for: .seconds(365 * 24 * 3600))

@@ -40,7 +40,7 @@ struct HelloHummingbirdCommand: AsyncParsableCommand {
                 privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)))
         }
         let host = options.host
-        let name = options.nioSSL == nil ? options.backend.name : "NIOSSL"
+        let name = options.nioSSL == nil ? options.backend.id.name : "NIOSSL"
         let app = try makeHelloApplication(options) { port in
             print("listening on \(host):\(port) (\(name))")
             fflush(nil)  // a script waits for this line (nil: every stream)

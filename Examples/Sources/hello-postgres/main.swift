@@ -45,7 +45,7 @@ struct HelloPostgresCommand: AsyncParsableCommand {
                 "SELECT current_user, version, cipher, coalesce(client_dn, '') FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
                 logger: connection.logger)
             for try await (user, version, cipher, clientDN) in rows.decode((String, String, String, String).self) {
-                print("connected as \(user) over \(version) \(cipher) with TLSKit \(backend.type.name)"
+                print("connected as \(user) over \(version) \(cipher) with TLSKit \(backend.type.id.name)"
                       + (clientDN.isEmpty ? "" : ", client certificate \(clientDN)"))
             }
             try await connection.close()

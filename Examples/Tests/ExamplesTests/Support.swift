@@ -9,8 +9,8 @@ import TLSKitNIO
 /// One backend as a test argument, named in the test report.
 struct Backend: CustomTestStringConvertible, Sendable {
     let type: any TLSBackend.Type
-    var testDescription: String { type.name }
-    var name: String { type.name }
+    var testDescription: String { type.id.name }
+    var name: String { type.id.name }
 }
 
 let allBackends: [Backend] = TLSBuiltInBackends.available.map { Backend(type: $0) }
