@@ -178,6 +178,13 @@ public final class TLSListener: Sendable {
         }
     }
 
+    /// Accepts one TCP connection and completes the server handshake on it, with the
+    /// material a ``TLSReloadingContext`` holds at this moment (a reload during the
+    /// handshake does not change it).
+    public func accept(context reloading: TLSReloadingContext, timeout: Duration? = nil) throws -> TLSSocket {
+        try accept(context: reloading.current, timeout: timeout)
+    }
+
     /// Accepts one TCP connection without TLS (for callers that drive the handshake
     /// themselves). The descriptor is non-blocking, close-on-exec, and has `TCP_NODELAY`
     /// unless the listener was made with `noDelay: false`.

@@ -27,6 +27,16 @@ public final class TLSKitClientHandler: TLSKitHandler {
         super.init(connection: connection, shutdownTimeout: shutdownTimeout,
                    customVerificationCallback: customVerificationCallback)
     }
+
+    /// Creates a client handler with the material a ``TLSReloadingContext`` holds now (a
+    /// client identity for mutual TLS that is renewed while the application runs).
+    /// - Throws: as ``init(context:serverHostname:shutdownTimeout:customVerificationCallback:)``.
+    public convenience init(context reloading: TLSReloadingContext, serverHostname: String?,
+                            shutdownTimeout: TimeAmount = .seconds(5),
+                            customVerificationCallback: TLSKitCustomVerificationCallback? = nil) throws {
+        try self.init(context: reloading.current, serverHostname: serverHostname, shutdownTimeout: shutdownTimeout,
+                      customVerificationCallback: customVerificationCallback)
+    }
 }
 
 /// The server end: `NIOSSLServerHandler`'s counterpart.
@@ -43,6 +53,16 @@ public final class TLSKitServerHandler: TLSKitHandler {
         try! connection.setAcceptState()  // a fresh connection has no role: cannot throw
         super.init(connection: connection, shutdownTimeout: shutdownTimeout,
                    customVerificationCallback: customVerificationCallback)
+    }
+
+    /// Creates a server handler with the material a ``TLSReloadingContext`` holds now.
+    /// Make one per accepted channel (in the child channel initializer) from the same
+    /// reloading context: each new connection gets the material in use, and a reload
+    /// never rebuilds the server or its pipeline.
+    public convenience init(context reloading: TLSReloadingContext, shutdownTimeout: TimeAmount = .seconds(5),
+                            customVerificationCallback: TLSKitCustomVerificationCallback? = nil) {
+        self.init(context: reloading.current, shutdownTimeout: shutdownTimeout,
+                  customVerificationCallback: customVerificationCallback)
     }
 }
 #endif
