@@ -270,7 +270,7 @@ public struct TLSReloadEvent: Sendable, CustomStringConvertible {
         if let error {
             return "reload (\(cause)) FAILED, keeping generation \(generation): \(error)"
         }
-        let leaves = leafCertificates.map { "\($0.subject) until \(Self.utc($0.notValidAfter))" }.joined(separator: "; ")
+        let leaves = leafCertificates.map { "\(TLSUntrustedText.escape($0.subject)) until \(Self.utc($0.notValidAfter))" }.joined(separator: "; ")
         return "reload (\(cause)): generation \(generation) in use" + (leaves.isEmpty ? "" : ": \(leaves)")
     }
 

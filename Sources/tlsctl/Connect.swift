@@ -131,7 +131,7 @@ struct Connect: ParsableCommand {
                 let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
                 let listener = try TLSListener(host: bare, port: UInt16(listen))
                 let loop = try ServerLoop(
-                    backend: backend, context: context, listener: listener, service: .tunnel(.listen, target),
+                    backend: backend, context: { context }, listener: listener, service: .tunnel(.listen, target),
                     maxConnections: maxConnections, handshakeTimeout: .seconds(timeout))
                 printFlushed("tunnelling to \(endpoint) with \(backend.id) (\(backend.libraryVersion))\n"
                              + "listening on \(Endpoint.format(host: bare, port: listener.port))")

@@ -42,6 +42,15 @@ struct Serve: ParsableCommand {
             seconds is dropped. SIGINT or SIGTERM closes the listener, sends close_notify
             to the connected clients and exits 0.
 
+            Certificates are reloaded while serving, without dropping a connection: on
+            SIGHUP, and every --reload-interval seconds when a file (--cert, --key,
+            --ca-file) changed. New handshakes get the new material; connections in flight
+            keep theirs; session tickets stay valid across reloads. A reload that fails
+            (unreadable file, key that does not match, expired certificate) keeps the
+            certificate in use. Each reload is one line on stderr:
+              tlsctl: reload (on request): generation 2 in use: CN=example.com until 2027-03-08 10:00:00 UTC
+              tlsctl: reload (files changed) FAILED, keeping generation 2: TLSError(OpenSSL) keyCertificateMismatch: …
+
             With --forward HOST:PORT, serve is a TLS-terminating proxy (like stunnel or
             ghostunnel): once a client's handshake is done (and its certificate verified,
             with --verify-client), it opens a TCP connection to HOST:PORT and relays the
@@ -58,6 +67,7 @@ struct Serve: ParsableCommand {
               tlsctl serve --port 0 --cert server.pem --key server.key --alpn h2,http/1.1
               tlsctl serve --ca-file clients-ca.pem --verify-client required --echo
               tlsctl serve --port 443 --cert server.pem --key server.key --forward 127.0.0.1:8080
+              tlsctl serve --port 443 --cert fullchain.pem --key privkey.pem --reload-interval 60 --forward 127.0.0.1:8080
             """
     )
 
@@ -101,6 +111,9 @@ struct Serve: ParsableCommand {
     @Option(help: ArgumentHelp("Seconds a client has to complete its handshake before it is dropped.", valueName: "seconds"))
     var handshakeTimeout: Int = 10
 
+    @Option(help: ArgumentHelp("Check --cert, --key and --ca-file every N seconds and reload them when they changed (SIGHUP reloads at once, with or without this).", valueName: "seconds"))
+    var reloadInterval: Int?
+
     func validate() throws {
         guard (0...65_535).contains(port) else { throw ValidationError("--port must be 0 to 65535") }
         if (cert == nil) != (key == nil) {
@@ -122,6 +135,10 @@ struct Serve: ParsableCommand {
         }
         if mode == .http, let alpn, let other = alpn.protocols.first(where: { $0 != "http/1.1" && $0 != "http/1.0" }) {
             throw ValidationError("--http speaks HTTP/1.x only; the ALPN list may not contain \(other)")
+        }
+        if let reloadInterval {
+            guard cert != nil else { throw ValidationError("--reload-interval watches the files of --cert and --key: it needs them") }
+            guard (1...86_400).contains(reloadInterval) else { throw ValidationError("--reload-interval must be 1 to 86400 seconds") }
         }
         var scratch = TLSConfiguration()
         try applyVersions(minVersion, maxVersion, to: &scratch)
@@ -155,7 +172,12 @@ struct Serve: ParsableCommand {
             } else if mode == .http && forward == nil {
                 configuration.applicationProtocols = ["http/1.1"]
             }
-            let context = try backend.makeContext(configuration)
+            // SIGHUP and --reload-interval rebuild the context from the same configuration
+            // (its files read again); each attempt is one log line.
+            let reloading = try TLSReloadingContext(backend: backend, configuration: configuration) { event in
+                log("\(event)")
+            }
+            if let reloadInterval { reloading.startWatching(every: .seconds(reloadInterval)) }
             var lines = identityLines
             if let leafDER {
                 let info = try backend.certificateInfo(der: leafDER)
@@ -175,11 +197,13 @@ struct Serve: ParsableCommand {
                 let listener = try TLSListener(host: bare, port: UInt16(port))
                 boundPort = listener.port
                 loop = try ServerLoop(
-                    backend: backend, context: context, listener: listener, service: service,
+                    backend: backend, context: { reloading.current }, reload: { reloading.reload() },
+                    listener: listener, service: service,
                     maxConnections: maxConnections, handshakeTimeout: .seconds(handshakeTimeout))
             }
             lines.append("backend: \(backend.id) (\(backend.libraryVersion))")
             if let forward { lines.append("forwarding to \(forward)") }
+            if let reloadInterval { lines.append("reloading --cert/--key/--ca-file when they change (checked every \(reloadInterval) s) and on SIGHUP") }
             lines.append("listening on \(Endpoint.format(host: bare, port: boundPort))")
             printFlushed(lines.joined(separator: "\n"))
             try loop.run()

@@ -9,12 +9,14 @@ import Glibc
 import Musl
 #endif
 
-/// The write end of the self-pipe that SIGINT/SIGTERM wake the poll loop through.
-/// Written once before the handlers are installed, then only read (by the handler).
+/// The write end of the self-pipe that SIGINT/SIGTERM (and SIGHUP, for `serve`) wake
+/// the poll loop through. Written once before the handlers are installed, then only
+/// read (by the handler).
 nonisolated(unsafe) private var stopSignalPipe: Int32 = -1
 
-/// Makes SIGINT and SIGTERM write their number to a socket pair; returns the read end.
-private func installStopSignals() throws -> Int32 {
+/// Makes SIGINT and SIGTERM (and SIGHUP when `reloads`) write their number to a socket
+/// pair; returns the read end.
+private func installStopSignals(reloads: Bool) throws -> Int32 {
     var fds: [Int32] = [-1, -1]
     // A socket pair rather than pipe(2): it is made close-on-exec and non-blocking in one
     // call (Glibc's Swift module has no pipe2).
@@ -29,12 +31,14 @@ private func installStopSignals() throws -> Int32 {
     }
     signal(SIGINT, handler)
     signal(SIGTERM, handler)
+    if reloads { signal(SIGHUP, handler) }
     signal(SIGPIPE, SIG_IGN)
     // A parent may have started us with these signals blocked (the mask is inherited).
     var stopSignals = sigset_t()
     sigemptyset(&stopSignals)
     sigaddset(&stopSignals, SIGINT)
     sigaddset(&stopSignals, SIGTERM)
+    if reloads { sigaddset(&stopSignals, SIGHUP) }
     sigprocmask(SIG_UNBLOCK, &stopSignals, nil)
     return fds[0]
 }
@@ -79,7 +83,10 @@ enum Service {
 /// every client socket.
 final class ServerLoop {
     private let backend: any TLSBackend.Type
-    private let context: TLSContext
+    /// The context of each new connection: the one in use when it is accepted.
+    private let context: () -> TLSContext
+    /// `serve`: SIGHUP reloads the certificate (the reloading context logs the outcome).
+    private let reload: (() -> Void)?
     private var listener: TLSListener?
     private let service: Service
     private var mode: ServeMode { if case .respond(let mode) = service { return mode } else { return .echo } }
@@ -99,15 +106,16 @@ final class ServerLoop {
     /// until they are (back-pressure), so its queue stays bounded.
     private var buffer = [UInt8](repeating: 0, count: 16_384)
 
-    init(backend: any TLSBackend.Type, context: TLSContext, listener: TLSListener, service: Service,
-         maxConnections: Int?, handshakeTimeout: Duration) throws {
+    init(backend: any TLSBackend.Type, context: @escaping () -> TLSContext, reload: (() -> Void)? = nil,
+         listener: TLSListener, service: Service, maxConnections: Int?, handshakeTimeout: Duration) throws {
         self.backend = backend
         self.context = context
+        self.reload = reload
         self.listener = listener
         self.service = service
         self.maxConnections = maxConnections
         self.handshakeTimeout = handshakeTimeout
-        signalDescriptor = try installStopSignals()
+        signalDescriptor = try installStopSignals(reloads: reload != nil)
     }
 
     /// Serves until SIGINT/SIGTERM, or until --max-connections have been served.
@@ -157,9 +165,18 @@ final class ServerLoop {
             }
             if entries[0].revents != 0 {
                 var signal: UInt8 = 0
-                _ = read(signalDescriptor, &signal, 1)
-                stop(signal: Int32(signal))
-                return
+                var stopping = false
+                while !stopping && read(signalDescriptor, &signal, 1) == 1 {
+                    if Int32(signal) == SIGHUP, let reload {
+                        reload()
+                    } else {
+                        stopping = true
+                    }
+                }
+                if stopping {
+                    stop(signal: Int32(signal))
+                    return
+                }
             }
             for (offset, tunnel) in tunnelOrder.enumerated()
             where tunnel.wantsAnotherRound || entries[tunnelStart + 2 * offset].revents != 0
@@ -215,13 +232,13 @@ final class ServerLoop {
             }
             accepted += 1
             if case .tunnel(let role, let target) = service {
-                let tunnel = Tunnel(role: role, descriptor: fd, peer: peerAddress(fd), connection: context.makeConnection(),
+                let tunnel = Tunnel(role: role, descriptor: fd, peer: peerAddress(fd), connection: context().makeConnection(),
                                     target: target, connectTimeout: handshakeTimeout)
                 tunnels[ObjectIdentifier(tunnel)] = tunnel
                 advance(tunnel)
                 continue
             }
-            let connection = context.makeConnection()
+            let connection = context().makeConnection()
             do {
                 try connection.setTransport(.socket(fd))
                 try connection.setAcceptState()
