@@ -43,6 +43,10 @@ public struct TLSCapabilities: OptionSet, Sendable, Hashable, CustomStringConver
     /// ``TLSCustomVerification``: a verification callback that may answer later, the
     /// handshake returning ``TLSResultCode/wantRetryVerify`` meanwhile.
     public static let customVerification = TLSCapabilities(rawValue: 1 << 15)
+    /// ``TLSServerIdentitySelector``: the server's identity chosen per ClientHello, possibly
+    /// later, the handshake returning ``TLSResultCode/wantClientHello`` meanwhile (the
+    /// backend implements `prepareServerCredentials` and `useServerCredentials`).
+    public static let serverIdentitySelection = TLSCapabilities(rawValue: 1 << 16)
 
     /// Every capability with its display name, in a stable order.
     public static let all: [(TLSCapabilities, String)] = [
@@ -61,6 +65,7 @@ public struct TLSCapabilities: OptionSet, Sendable, Hashable, CustomStringConver
         (.keyUpdate, "TLS 1.3 KeyUpdate"),
         (.ocspStapling, "OCSP stapling"),
         (.customVerification, "custom verification callback"),
+        (.serverIdentitySelection, "server identity selection per ClientHello"),
     ]
 
     /// The display names of the capabilities in the set, comma-separated.

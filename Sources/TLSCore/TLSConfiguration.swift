@@ -163,6 +163,12 @@ public struct TLSConfiguration: Sendable, Hashable {
     /// connection of the context starts with it (``TLSConnection/customVerification``
     /// overrides it per connection). Needs ``TLSCapabilities/customVerification``.
     public var customVerification: TLSCustomVerification?
+    /// Server role: chooses the identity for each connection from the client's
+    /// ClientHello, possibly later (see ``TLSServerIdentitySelector``). With a selector the
+    /// configuration may have no identity of its own, as long as the selector never
+    /// answers ``TLSServerIdentityChoice/defaultIdentity``. Needs
+    /// ``TLSCapabilities/serverIdentitySelection``.
+    public var serverIdentitySelector: TLSServerIdentitySelector?
 
     /// Creates a configuration with every field given. Prefer the `make…` factories.
     public init(
@@ -189,7 +195,8 @@ public struct TLSConfiguration: Sendable, Hashable {
         sessionTicketKeys: [TLSSessionTicketKey] = [],
         ocspResponse: [UInt8]? = nil,
         ocspStapling: TLSOCSPStapling = .none,
-        customVerification: TLSCustomVerification? = nil
+        customVerification: TLSCustomVerification? = nil,
+        serverIdentitySelector: TLSServerIdentitySelector? = nil
     ) {
         self.certificateChain = certificateChain
         self.privateKey = privateKey
@@ -215,6 +222,7 @@ public struct TLSConfiguration: Sendable, Hashable {
         self.ocspResponse = ocspResponse
         self.ocspStapling = ocspStapling
         self.customVerification = customVerification
+        self.serverIdentitySelector = serverIdentitySelector
     }
 
     /// A client configuration with the secure defaults: system trust store, chain and

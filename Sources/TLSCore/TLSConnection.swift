@@ -72,6 +72,31 @@ public final class TLSConnection {
     /// The verifier of this handshake, when ``customVerification`` is set.
     var customVerifier: TLSCustomVerifier?
 
+    /// Server role: called once when the answer to a pending
+    /// ``TLSConfiguration/serverIdentitySelector`` arrives, on the thread that gave it (not
+    /// when the selector answered before returning). As with ``verificationWakeUp``: wake
+    /// the thread or event loop that owns the connection and call the handshake again
+    /// there. Set before the handshake, or while it returns ``TLSResultCode/wantClientHello``
+    /// (if the answer is already in, it is called at once).
+    public var clientHelloWakeUp: (@Sendable () -> Void)? {
+        didSet { clientHelloGate?.wakeUp = clientHelloWakeUp }
+    }
+
+    /// Server role: the ClientHello gate of this handshake, when the configuration has a
+    /// ``TLSConfiguration/serverIdentitySelector``.
+    var clientHelloGate: TLSClientHelloGate?
+
+    /// True while the server's handshake waits for its identity selector's answer (the
+    /// handshake calls return -1 ``TLSResultCode/wantClientHello``).
+    public var isClientHelloPending: Bool { clientHelloGate?.isPending ?? false }
+
+    /// Blocks the calling thread until the server identity selector has answered, or
+    /// `timeout` has passed (nil: no limit). True once the answer is in (at once when
+    /// nothing is pending). Call the handshake again afterwards.
+    public func waitForClientHello(timeout: Duration? = nil) -> Bool {
+        clientHelloGate?.waitForAnswer(until: timeout.map { ContinuousClock.now + $0 }) ?? true
+    }
+
     init(context: TLSContext) {
         self.context = context
         self.customVerification = context.configuration.customVerification
@@ -165,6 +190,10 @@ public final class TLSConnection {
         }
         guard let engine = running ?? startSession(role: role, transport: transport, resuming: resuming) else { return -1 }
         state = .handshaking(engine)
+        // A server with an identity selector reads the ClientHello before the library.
+        if let gate = clientHelloGate, let result = selectIdentity(gate, engine: engine, transport: transport) {
+            return result
+        }
         // Nothing to do until the callback answers: the library is not called again.
         if let customVerifier, customVerifier.isPending { return want(.wantRetryVerify) }
         transport.resetStatus()
@@ -229,6 +258,56 @@ public final class TLSConnection {
                     transport: transport, result: -1)
     }
 
+    /// One step of the ClientHello gate: nil once the library may run, else the result
+    /// of this handshake call (more bytes, the selector's answer, or a failure).
+    private func selectIdentity(_ gate: TLSClientHelloGate, engine: any TLSConnectionEngine,
+                                transport: TLSTransportIO) -> Int32? {
+        transport.resetStatus()
+        let answer: Result<TLSServerIdentityChoice, TLSError>
+        switch gate.advance(transport) {
+        case .proceed: return nil
+        case .wantRead: return want(.wantRead)
+        case .wantAnswer: return want(.wantClientHello)
+        case .malformed(let violation):
+            let sent = engine.sendFatalAlert(violation.alert)
+            return fail(TLSError(.protocolFailure, "the peer sent \(violation.reason)" + (sent.map { " (alert \($0) sent)" } ?? ""),
+                                 backend: backendID, alert: sent ?? violation.alert),
+                        transport: transport, result: -1)
+        case .answered(let result): answer = result
+        }
+        func refuse(_ error: TLSError, _ alert: TLSAlert) -> Int32 {
+            let sent = engine.sendFatalAlert(alert)
+            return fail(TLSError(error.code, error.message + (sent.map { " (alert \($0) sent)" } ?? ""),
+                                 backend: error.backend, alert: sent ?? alert),
+                        transport: transport, result: -1)
+        }
+        switch answer {
+        case .failure(let error):
+            return refuse(error, .internalError)
+        case .success(.refuse(let alert)):
+            return refuse(TLSError(.handshakeRefused, "the server identity selector refused the handshake", backend: .tlsKit), alert)
+        case .success(.defaultIdentity):
+            guard context.configuration.hasServerIdentity else {
+                return refuse(TLSError(.handshakeRefused, "the server identity selector chose the default identity, and the configuration has none",
+                                       backend: .tlsKit), .internalError)
+            }
+        case .success(.credentials(let credentials)):
+            guard !credentials.isEmpty else {
+                return refuse(TLSError(.handshakeRefused, "the server identity selector chose an empty list of credentials",
+                                       backend: .tlsKit), .internalError)
+            }
+            do {
+                try engine.useServerCredentials(try context.preparedCredentials(credentials))
+            } catch {
+                let reason = (error as? TLSError) ?? TLSError(.internalError, "\(error)", backend: backendID)
+                return refuse(TLSError(.handshakeRefused, "the identity the server identity selector chose cannot be used: \(reason.code): \(reason.message)",
+                                       backend: reason.backend), .internalError)
+            }
+        }
+        gate.settle(transport)
+        return nil
+    }
+
     /// The checks every backend relies on, then the backend's session. Nil with the
     /// result recorded when a check or the backend refuses.
     private func startSession(role: TLSRole, transport: TLSTransportIO, resuming: TLSSession?) -> (any TLSConnectionEngine)? {
@@ -241,8 +320,9 @@ public final class TLSConnection {
                 return nil
             }
         }
-        // Checked here once for every backend; nothing has been sent yet.
-        if role == .server && !configuration.hasServerIdentity {
+        // Checked here once for every backend; nothing has been sent yet. (With a
+        // selector the identity may come from it alone.)
+        if role == .server && !configuration.hasServerIdentity && configuration.serverIdentitySelector == nil {
             _ = misuse(.invalidConfiguration, "a server needs a certificate chain and private key")
             return nil
         }
@@ -279,6 +359,11 @@ public final class TLSConnection {
                 verifier.wakeUp = verificationWakeUp
                 customVerifier = verifier
                 engine.install(customVerifier: verifier)
+            }
+            if role == .server, let selector = configuration.serverIdentitySelector {
+                let gate = TLSClientHelloGate(selector: selector)
+                gate.wakeUp = clientHelloWakeUp
+                clientHelloGate = gate
             }
             if let resuming, role == .client, !engine.resume(from: resuming) {
                 _ = fail(TLSError(.invalidConfiguration, "the session given to setSession(_:) cannot be resumed by \(backendID)",

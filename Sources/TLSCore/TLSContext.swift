@@ -1,3 +1,5 @@
+import Synchronization
+
 /// A reusable TLS context: configuration loaded once (certificates, keys, trust store),
 /// shared by every connection made from it, safe to use from many threads.
 /// The `SSL_CTX` of OpenSSL, the credentials and priority cache of GnuTLS.
@@ -26,5 +28,27 @@ public final class TLSContext: Sendable {
     /// Creates a connection (`SSL_new`). Attach a transport, set the role, then handshake.
     public func makeConnection() -> TLSConnection {
         TLSConnection(context: self)
+    }
+
+    /// Identities a ``TLSServerIdentitySelector`` chose, loaded by the backend once and
+    /// kept (the 64 most recently loaded sets), so that a selector returning the same
+    /// values for many connections costs one load.
+    private let prepared = Mutex<(sets: [[TLSCredential]: any TLSPreparedCredentials], order: [[TLSCredential]])>(([:], []))
+    private static let preparedLimit = 64
+
+    /// The backend's loaded form of these identities, from the cache or loaded now.
+    func preparedCredentials(_ credentials: [TLSCredential]) throws -> any TLSPreparedCredentials {
+        if let known = prepared.withLock({ $0.sets[credentials] }) { return known }
+        // Loaded outside the lock: two connections asking at once may both load; one wins.
+        let loaded = try engine.prepareServerCredentials(credentials)
+        return prepared.withLock { cache in
+            if let known = cache.sets[credentials] { return known }
+            if cache.order.count == Self.preparedLimit {
+                cache.sets[cache.order.removeFirst()] = nil
+            }
+            cache.sets[credentials] = loaded
+            cache.order.append(credentials)
+            return loaded
+        }
     }
 }

@@ -90,11 +90,36 @@ public enum TLSVerificationVerdict: Sendable, Hashable {
 /// call it from any thread, inside the callback or later, **once**. A second call is
 /// ignored (it returns false): the first answer stands, as with a promise that is already
 /// completed, but without a crash.
-public final class TLSVerificationCompletion: @unchecked Sendable {
+public final class TLSVerificationCompletion: Sendable {
+    let slot: TLSAnswerSlot<TLSVerificationVerdict>
+
+    init(wakeUp: (@Sendable () -> Void)?) { slot = TLSAnswerSlot(wakeUp: wakeUp) }
+
+    /// Gives the verdict. The handshake resumes at the next handshake call.
+    /// - Returns: true for the call that decided; false (and nothing changes) when the
+    ///   verdict was already given.
+    @discardableResult
+    public func complete(_ verdict: TLSVerificationVerdict) -> Bool { slot.complete(verdict) }
+
+    /// Same as ``complete(_:)``.
+    @discardableResult
+    public func callAsFunction(_ verdict: TLSVerificationVerdict) -> Bool { complete(verdict) }
+
+    /// The verdict, once given.
+    public var verdict: TLSVerificationVerdict? { slot.answer }
+
+    func setWakeUp(_ handler: (@Sendable () -> Void)?) { slot.setWakeUp(handler) }
+    func wait(until deadline: ContinuousClock.Instant?) -> Bool { slot.wait(until: deadline) }
+}
+
+/// A one-shot answer given from any thread, with a wake-up for the thread or event loop
+/// that waits for it, and a blocking wait: the machinery of the completions handed to
+/// application callbacks (custom verification, server identity selection).
+final class TLSAnswerSlot<Answer: Sendable>: @unchecked Sendable {
     // @unchecked: every field below is read and written under `mutex`.
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let condition: UnsafeMutablePointer<pthread_cond_t>
-    private var answer: TLSVerificationVerdict?
+    private var value: Answer?
     private var wakeUp: (@Sendable () -> Void)?
 
     init(wakeUp: (@Sendable () -> Void)?) {
@@ -114,17 +139,15 @@ public final class TLSVerificationCompletion: @unchecked Sendable {
         mutex.deallocate()
     }
 
-    /// Gives the verdict. The handshake resumes at the next handshake call.
-    /// - Returns: true for the call that decided; false (and nothing changes) when the
-    ///   verdict was already given.
-    @discardableResult
-    public func complete(_ verdict: TLSVerificationVerdict) -> Bool {
+    /// Records the answer unless one is in; calls the wake-up (outside the lock).
+    /// True for the call that decided.
+    func complete(_ answer: Answer) -> Bool {
         pthread_mutex_lock(mutex)
-        guard answer == nil else {
+        guard value == nil else {
             pthread_mutex_unlock(mutex)
             return false
         }
-        answer = verdict
+        value = answer
         let wake = wakeUp
         wakeUp = nil
         pthread_cond_broadcast(condition)
@@ -133,32 +156,28 @@ public final class TLSVerificationCompletion: @unchecked Sendable {
         return true
     }
 
-    /// Same as ``complete(_:)``.
-    @discardableResult
-    public func callAsFunction(_ verdict: TLSVerificationVerdict) -> Bool { complete(verdict) }
-
-    /// The verdict, once given.
-    public var verdict: TLSVerificationVerdict? {
+    /// The answer, once given.
+    var answer: Answer? {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
-        return answer
+        return value
     }
 
     /// Replaces the wake-up called by the deciding ``complete(_:)``; calls it at once when
-    /// the verdict is already in.
+    /// the answer is already in.
     func setWakeUp(_ handler: (@Sendable () -> Void)?) {
         pthread_mutex_lock(mutex)
-        let answered = answer != nil
+        let answered = value != nil
         if !answered { wakeUp = handler }
         pthread_mutex_unlock(mutex)
         if answered { handler?() }
     }
 
-    /// Blocks until the verdict is given, or until `deadline`. True once it is in.
+    /// Blocks until the answer is given, or until `deadline`. True once it is in.
     func wait(until deadline: ContinuousClock.Instant?) -> Bool {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
-        while answer == nil {
+        while value == nil {
             guard let deadline else {
                 pthread_cond_wait(condition, mutex)
                 continue
@@ -177,4 +196,3 @@ public final class TLSVerificationCompletion: @unchecked Sendable {
         return true
     }
 }
-

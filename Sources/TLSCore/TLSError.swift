@@ -71,6 +71,9 @@ public struct TLSError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let keyCertificateMismatch = Code("keyCertificateMismatch")
         /// The option or feature is not supported by this backend.
         public static let unsupported = Code("unsupported")
+        /// The server's ``TLSServerIdentitySelector`` refused the handshake (the client got
+        /// the alert it named), failed, or chose an identity that could not be used.
+        public static let handshakeRefused = Code("handshakeRefused")
         /// The backend library failed in a way not covered above; the message is its own.
         public static let internalError = Code("internalError")
     }

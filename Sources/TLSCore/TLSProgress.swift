@@ -9,6 +9,9 @@ public enum TLSProgress: Sendable, Hashable {
     /// Call again once the custom verification callback has answered
     /// (``TLSResultCode/wantRetryVerify``; see ``TLSConnection/verificationWakeUp``).
     case wantRetryVerify
+    /// Call again once the server identity selector has answered
+    /// (``TLSResultCode/wantClientHello``; see ``TLSConnection/clientHelloWakeUp``).
+    case wantClientHello
 }
 
 extension TLSConnection {
@@ -23,6 +26,7 @@ extension TLSConnection {
         case .wantRead: return .wantRead
         case .wantWrite: return .wantWrite
         case .wantRetryVerify: return .wantRetryVerify
+        case .wantClientHello: return .wantClientHello
         case .zeroReturn:
             throw TLSError(.closedByPeer, "the peer closed the session (close_notify) during the handshake",
                            backend: context.backendID)

@@ -222,16 +222,23 @@ public final class TLSReloadingContext: Sendable {
         for chain in configuration.certificateChainSources {
             let bytes = try chain.load(backend: backend.id, code: .badCertificate, what: "certificate chain")
             guard let der = TLSPEMReader.firstCertificate(in: bytes) else { continue }
-            let info = try backend.certificateInfo(der: der)
-            leaves.append(info)
+            // The dates are read by the core (every backend alike, one that parses no
+            // certificate included); the summary for the event by the backend, if it can.
+            if let info = try? backend.certificateInfo(der: der) { leaves.append(info) }
             guard refusesInvalidCertificates else { continue }
-            let now = Int64(time(nil))
-            if now > info.notValidAfter {
-                throw TLSError(.badCertificate, "the certificate \(info.subject) expired at \(TLSReloadEvent.utc(info.notValidAfter)); refused",
+            let leaf = der.withUnsafeBytes { TLSLeafIdentity(der: $0) }
+            let name = TLSUntrustedText.escape(leaf?.commonName.map { "CN=\($0)" } ?? "without a common name")
+            guard let validity = leaf?.validity else {
+                throw TLSError(.badCertificate, "the validity dates of the certificate \(name) cannot be read; refused",
                                backend: backend.id)
             }
-            if now < info.notValidBefore {
-                throw TLSError(.badCertificate, "the certificate \(info.subject) is not valid before \(TLSReloadEvent.utc(info.notValidBefore)); refused",
+            let now = Int64(time(nil))
+            if now > validity.upperBound {
+                throw TLSError(.badCertificate, "the certificate \(name) expired at \(TLSReloadEvent.utc(validity.upperBound)); refused",
+                               backend: backend.id)
+            }
+            if now < validity.lowerBound {
+                throw TLSError(.badCertificate, "the certificate \(name) is not valid before \(TLSReloadEvent.utc(validity.lowerBound)); refused",
                                backend: backend.id)
             }
         }
@@ -259,7 +266,8 @@ public struct TLSReloadEvent: Sendable, CustomStringConvertible {
     /// Why the reload failed (the material in use stays); nil on success.
     public let error: TLSError?
     /// On success, the leaf certificate of each certificate chain now in use (primary
-    /// first, then additional and SNI identities, PKCS#12 bundles left out).
+    /// first, then additional and SNI identities; PKCS#12 bundles left out, and all of
+    /// them on a backend that does not parse certificates).
     public let leafCertificates: [TLSCertificateInfo]
 
     /// True when the new material is in use.

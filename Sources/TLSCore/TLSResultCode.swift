@@ -25,6 +25,12 @@ public enum TLSResultCode: Int32, Sendable, Hashable, CustomStringConvertible {
     /// ``TLSConnection/waitForVerification(timeout:)`` blocks until then. Calls made
     /// before the answer return -1 with this code again.
     case wantRetryVerify = 12
+    /// The server's handshake waits for the answer of its ``TLSServerIdentitySelector``
+    /// (`SSL_ERROR_WANT_CLIENT_HELLO_CB`, the retry of `SSL_CTX_set_client_hello_cb(3)`).
+    /// No I/O is needed: call again once the ``TLSServerIdentityCompletion`` was called —
+    /// ``TLSConnection/clientHelloWakeUp`` says when, and
+    /// ``TLSConnection/waitForClientHello(timeout:)`` blocks until then.
+    case wantClientHello = 11
 
     public var description: String {
         switch self {
@@ -35,6 +41,7 @@ public enum TLSResultCode: Int32, Sendable, Hashable, CustomStringConvertible {
         case .syscall: return "syscall"
         case .zeroReturn: return "zeroReturn"
         case .wantRetryVerify: return "wantRetryVerify"
+        case .wantClientHello: return "wantClientHello"
         }
     }
 }

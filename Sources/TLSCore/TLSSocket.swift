@@ -137,6 +137,13 @@ public final class TLSSocket {
                     throw TLSError(.timedOut, "\(what) timed out waiting for the custom verification callback's answer",
                                    backend: connection.context.backendID)
                 }
+            case .wantClientHello:
+                // The server identity selector answers later: sleep until it does.
+                let left = deadline.map { ContinuousClock.now.duration(to: $0) }
+                guard connection.waitForClientHello(timeout: left.map { max($0, .zero) }) else {
+                    throw TLSError(.timedOut, "\(what) timed out waiting for the server identity selector's answer",
+                                   backend: connection.context.backendID)
+                }
             case .ssl, .syscall:
                 throw connection.lastError
                     ?? TLSError(.internalError, "\(what) failed", backend: connection.context.backendID)

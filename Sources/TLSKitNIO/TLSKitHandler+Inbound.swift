@@ -104,7 +104,9 @@ extension TLSKitHandler {
             if !autoRead(context) { context.read() }
         case .wantRetryVerify:
             writeOutbound(context: context, promise: nil)
-            resumeAfterVerification(context: context)
+            resumeAfterCallback(context: context, clientHello: false)
+        case .wantClientHello:
+            resumeAfterCallback(context: context, clientHello: true)
         case .zeroReturn:
             fail(context: context, TLSError(.closedByPeer, "the peer closed the session (close_notify) during the handshake",
                                             backend: backendID))
@@ -113,19 +115,25 @@ extension TLSKitHandler {
         }
     }
 
-    /// The custom verification answers later (a ``TLSKitCustomVerificationCallback``
-    /// promise, or a `TLSConfiguration.customVerification` completion from any thread):
-    /// the handshake goes on, on the event loop, once it has. A handler that was removed,
-    /// or whose channel closed, meanwhile ignores the answer; it is held weakly.
-    func resumeAfterVerification(context: ChannelHandlerContext) {
+    /// The custom verification or the server identity selector answers later (a
+    /// ``TLSKitCustomVerificationCallback`` promise, or a completion called from any
+    /// thread): the handshake goes on, on the event loop, once it has. A handler that was
+    /// removed, or whose channel closed, meanwhile ignores the answer; it is held weakly.
+    func resumeAfterCallback(context: ChannelHandlerContext, clientHello: Bool) {
         let weakHandler = NIOLoopBound(TLSKitWeakHandler(self), eventLoop: context.eventLoop)
         let eventLoop = context.eventLoop
-        connection.verificationWakeUp = {
+        let resume: @Sendable () -> Void = {
             eventLoop.execute {
                 guard let handler = weakHandler.value.handler, case .handshaking = handler.state,
                       let context = handler.storedContext else { return }
                 handler.handshakeStep(context: context)
             }
+        }
+        // Set after the call that returned the want: an answer already in calls it at once.
+        if clientHello {
+            connection.clientHelloWakeUp = resume
+        } else {
+            connection.verificationWakeUp = resume
         }
     }
 
@@ -181,7 +189,7 @@ extension TLSKitHandler {
             }
             if result > 0 { continue }
             switch connection.error(for: result) {
-            case .wantRead, .wantWrite, .none, .wantRetryVerify:  // (a read never waits for verification)
+            case .wantRead, .wantWrite, .none, .wantRetryVerify, .wantClientHello:  // (a read never waits for a callback)
                 // KeyUpdate answers and TLS 1.3 tickets may have queued records.
                 writeOutbound(context: context, promise: nil)
                 return
@@ -244,7 +252,7 @@ extension TLSKitHandler {
             return
         }
         switch connection.error(for: result) {
-        case .wantRead, .wantWrite, .none, .wantRetryVerify:  // (shutdown never waits for verification)
+        case .wantRead, .wantWrite, .none, .wantRetryVerify, .wantClientHello:  // (shutdown never waits for a callback)
             guard !transportInputEnded else {
                 // The peer's input is over: its close_notify cannot come any more.
                 if case .unwrapping = state {

@@ -66,6 +66,24 @@ struct LeafIdentityTests {
         }
     }
 
+    @Test("validity dates: UTCTime and GeneralizedTime (after 2049) read as the library reads them", arguments: allBackends)
+    func validityDates(backend: Backend) throws {
+        let f = try CertificateFactory()
+        defer { f.remove() }
+        try f.makeCA("ca")
+        for (name, days) in [("now", (-1, 2)), ("old", (-400, -300)), ("far", (1, 12_000))] {
+            try f.issue(name, issuer: "ca", names: ["localhost"], days: days)
+            let der = firstDER(ofPEM: try f.read("\(name).pem"))
+            let info = try backend.type.certificateInfo(der: der)
+            let leaf = try #require(der.withUnsafeBytes { TLSLeafIdentity(der: $0) }, "\(name)")
+            #expect(leaf.validity == info.notValidBefore...info.notValidAfter, "\(name)")
+            // 12 000 days from now is after 2049: GeneralizedTime (tag 0x18) in the DER.
+            let generalized: [UInt8] = [0x18, 0x0F, 0x32, 0x30]   // tag, 15 bytes, "20…"
+            let hasGeneralized = (0...(der.count - 4)).contains { der[$0..<$0 + 4].elementsEqual(generalized) }
+            #expect(hasGeneralized == (name == "far"), "\(name)")
+        }
+    }
+
     @Test("every truncation and every single-byte change of a certificate is handled without a crash")
     func malformed() throws {
         let f = try VerificationMatrixTests.factory.get()

@@ -77,15 +77,32 @@ struct WireTests {
         return body
     }
 
-    @Test("ClientHello: versions offered and ALPN, from byte vectors")
+    @Test("ClientHello: versions, ALPN, server name, signature algorithms, groups and suites, from byte vectors")
     func clientHello() {
-        let body = Self.clientHelloBody([(43, [4, 3, 4, 3, 3]), (16, [0, 3, 2, 0x68, 0x32]), (0, [])])
+        let sni: [UInt8] = [0, 12, 0, 0, 9] + Array("a.example".utf8)
+        let body = Self.clientHelloBody([(43, [4, 3, 4, 3, 3]), (16, [0, 3, 2, 0x68, 0x32]), (0, sni),
+                                         (13, [0, 4, 4, 3, 8, 4]), (10, [0, 2, 0, 0x1d]), (0xff01, [0])])
         let hello = body.withUnsafeBytes { TLSWire.clientHello($0) }
-        #expect(hello == TLSWire.ClientHello(legacyVersion: 0x0303, supportedVersions: [0x0304, 0x0303], applicationProtocols: ["h2"]))
+        var expected = TLSWire.ClientHello(legacyVersion: 0x0303, supportedVersions: [0x0304, 0x0303], applicationProtocols: ["h2"])
+        expected.cipherSuites = [0x1301]
+        expected.serverName = "a.example"
+        expected.signatureSchemes = [0x0403, 0x0804]
+        expected.supportedGroups = [0x001d]
+        #expect(hello == expected)
         #expect(hello?.offersVersion(in: 0x0304...0x0304) == true)
         #expect(hello?.offersVersion(in: 0x0302...0x0302) == false)
+        // Malformed: as OpenSSL's server refuses them (decode_error), nil here.
+        for (what, extensions) in [("an empty server_name (a server's acknowledgement, never a client's)", [(UInt16(0), [UInt8]())]),
+                                   ("a host_name with a NUL", [(0, [0, 6, 0, 0, 3, 0x61, 0, 0x62])]),
+                                   ("an extension twice", [(16, [0, 3, 2, 0x68, 0x32]), (16, [0, 3, 2, 0x68, 0x32])]),
+                                   ("an odd signature_algorithms list", [(13, [0, 3, 4, 3, 8])]),
+                                   ("an empty supported_groups list", [(10, [0, 0])])] {
+            #expect(Self.clientHelloBody(extensions).withUnsafeBytes { TLSWire.clientHello($0) } == nil, "\(what)")
+        }
         let old = Self.clientHelloBody(nil).withUnsafeBytes { TLSWire.clientHello($0) }
-        #expect(old == TLSWire.ClientHello(legacyVersion: 0x0303))
+        var bare = TLSWire.ClientHello(legacyVersion: 0x0303)
+        bare.cipherSuites = [0x1301]
+        #expect(old == bare)
         #expect(old?.offersVersion(in: 0x0303...0x0304) == true)
         #expect(old?.offersVersion(in: 0x0304...0x0304) == false)
         var truncated = Self.clientHelloBody([(43, [2, 3, 4])])

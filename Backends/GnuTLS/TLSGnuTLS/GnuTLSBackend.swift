@@ -33,7 +33,7 @@ public enum GnuTLSBackend: TLSBackend {
     public static let capabilities: TLSCapabilities = [
         .tls13, .alpn, .serverNameIndication, .mutualTLS, .selfSignedIdentity,
         .alpnSelectionCallback, .cipherSuiteSelection, .groupSelection, .keyLogging, .sessionResumption,
-        .keyingMaterialExporter, .keyUpdate, .ocspStapling, .customVerification,
+        .keyingMaterialExporter, .keyUpdate, .ocspStapling, .customVerification, .serverIdentitySelection,
     ]
 
     /// Builds the GnuTLSContextEngine from a configuration the core has validated and checked

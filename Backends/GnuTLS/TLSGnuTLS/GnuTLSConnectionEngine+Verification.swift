@@ -124,11 +124,23 @@ extension GnuTLSConnectionEngine {
     /// first SNI entry that matches the name the client sent; otherwise the primary
     /// credentials (set at session creation) stay.
     func selectCredentialsForServerName() -> Int32 {
-        guard let name = requestedServerName, let credentials = context.credentials(forServerName: name) else {
+        guard selectedCredentials == nil, let name = requestedServerName, let credentials = context.credentials(forServerName: name) else {
             return 0
         }
         let result = gnutls_credentials_set(session, GNUTLS_CRD_CERTIFICATE, UnsafeMutableRawPointer(credentials))
         return result < 0 ? result : 0
+    }
+
+    /// Server: the identities TLSCore's server identity selector chose, set before GnuTLS
+    /// has read the ClientHello (the SNI switch that may follow is skipped: the selector
+    /// has decided).
+    func useServerCredentials(_ prepared: any TLSPreparedCredentials) throws {
+        guard let prepared = prepared as? GnuTLSCertificateCredentials else {
+            throw GnuTLS.error(.internalError, "credentials prepared by another backend")
+        }
+        let result = gnutls_credentials_set(session, GNUTLS_CRD_CERTIFICATE, UnsafeMutableRawPointer(prepared.handle))
+        guard result >= 0 else { throw GnuTLS.error(.internalError, "gnutls_credentials_set", result) }
+        selectedCredentials = prepared
     }
 
     /// Server: called with the ClientHello body before GnuTLS processes it (read by
@@ -251,6 +263,9 @@ extension GnuTLSConnectionEngine {
         var credentials: UnsafeMutableRawPointer?
         guard gnutls_credentials_get(session, GNUTLS_CRD_CERTIFICATE, &credentials) >= 0, let credentials else {
             return false
+        }
+        if let selected = selectedCredentials, OpaquePointer(credentials) == selected.handle {
+            return selected.anchorsAreAllRoots
         }
         return context.anchorsAreAllRoots(OpaquePointer(credentials))
     }

@@ -64,6 +64,10 @@ final class GnuTLSConnectionEngine: TLSConnectionEngine {
     /// The fatal alert sent on this session, if any.
     var sentAlert: TLSAlert?
 
+    /// Server: the identities the core's selector chose (kept alive while the session
+    /// uses them: GnuTLS does not reference-count credentials).
+    var selectedCredentials: GnuTLSCertificateCredentials?
+
     /// Protocols the client offered in ALPN, if it sent the extension.
     var offeredProtocols: [String]?
 

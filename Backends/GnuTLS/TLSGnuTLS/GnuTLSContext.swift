@@ -179,6 +179,12 @@ final class GnuTLSContextEngine: TLSContextEngine, @unchecked Sendable {
 
     // MARK: - Sessions
 
+    /// Identities a server identity selector chose: one credentials structure with the
+    /// configuration's trust roots and CRLs, as the primary one.
+    func prepareServerCredentials(_ credentials: [TLSCredential]) throws -> any TLSPreparedCredentials {
+        try GnuTLSCertificateCredentials(configuration: configuration, identities: credentials)
+    }
+
     func makeConnectionEngine(role: TLSRole, transport: TLSTransportIO, serverName: String?) throws -> any TLSConnectionEngine {
         try GnuTLSConnectionEngine(context: self, role: role, transport: transport, serverName: serverName)
     }

@@ -12,7 +12,7 @@ internal import CGnuTLS
 ///
 /// `@unchecked Sendable`: set up in `init`, then only read; GnuTLS documents configured
 /// credentials as shareable by many sessions on many threads.
-final class GnuTLSCertificateCredentials: @unchecked Sendable {
+final class GnuTLSCertificateCredentials: TLSPreparedCredentials, @unchecked Sendable {
     let handle: gnutls_certificate_credentials_t
     /// True when every certificate of the trust list is self-issued (known for roots
     /// the configuration names; not looked at for the system store, which would cost

@@ -21,6 +21,7 @@ public enum OpenSSLBackend: TLSBackend {
         .tls13, .alpn, .serverNameIndication, .mutualTLS, .selfSignedIdentity,
         .alpnSelectionCallback, .cipherSuiteSelection, .groupSelection, .keyLogging, .sessionResumption,
         .multipleTicketKeys, .keyingMaterialExporter, .keyUpdate, .ocspStapling, .customVerification,
+        .serverIdentitySelection,
     ]
 
     /// Builds the OpenSSLContextEngine from a configuration the core has validated and checked

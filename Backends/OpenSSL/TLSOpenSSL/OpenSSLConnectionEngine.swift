@@ -18,6 +18,9 @@ final class OpenSSLConnectionEngine: TLSConnectionEngine {
     var receivedAlert: (level: UInt8, description: UInt8)?
     /// The fatal alert libssl (or ``sendFatalAlert(_:)``) wrote, if any.
     var sentAlert: TLSAlert?
+    /// Server: the identities the core's selector chose (their `SSL_CTX` is also
+    /// referenced by the `SSL`; kept for the SNI callback to leave it in place).
+    var selectedCredentials: OpenSSLPreparedCredentials?
     /// Host-name and pin rules, checked from the verify callback (without the host name
     /// once a custom verifier is installed: it checks the name after its callback).
     var policy: TLSPeerPolicy
@@ -206,6 +209,18 @@ final class OpenSSLConnectionEngine: TLSConnectionEngine {
     /// arbitrary alert: then one unprotected alert record is written (this happens
     /// before keys exist, where alerts are plaintext; once libssl has keys it detects
     /// every violation of the wire reader itself and sends the alert protected).
+    /// Server: switches to the `SSL_CTX` of the identities the core's selector chose,
+    /// before libssl has read the ClientHello (the SNI callback then keeps it).
+    func useServerCredentials(_ prepared: any TLSPreparedCredentials) throws {
+        guard let prepared = prepared as? OpenSSLPreparedCredentials else {
+            throw TLSError(.internalError, "credentials prepared by another backend", backend: OpenSSLBackend.id)
+        }
+        guard SSL_set_SSL_CTX(ssl, prepared.ctx) != nil else {
+            throw TLSError(.internalError, "SSL_set_SSL_CTX: \(OpenSSLErrorQueue.drainText())", backend: OpenSSLBackend.id)
+        }
+        selectedCredentials = prepared
+    }
+
     func sendFatalAlert(_ alert: TLSAlert) -> TLSAlert? {
         if let sentAlert { return sentAlert }
         let written = TLSWire.alertRecord(alert).withUnsafeBytes { transport.write($0) }

@@ -12,6 +12,14 @@ import Musl
 /// callback switches to. Immutable after `init`, so shared by connections on any thread.
 /// `@unchecked Sendable`: the `SSL_CTX` pointers are set in `init` and never changed;
 /// libssl documents a configured `SSL_CTX` as safe to share between threads.
+/// An `SSL_CTX` holding identities a server identity selector chose. `@unchecked
+/// Sendable`: configured once, then only shared (libssl reference-counts it).
+final class OpenSSLPreparedCredentials: TLSPreparedCredentials, @unchecked Sendable {
+    let ctx: OpaquePointer
+    init(ctx: OpaquePointer) { self.ctx = ctx }
+    deinit { SSL_CTX_free(ctx) }
+}
+
 final class OpenSSLContextEngine: TLSContextEngine, @unchecked Sendable {
     let ctx: OpaquePointer
     let configuration: TLSConfiguration
@@ -64,6 +72,17 @@ final class OpenSSLContextEngine: TLSContextEngine, @unchecked Sendable {
         try OpenSSLConnectionEngine(context: self, role: role, transport: transport, serverName: serverName)
     }
 
+    /// Identities a server identity selector chose: an `SSL_CTX` with the same settings
+    /// and these identities (as for an SNI entry), switched to with `SSL_set_SSL_CTX`
+    /// before the handshake starts.
+    func prepareServerCredentials(_ credentials: [TLSCredential]) throws -> any TLSPreparedCredentials {
+        let prepared = OpenSSLPreparedCredentials(ctx: try Self.makeCTX(configuration, credentials: credentials))
+        if alpnWire.count > 0 || configuration.applicationProtocolSelector != nil {
+            SSL_CTX_set_alpn_select_cb(prepared.ctx, openSSLALPNSelect, Unmanaged.passUnretained(self).toOpaque())
+        }
+        return prepared
+    }
+
     /// The context for an SNI name, if an entry matches.
     func context(forServerName name: String) -> OpaquePointer? {
         serverNameContexts.first { $0.entry.matches(name) }?.ctx
@@ -71,7 +90,7 @@ final class OpenSSLContextEngine: TLSContextEngine, @unchecked Sendable {
 
     // MARK: - Building an SSL_CTX
 
-    private static func makeCTX(_ configuration: TLSConfiguration, credentials: [TLSCredential]) throws -> OpaquePointer {
+    static func makeCTX(_ configuration: TLSConfiguration, credentials: [TLSCredential]) throws -> OpaquePointer {
         let backend = OpenSSLBackend.id
         ERR_clear_error()
         guard let ctx = SSL_CTX_new(TLS_method()) else {
@@ -332,6 +351,9 @@ private func openSSLServerName(_ ssl: OpaquePointer?, _ alert: UnsafeMutablePoin
         return SSL_TLSEXT_ERR_OK
     }
     let engine = Unmanaged<OpenSSLContextEngine>.fromOpaque(argument).takeUnretainedValue()
+    // A connection whose identity the core's selector chose already left the primary
+    // context (libssl then calls the primary context's callback): the choice stands.
+    guard SSL_get_SSL_CTX(ssl) == engine.ctx else { return SSL_TLSEXT_ERR_OK }
     if let named = engine.context(forServerName: String(cString: name)) {
         SSL_set_SSL_CTX(ssl, named)
     }

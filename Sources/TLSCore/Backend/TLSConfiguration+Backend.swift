@@ -143,6 +143,7 @@ extension TLSConfiguration {
         try require(.ocspStapling, "ocspResponse", when: ocspResponse != nil)
         try require(.ocspStapling, "ocspStapling", when: ocspStapling != .none)
         try require(.customVerification, "customVerification", when: customVerification != nil)
+        try require(.serverIdentitySelection, "serverIdentitySelector", when: serverIdentitySelector != nil)
     }
 
     /// True when a client sends `name` in the SNI extension: a DNS name (RFC 6066 §3

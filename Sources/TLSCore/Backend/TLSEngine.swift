@@ -60,6 +60,26 @@ public protocol TLSContextEngine: AnyObject, Sendable {
     func makeConnectionEngine(role: TLSRole, transport: TLSTransportIO, serverName: String?) throws -> any TLSConnectionEngine
     /// A digest computed by the backend's library (for `tls-server-end-point`).
     func digest(_ algorithm: TLSHashAlgorithm, _ bytes: [UInt8]) -> [UInt8]
+    /// Capability ``TLSCapabilities/serverIdentitySelection``: loads server identities
+    /// (several key types may be given) into the library's form, once; the core keeps
+    /// the result per context and hands it to ``TLSConnectionEngine/useServerCredentials(_:)``
+    /// of any connection of this context. Throws the loading errors
+    /// ``TLSBackend/makeContext(_:)`` would.
+    func prepareServerCredentials(_ credentials: [TLSCredential]) throws -> any TLSPreparedCredentials
+}
+
+/// Server identities loaded by a backend (an `SSL_CTX`, a `gnutls_certificate_credentials_t`),
+/// shared by the connections that use them: thread-safe, immutable once made.
+@_spi(TLSBackendImplementation)
+public protocol TLSPreparedCredentials: AnyObject, Sendable {}
+
+@_spi(TLSBackendImplementation)
+extension TLSContextEngine {
+    // The default of a backend without ``TLSCapabilities/serverIdentitySelection``: the
+    // core checks the capability first, so this is never reached silently.
+    public func prepareServerCredentials(_ credentials: [TLSCredential]) throws -> any TLSPreparedCredentials {
+        throw TLSError(.unsupported, "serverIdentitySelector is not supported by this backend", backend: .tlsKit)
+    }
 }
 
 /// A backend's live connection: one C-library session (`SSL`, `gnutls_session_t`),
@@ -117,6 +137,11 @@ public protocol TLSConnectionEngine: AnyObject {
     /// the outcome; `.pending` suspends the library's handshake and makes `handshake()`
     /// return ``TLSEngineStatus/wantRetryVerify``.
     func install(customVerifier: TLSCustomVerifier)
+    /// Capability ``TLSCapabilities/serverIdentitySelection``, server role: present these
+    /// identities (made by this context's ``TLSContextEngine/prepareServerCredentials(_:)``)
+    /// instead of the context's. Called at most once, after the engine is made and before
+    /// the library has read a byte (the core holds the ClientHello back until then).
+    func useServerCredentials(_ credentials: any TLSPreparedCredentials) throws
 }
 
 @_spi(TLSBackendImplementation)
@@ -126,6 +151,9 @@ extension TLSConnectionEngine {
     public var negotiatedGroup: TLSGroup? { nil }
     public var localCertificate: [UInt8]? { nil }
     public func install(customVerifier: TLSCustomVerifier) {}
+    public func useServerCredentials(_ credentials: any TLSPreparedCredentials) throws {
+        throw TLSError(.unsupported, "serverIdentitySelector is not supported by this backend", backend: .tlsKit)
+    }
     public var isSessionReused: Bool { false }
     public var exportedSession: [UInt8]? { nil }
     public func resume(from session: TLSSession) -> Bool { false }

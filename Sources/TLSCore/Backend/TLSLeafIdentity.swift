@@ -16,6 +16,10 @@
     @_spi(TLSBackendImplementation) public var ipAddresses: [String] = []
     /// Where the SubjectPublicKeyInfo (tag and length included) is in the DER.
     @_spi(TLSBackendImplementation) public var subjectPublicKeyInfo: Range<Int>
+    /// notBefore and notAfter, seconds since 1970 (UTC); nil when a time is not in the
+    /// RFC 5280 form (`…Z` with seconds), which only the reload check needs: the
+    /// libraries judge a peer's dates themselves.
+    @_spi(TLSBackendImplementation) public var validity: ClosedRange<Int64>?
 
     /// Reads a DER certificate; nil when it is not a well-formed X.509 certificate.
     @_spi(TLSBackendImplementation) public init?(der: UnsafeRawBufferPointer) {
@@ -37,10 +41,15 @@
         guard element?.tag == 0x02 else { throw Malformed() }             // serialNumber
         _ = try tbs.expect(DERReader.sequence)                            // signature
         _ = try tbs.expect(DERReader.sequence)                            // issuer
-        _ = try tbs.expect(DERReader.sequence)                            // validity
+        let validity = try tbs.expect(DERReader.sequence)
         let subject = try tbs.expect(DERReader.sequence)
         let key = try tbs.expect(DERReader.sequence)
         var identity = TLSLeafIdentity(subjectPublicKeyInfo: key.whole)
+        var times = tbs.reader(validity.content)
+        if let start = try? times.expect(anyOf: [0x17, 0x18]), let end = try? times.expect(anyOf: [0x17, 0x18]),
+           let notBefore = try? time(times, start), let notAfter = try? time(times, end), notBefore <= notAfter {
+            identity.validity = notBefore...notAfter                      // UTCTime or GeneralizedTime
+        }
         identity.commonName = try firstCommonName(tbs.reader(subject.content))
         while let optional = try tbs.next() {                             // [1], [2], [3] extensions
             guard optional.tag == 0xA3 else { continue }
@@ -59,6 +68,38 @@
             }
         }
         return identity
+    }
+
+    /// A UTCTime (`YYMMDDHHMMSSZ`, years 1950–2049, RFC 5280 §4.1.2.5.1) or GeneralizedTime
+    /// (`YYYYMMDDHHMMSSZ`) as seconds since 1970.
+    private static func time(_ reader: DERReader, _ element: (tag: UInt8, content: Range<Int>, whole: Range<Int>)) throws -> Int64 {
+        let text = Array(reader.bytes(element.content))
+        let digits = element.tag == 0x17 ? 12 : 14
+        guard text.count == digits + 1, text.last == UInt8(ascii: "Z"),
+              text.dropLast().allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else { throw Malformed() }
+        func number(_ start: Int, _ count: Int) -> Int64 {
+            text[start..<start + count].reduce(0) { $0 * 10 + Int64($1 - UInt8(ascii: "0")) }
+        }
+        var year: Int64, index: Int
+        if element.tag == 0x17 {
+            year = number(0, 2)
+            year += year < 50 ? 2000 : 1900
+            index = 2
+        } else {
+            year = number(0, 4)
+            index = 4
+        }
+        let (month, day) = (number(index, 2), number(index + 2, 2))
+        let (hour, minute, second) = (number(index + 4, 2), number(index + 6, 2), number(index + 8, 2))
+        guard (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 60 else { throw Malformed() }
+        // Days from the civil date (Howard Hinnant's algorithm), then seconds.
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yearOfEra = y - era * 400
+        let dayOfYear = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        let days = era * 146_097 + dayOfEra - 719_468
+        return days * 86_400 + hour * 3600 + minute * 60 + second
     }
 
     /// GeneralNames: dNSName [2] IA5String and iPAddress [7] OCTET STRING; others skipped.

@@ -42,9 +42,27 @@ public import Darwin
     /// Clears the failure record; the connection calls this before each TLS call.
     @_spi(TLSBackendImplementation) public func resetStatus() { failureErrno = nil }
 
+    /// Bytes read ahead by the core (the ClientHello a server's identity selector judged),
+    /// given to the backend's next reads before anything from the stream.
+    private var pushedBack: [UInt8] = []
+    private var pushedBackIndex = 0
+
     /// Reads for the backend; the result is recorded.
     @_spi(TLSBackendImplementation) public func read(into buffer: UnsafeMutableRawBufferPointer) -> TLSIOResult {
         if buffer.count == 0 { return .transferred(0) }
+        if pushedBackIndex < pushedBack.count {
+            let count = min(buffer.count, pushedBack.count - pushedBackIndex)
+            pushedBack.withUnsafeBytes { source in
+                buffer.baseAddress!.copyMemory(from: source.baseAddress! + pushedBackIndex, byteCount: count)
+            }
+            pushedBackIndex += count
+            if pushedBackIndex == pushedBack.count {
+                pushedBack = []
+                pushedBackIndex = 0
+            }
+            wire.consume(UnsafeRawBufferPointer(rebasing: buffer.prefix(count)))
+            return .transferred(count)
+        }
         if let deadErrno {
             failureErrno = deadErrno
             return .failed(errno: deadErrno)
@@ -60,6 +78,33 @@ public import Darwin
             deadErrno = error
         }
         return result
+    }
+
+    /// Reads for the core itself, before the backend has read anything (the ClientHello
+    /// gate): failures and end-of-stream are recorded as for ``read(into:)``, but the
+    /// bytes are not shown to the wire reader until ``pushBack(_:)`` hands them to the
+    /// backend.
+    func readAhead(into buffer: UnsafeMutableRawBufferPointer) -> TLSIOResult {
+        if let deadErrno {
+            failureErrno = deadErrno
+            return .failed(errno: deadErrno)
+        }
+        let result = stream.read(into: buffer)
+        switch result {
+        case .transferred, .wouldBlock: break
+        case .endOfStream: reachedEndOfStream = true
+        case .failed(let error):
+            failureErrno = error
+            deadErrno = error
+        }
+        return result
+    }
+
+    /// Gives bytes read ahead back: the backend's next reads return them first.
+    func pushBack(_ bytes: [UInt8]) {
+        guard !bytes.isEmpty else { return }
+        pushedBack = Array(pushedBack[pushedBackIndex...]) + bytes
+        pushedBackIndex = 0
     }
 
     /// Writes for the backend; the result is recorded.

@@ -49,6 +49,12 @@ struct DERReader {
         return element
     }
 
+    /// The next element, which must exist and have one of these tags.
+    mutating func expect(anyOf tags: [UInt8]) throws -> (tag: UInt8, content: Range<Int>, whole: Range<Int>) {
+        guard let element = try next(), tags.contains(element.tag) else { throw Malformed() }
+        return element
+    }
+
     func reader(_ range: Range<Int>) -> DERReader { DERReader(buffer, range) }
 
     func bytes(_ range: Range<Int>) -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: buffer[range]) }

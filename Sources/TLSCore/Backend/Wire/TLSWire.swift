@@ -149,7 +149,8 @@
     }
 
     /// What a server needs from a ClientHello body (the handshake message without its
-    /// 4-byte header): the legacy version, the offered versions and ALPN protocols.
+    /// 4-byte header): the legacy version, the cipher suites, and the extensions TLSKit
+    /// reads itself (versions, ALPN, server name, signature algorithms, groups).
     public struct ClientHello: Equatable, Sendable {
         /// legacy_version.
         public var legacyVersion: UInt16
@@ -157,6 +158,14 @@
         public var supportedVersions: [UInt16]?
         /// ALPN protocol names, when the extension is present.
         public var applicationProtocols: [String]?
+        /// cipher_suites, in the client's order.
+        public var cipherSuites: [UInt16] = []
+        /// The host_name of server_name (RFC 6066), when the extension is present.
+        public var serverName: String?
+        /// signature_algorithms (RFC 8446 §4.2.3), when the extension is present.
+        public var signatureSchemes: [UInt16]?
+        /// supported_groups (RFC 8446 §4.2.7), when the extension is present.
+        public var supportedGroups: [UInt16]?
 
         /// A ClientHello summary with these fields.
         public init(legacyVersion: UInt16, supportedVersions: [UInt16]? = nil, applicationProtocols: [String]? = nil) {
@@ -173,27 +182,81 @@
         }
     }
 
-    /// Parses a ClientHello body; nil when malformed.
+    /// server_name's extension type (RFC 6066).
+    public static let serverNameExtension: UInt16 = 0
+    /// supported_groups' extension type.
+    public static let supportedGroupsExtension: UInt16 = 10
+    /// signature_algorithms' extension type.
+    public static let signatureAlgorithmsExtension: UInt16 = 13
+
+    /// Parses a ClientHello body; nil when malformed (including a malformed extension
+    /// that TLSKit reads, or one of them twice).
     public static func clientHello(_ body: UnsafeRawBufferPointer) -> ClientHello? {
         var reader = Reader(body)
         guard let version = reader.uint16(), reader.skip(32),      // legacy_version, random
               let sessionID = reader.uint8(), reader.skip(Int(sessionID)),
-              let suites = reader.uint16(), reader.skip(Int(suites)),
+              let suitesLength = reader.uint16(), suitesLength % 2 == 0, let suites = reader.bytes(Int(suitesLength)),
               let compressions = reader.uint8(), reader.skip(Int(compressions))
         else { return nil }
         var hello = ClientHello(legacyVersion: version)
+        hello.cipherSuites = stride(from: 0, to: suites.count, by: 2).map { UInt16(suites[$0]) << 8 | UInt16(suites[$0 + 1]) }
         if reader.isAtEnd { return hello }
         guard let extensions = extensions(&reader) else { return nil }
+        var seen = Set<UInt16>()
         for (type, data) in extensions {
-            if type == supportedVersionsExtension {
+            guard seen.insert(type).inserted else { return nil }   // RFC 8446 §4.2: at most once
+            switch type {
+            case supportedVersionsExtension:
                 guard let versions = data.withUnsafeBytes({ supportedVersions($0) }) else { return nil }
                 hello.supportedVersions = versions
-            } else if type == alpnExtension {
+            case alpnExtension:
                 guard let names = data.withUnsafeBytes({ alpnExtension($0) }) else { return nil }
                 hello.applicationProtocols = names
+            case serverNameExtension:
+                guard let name = data.withUnsafeBytes({ serverName($0) }) else { return nil }
+                hello.serverName = name
+            case signatureAlgorithmsExtension:
+                guard let schemes = data.withUnsafeBytes({ uint16List($0) }) else { return nil }
+                hello.signatureSchemes = schemes
+            case supportedGroupsExtension:
+                guard let groups = data.withUnsafeBytes({ uint16List($0) }) else { return nil }
+                hello.supportedGroups = groups
+            default:
+                break
             }
         }
         return hello
+    }
+
+    /// A list of 2-byte values behind a 2-byte length (signature_algorithms,
+    /// supported_groups); nil when malformed or empty.
+    static func uint16List(_ bytes: UnsafeRawBufferPointer) -> [UInt16]? {
+        var reader = Reader(bytes)
+        guard let length = reader.uint16(), length > 0, length % 2 == 0, let list = reader.bytes(Int(length)), reader.isAtEnd
+        else { return nil }
+        return stride(from: 0, to: list.count, by: 2).map { UInt16(list[$0]) << 8 | UInt16(list[$0 + 1]) }
+    }
+
+    /// The host_name in a server_name extension body (a 2-byte list length, then
+    /// entries of type, 2-byte length, name); nil when malformed. An empty extension
+    /// (a server's acknowledgement) has no name: nil too, as it never comes from a client.
+    static func serverName(_ bytes: UnsafeRawBufferPointer) -> String? {
+        var reader = Reader(bytes)
+        guard let length = reader.uint16(), length > 0, let list = reader.bytes(Int(length)), reader.isAtEnd else { return nil }
+        return list.withUnsafeBytes { raw -> String? in
+            var entries = Reader(raw)
+            var hostName: String?
+            while !entries.isAtEnd {
+                guard let type = entries.uint8(), let nameLength = entries.uint16(), nameLength > 0,
+                      let name = entries.bytes(Int(nameLength)) else { return nil }
+                // RFC 6066 §3: one name of each type; host_name (0) is the only type.
+                if type == 0 {
+                    guard hostName == nil, !name.contains(0) else { return nil }   // a NUL: refused, as by OpenSSL
+                    hostName = String(decoding: name, as: UTF8.self)   // untrusted: escape before printing
+                }
+            }
+            return hostName
+        }
     }
 
     /// What the client's wire reader needs from a ServerHello body: whether it is a
