@@ -26,6 +26,15 @@ struct CapabilityRefusalTests {
         Option(name: "keyExchangeGroups", capability: .groupSelection, capabilityName: "groupSelection") {
             $0.keyExchangeGroups = ["secp256r1"]
         },
+        // The server's own identity, chosen again by the selector: the backend loads it
+        // (prepareServerCredentials) and puts it on the session (useServerCredentials).
+        Option(name: "serverIdentitySelector", capability: .serverIdentitySelection, capabilityName: "serverIdentitySelection") {
+            let (chain, key) = ($0.certificateChain, $0.privateKey)
+            $0.serverIdentitySelector = .immediate { _ in
+                guard let chain, let key else { return .defaultIdentity }
+                return .credentials([.certificateChain(chain, privateKey: key)])
+            }
+        },
     ]
 
     /// With the capability: both ends take the option and the handshake completes.

@@ -176,6 +176,30 @@ struct ReloadTests {
         #expect(recovered.succeeded && recovered.generation == 2, "\(recovered)")
     }
 
+    @Test("a client identity for mutual TLS, reloaded: the server sees the new client certificate", arguments: allBackends)
+    func clientIdentityReload(backend: Backend) throws {
+        let rotation = try Rotation()
+        var server = rotation.serverConfiguration
+        server.clientAuthentication = .required
+        server.trustRoots = .caFile(rotation.factory.path("ca.pem"))
+        let serverContext = try backend.type.makeContext(server)
+        var client = TLSConfiguration.makeClientConfiguration()
+        client.trustRoots = .caFile(rotation.factory.path("ca.pem"))
+        client.serverName = "localhost"
+        client.certificateChain = .file(rotation.chain)   // the same files: "a", then "b"
+        client.privateKey = .file(rotation.key)
+        let reloading = try TLSReloadingContext(backend: backend.type, configuration: client)
+        for (name, expected) in [("a", "reload-a"), ("b", "reload-b")] {
+            if name == "b" {
+                try rotation.install("b")
+                #expect(try #require(reloading.reloadIfChanged()).succeeded)
+            }
+            let link = try MemoryLink(client: reloading.current, server: serverContext)
+            #expect(link.handshake().server.last == Step(1, .none), "\(name)")
+            #expect(link.server.peerCertificateInfo?.commonName == expected, "\(name)")
+        }
+    }
+
     @Test("startWatching reloads when the files change, and only then", arguments: allBackends)
     func timerReloadsOnChange(backend: Backend) throws {
         let rotation = try Rotation()
