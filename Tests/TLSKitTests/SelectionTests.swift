@@ -207,7 +207,11 @@ struct SelectionTests {
         let server = try Self.server(backend, TLSServerIdentitySelector { hello, completion in
             // Answered later, from another thread: TLSSocket's accept sleeps until then.
             DispatchQueue.global().asyncAfter(deadline: .now() + 0.05) {
-                completion.complete(hello.acceptsECDSA ? .defaultIdentity : .credentials([try! Self.credential("rsa")]))
+                do {
+                    completion.complete(hello.acceptsECDSA ? .defaultIdentity : .credentials([try Self.credential("rsa")]))
+                } catch {
+                    completion.fail(error)   // the handshake then fails, and the test with it
+                }
             }
         })
         let listener = try TLSListener(host: "127.0.0.1", port: 0)
