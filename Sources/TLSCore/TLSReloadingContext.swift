@@ -282,13 +282,14 @@ public struct TLSReloadEvent: Sendable, CustomStringConvertible {
         return "reload (\(cause)): generation \(generation) in use" + (leaves.isEmpty ? "" : ": \(leaves)")
     }
 
-    /// Seconds since 1970 as `2026-12-08 01:02:03 UTC`.
-    static func utc(_ seconds: Int64) -> String {
+    /// Seconds since 1970 as `2026-12-08 01:02:03 UTC` (also tlsctl's certificate dates).
+    package static func utc(_ seconds: Int64) -> String {
         var time = time_t(seconds)
         var parts = tm()
         gmtime_r(&time, &parts)
         func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
-        return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday)) "
+        let year = String(parts.tm_year + 1900)
+        return String(repeating: "0", count: max(0, 4 - year.count)) + year + "-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday)) "
             + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) UTC"
     }
 }
@@ -374,9 +375,9 @@ struct TLSWatchedFiles: Sendable {
 }
 
 /// The first certificate of a PEM text (DER bytes are returned as they are): enough
-/// base64 to read a leaf's validity dates in the core.
-enum TLSPEMReader {
-    static func firstCertificate(in bytes: [UInt8]) -> [UInt8]? {
+/// base64 to read a leaf's validity dates in the core, and the leaf tlsctl prints.
+package enum TLSPEMReader {
+    package static func firstCertificate(in bytes: [UInt8]) -> [UInt8]? {
         guard TLSDataSource.isPEM(bytes) else { return bytes.isEmpty ? nil : bytes }
         guard let begin = find(Array("-----BEGIN CERTIFICATE-----".utf8), in: bytes, from: 0),
               let end = find(Array("-----END CERTIFICATE-----".utf8), in: bytes, from: begin.upperBound)

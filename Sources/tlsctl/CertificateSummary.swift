@@ -1,5 +1,6 @@
 import Foundation
 import TLSKit
+@_spi(TLSBackendImplementation) import TLSCore
 
 /// Human-readable lines about certificates, from the backend's parser
 /// (`Backend.certificateInfo(der:)`); tlsctl itself parses nothing but PEM armour.
@@ -32,21 +33,11 @@ enum CertificateSummary {
     }
 
     /// `2026-05-01 12:00:00 UTC`.
-    static func date(_ seconds: Int64) -> String {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateFormat = "yyyy-MM-dd HH:mm:ss 'UTC'"
-        return formatter.string(from: Date(timeIntervalSince1970: TimeInterval(seconds)))
-    }
+    static func date(_ seconds: Int64) -> String { TLSReloadEvent.utc(seconds) }
 
     /// The DER bytes of the first certificate in PEM text (the identity's leaf), or nil.
     static func firstCertificateDER(pem: String) -> [UInt8]? {
-        let lines = pem.split(whereSeparator: \.isNewline)
-        guard let begin = lines.firstIndex(where: { $0.hasPrefix("-----BEGIN CERTIFICATE-----") }),
-              let end = lines[begin...].firstIndex(where: { $0.hasPrefix("-----END CERTIFICATE-----") })
-        else { return nil }
-        guard let data = Data(base64Encoded: lines[(begin + 1)..<end].joined()) else { return nil }
-        return Array(data)
+        let bytes = Array(pem.utf8)
+        return TLSDataSource.isPEM(bytes) ? TLSPEMReader.firstCertificate(in: bytes) : nil
     }
 }

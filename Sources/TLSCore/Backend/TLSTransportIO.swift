@@ -63,27 +63,17 @@ public import Darwin
             wire.consume(UnsafeRawBufferPointer(rebasing: buffer.prefix(count)))
             return .transferred(count)
         }
-        if let deadErrno {
-            failureErrno = deadErrno
-            return .failed(errno: deadErrno)
-        }
-        let result = stream.read(into: buffer)
-        switch result {
-        case .transferred(let count):
+        let result = readAhead(into: buffer)
+        if case .transferred(let count) = result {
             wire.consume(UnsafeRawBufferPointer(rebasing: buffer.prefix(count)))
-        case .wouldBlock: break
-        case .endOfStream: reachedEndOfStream = true
-        case .failed(let error):
-            failureErrno = error
-            deadErrno = error
         }
         return result
     }
 
-    /// Reads for the core itself, before the backend has read anything (the ClientHello
-    /// gate): failures and end-of-stream are recorded as for ``read(into:)``, but the
-    /// bytes are not shown to the wire reader until ``pushBack(_:)`` hands them to the
-    /// backend.
+    /// Reads from the stream, recording failures and end-of-stream, without showing the
+    /// bytes to the wire reader: ``read(into:)``'s I/O, and the core's own read of the
+    /// ClientHello (the gate), whose bytes the wire reader sees once ``pushBack(_:)`` has
+    /// handed them to the backend.
     func readAhead(into buffer: UnsafeMutableRawBufferPointer) -> TLSIOResult {
         if let deadErrno {
             failureErrno = deadErrno
